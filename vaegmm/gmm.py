@@ -1,0 +1,212 @@
+"""Two Gaussian mixtures with one interface (scikit-learn style).
+
+``fit(z (N, D))`` returns self; fitted state: ``labels_ (N,)``, ``means_ (K, D)``, ``point_means_ (N, D)`` (the mean
+of each point's class: the message sent back to the VAE), ``resp_ (N, K)``.
+
+* :class:`GibbsGMM` - Serket's Bayesian GMM (Normal-inverse-Wishart prior: m0 = data mean, S0 = 0.1 I,
+  nu0 = D + 2, r0 = 1; symmetric Dirichlet(1) weights), fitted by blocked Gibbs sampling.
+* :class:`EMGMM` - scikit-learn's ``GaussianMixture`` (EM, full covariance).
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+
+def _check_params(n_components, random_state) -> None:
+    if isinstance(n_components, bool) or not isinstance(n_components, (int, np.integer)) or n_components < 1:
+        raise ValueError(f"n_components must be an integer >= 1, got {n_components!r}")
+    if random_state is not None and not isinstance(random_state, (int, np.integer, np.random.Generator)):
+        raise ValueError(f"random_state must be None, an int or a numpy Generator, got {random_state!r}")
+
+
+def _check_data(z, n_components) -> np.ndarray:
+    z = np.asarray(z, dtype=np.float64)
+    if z.ndim != 2:
+        raise ValueError(f"z must be a 2-D array (N, D), got shape {z.shape}")
+    if z.shape[0] < n_components:
+        raise ValueError(f"n_components={n_components} exceeds the number of points ({z.shape[0]})")
+    if not np.all(np.isfinite(z)):
+        raise ValueError("z holds NaN or infinite values")
+    return z
+
+
+class GibbsGMM:
+    """Bayesian GMM by blocked Gibbs sampling.
+
+    One sweep: (1) given the assignments, draw each class's precision from its Wishart posterior and its mean
+    from its Normal posterior, and the weights from their Dirichlet posterior; (2) given those, draw every
+    point's class at once from ``p(c=k | z) ∝ pi_k N(z | mu_k, Lambda_k^-1)``. This samples the same posterior as
+    Serket's per-point sampler, vectorised over points and classes.
+
+    After the last sweep, ``labels_`` are the last sample, ``means_`` the posterior mean of each class's mean given
+    those labels (``m_n``), and ``resp_`` the last sweep's conditional class probabilities.
+    """
+
+    def __init__(self, n_components: int = 10, n_sweeps: int = 100, s0: float = 0.1, r0: float = 1.0,
+                 nu0: Optional[float] = None, dirichlet: float = 1.0, init: str = "random",
+                 warm_start: bool = False, random_state=None):
+        self.n_components = n_components
+        self.init = init
+        self.n_sweeps = n_sweeps
+        self.s0 = s0
+        self.r0 = r0
+        self.nu0 = nu0
+        self.dirichlet = dirichlet
+        self.warm_start = warm_start
+        self.random_state = random_state
+
+    def _validate(self) -> None:
+        _check_params(self.n_components, self.random_state)
+        if isinstance(self.n_sweeps, bool) or not isinstance(self.n_sweeps, (int, np.integer)) or self.n_sweeps < 1:
+            raise ValueError(f"n_sweeps must be an integer >= 1, got {self.n_sweeps!r}")
+        if self.init not in ("random", "kmeans++"):
+            raise ValueError(f"init must be 'random' (Serket) or 'kmeans++', got {self.init!r}")
+        for name in ("s0", "r0", "dirichlet"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and np.isfinite(v) and v > 0):
+                raise ValueError(f"{name} must be a finite number > 0, got {v!r}")
+
+    def fit(self, z, init_labels: Optional[np.ndarray] = None, checkpoint=None) -> "GibbsGMM":
+        """Sample ``n_sweeps`` sweeps on ``z (N, D)``. Initial labels: ``init_labels``, else the previous fit's
+        labels when ``warm_start`` and the size matches, else by ``init``: uniform at random (as Serket does) or
+        each point's nearest k-means++ seed (a start that rarely leaves two true clusters merged)."""
+        self._validate()
+        z = _check_data(z, self.n_components)
+        n, d = z.shape
+        k = int(self.n_components)
+        nu0 = float(d + 2 if self.nu0 is None else self.nu0)
+        if nu0 <= d - 1:
+            raise ValueError(f"nu0 must be > D - 1 = {d - 1}, got {nu0!r}")
+        rng = self.random_state if isinstance(self.random_state, np.random.Generator) \
+            else np.random.default_rng(self.random_state)
+        m0 = z.mean(axis=0)
+        s0 = np.eye(d) * self.s0
+        r0 = float(self.r0)
+        if init_labels is not None:
+            labels = np.asarray(init_labels, dtype=np.int64).copy()
+            if labels.shape != (n,) or labels.min() < 0 or labels.max() >= k:
+                raise ValueError(f"init_labels must be (N,) ints in 0..{k - 1}")
+        elif self.warm_start and getattr(self, "labels_", None) is not None and len(self.labels_) == n:
+            labels = self.labels_.copy()
+        elif self.init == "kmeans++":
+            labels = kmeanspp_labels(z, k, rng)
+        else:
+            labels = rng.integers(0, k, size=n)
+        zz = (z[:, :, None] * z[:, None, :]).reshape(n, d * d)  # (N, D*D) second moments, once
+        log2pi = d * np.log(2 * np.pi)
+        tri = np.tril_indices(d, -1)
+        for sweep in range(int(self.n_sweeps)):
+            if checkpoint is not None and sweep % 10 == 0:
+                checkpoint()
+            counts, m_n, r_n, nu_n, s_n = self._posterior(z, zz, labels, k, m0, s0, r0, nu0)
+            # Precision Lambda_k ~ Wishart(S_n^-1, nu_n) via Bartlett: Lambda = (L A)(L A)^T, L = chol(S_n^-1)
+            l_chol = np.linalg.cholesky(np.linalg.inv(s_n))  # (K, D, D)
+            a = np.zeros((k, d, d))
+            dof = nu_n[:, None] - np.arange(d)[None, :]  # (K, D)
+            a[:, np.arange(d), np.arange(d)] = np.sqrt(rng.chisquare(dof))
+            a[:, tri[0], tri[1]] = rng.standard_normal((k, len(tri[0])))
+            u = l_chol @ a  # (K, D, D) lower triangular, Lambda_k = U U^T
+            # mean_k ~ N(m_n, (r_n Lambda)^-1) = m_n + U^-T eps / sqrt(r_n)
+            eps = rng.standard_normal((k, d, 1))
+            mean = m_n + np.linalg.solve(np.swapaxes(u, 1, 2), eps)[:, :, 0] / np.sqrt(r_n)[:, None]
+            weights = rng.dirichlet(counts + self.dirichlet)
+            # log pi_k N(z | mean_k, Lambda_k^-1) for all points and classes: (N, K)
+            proj = z[None] @ u - (mean[:, None, :] @ u)  # (K, N, D) = (z - mean_k)^T U_k
+            logdet = np.log(np.abs(np.diagonal(u, axis1=1, axis2=2))).sum(axis=1)  # log |Lambda_k|^(1/2)
+            logp = (-0.5 * (proj ** 2).sum(axis=2) + (logdet - 0.5 * log2pi + np.log(weights))[:, None]).T
+            logp -= logp.max(axis=1, keepdims=True)
+            labels = np.argmax(logp - np.log(-np.log(rng.random(logp.shape))), axis=1)  # Gumbel-max sample
+        resp = np.exp(logp)
+        resp /= resp.sum(axis=1, keepdims=True)
+        counts, m_n, *_ = self._posterior(z, zz, labels, k, m0, s0, r0, nu0)
+        self.labels_ = labels.astype(np.int64)
+        self.means_ = m_n
+        self.point_means_ = m_n[self.labels_]
+        self.resp_ = resp
+        self.counts_ = counts
+        self.n_iter_ = int(self.n_sweeps)
+        return self
+
+    @staticmethod
+    def _posterior(z, zz, labels, k, m0, s0, r0, nu0):
+        """Normal-inverse-Wishart posterior of each class given the labels: counts (K,), m_n (K, D), r_n (K,),
+        nu_n (K,), S_n (K, D, D)."""
+        n, d = z.shape
+        onehot = np.zeros((n, k))
+        onehot[np.arange(n), labels] = 1.0
+        counts = onehot.sum(axis=0)
+        sums = onehot.T @ z  # (K, D)
+        second = (onehot.T @ zz).reshape(k, d, d)  # sum z z^T per class
+        safe = np.maximum(counts, 1.0)[:, None]
+        xbar = sums / safe
+        scatter = second - counts[:, None, None] * xbar[:, :, None] * xbar[:, None, :]
+        r_n = r0 + counts
+        nu_n = nu0 + counts
+        m_n = (r0 * m0[None] + sums) / r_n[:, None]
+        diff = xbar - m0[None]
+        s_n = s0[None] + scatter + (r0 * counts / r_n)[:, None, None] * diff[:, :, None] * diff[:, None, :]
+        s_n = 0.5 * (s_n + np.swapaxes(s_n, 1, 2))
+        return counts, m_n, r_n, nu_n, s_n
+
+
+def kmeanspp_labels(z: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """Labels ``(N,)`` of the nearest of ``k`` k-means++ seeds drawn from ``z (N, D)``."""
+    from sklearn.cluster import kmeans_plusplus
+
+    centers, _ = kmeans_plusplus(z, k, random_state=int(rng.integers(2 ** 31 - 1)))
+    d2 = (z ** 2).sum(1)[:, None] - 2 * z @ centers.T + (centers ** 2).sum(1)[None]
+    return d2.argmin(axis=1)
+
+
+class EMGMM:
+    """scikit-learn ``GaussianMixture`` (EM, full covariance) behind the same interface; with ``warm_start`` the
+    next fit starts from the previous fit's means."""
+
+    def __init__(self, n_components: int = 10, n_init: int = 1, max_iter: int = 200, reg_covar: float = 1e-6,
+                 warm_start: bool = False, random_state=None):
+        self.n_components = n_components
+        self.n_init = n_init
+        self.max_iter = max_iter
+        self.reg_covar = reg_covar
+        self.warm_start = warm_start
+        self.random_state = random_state
+
+    def fit(self, z, checkpoint=None) -> "EMGMM":
+        """Fit by EM on ``z (N, D)``."""
+        from sklearn.mixture import GaussianMixture
+
+        _check_params(self.n_components, self.random_state)
+        if isinstance(self.n_init, bool) or not isinstance(self.n_init, (int, np.integer)) or self.n_init < 1:
+            raise ValueError(f"n_init must be an integer >= 1, got {self.n_init!r}")
+        z = _check_data(z, self.n_components)
+        if checkpoint is not None:
+            checkpoint()
+        means_init = None
+        if self.warm_start and getattr(self, "means_", None) is not None and self.means_.shape[1] == z.shape[1]:
+            means_init = self.means_
+        seed = self.random_state
+        if isinstance(seed, np.random.Generator):
+            seed = int(seed.integers(2 ** 31 - 1))
+        gm = GaussianMixture(n_components=int(self.n_components), covariance_type="full",
+                             n_init=1 if means_init is not None else int(self.n_init), max_iter=self.max_iter,
+                             reg_covar=self.reg_covar, means_init=means_init, random_state=seed)
+        gm.fit(z)
+        self.model_ = gm
+        self.resp_ = gm.predict_proba(z)
+        self.labels_ = self.resp_.argmax(axis=1).astype(np.int64)
+        self.means_ = gm.means_.copy()
+        self.point_means_ = self.means_[self.labels_]
+        self.n_iter_ = int(gm.n_iter_)
+        return self
+
+
+def make_gmm(backend: str, n_components: int, sweeps: int = 100, n_init: int = 1, init: str = "random",
+             warm_start: bool = False, random_state=None):
+    """The GMM named by ``backend`` (``"gibbs"`` or ``"em"``)."""
+    if backend == "gibbs":
+        return GibbsGMM(n_components, n_sweeps=sweeps, init=init, warm_start=warm_start, random_state=random_state)
+    if backend == "em":
+        return EMGMM(n_components, n_init=n_init, warm_start=warm_start, random_state=random_state)
+    raise ValueError(f"gmm backend must be 'gibbs' or 'em', got {backend!r}")
