@@ -1,0 +1,232 @@
+"""TrainingRun: state machine, responsiveness of stop/pause/step, failures, the server-wide cap."""
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from vaegmm.config import preset
+from vaegmm.runner import (FAILED, FINISHED, PAUSED, QUEUED, RUNNING, STOPPED, SlotManager, TrainingRun,
+                           max_runs_from_env, warm_up)
+
+
+def tiny(**changes):
+    """300 images, latent 4, 2 epochs, 2 iterations: a few seconds on 2 busy cores."""
+    base = dict(data__n=300, vae__latent_dim=4, vae__epochs=2, vae__batch_size=100, iterations=2,
+                gmm__sweeps=20, codes="mean")
+    base.update(changes)
+    return preset("quick-demo").replace(**base)
+
+
+def long_vae(**changes):
+    """An iteration 1 that would take minutes: used to stop / pause in the middle of a VAE update."""
+    return tiny(vae__epochs=2000, vae__batch_size=25, **changes)
+
+
+def wait_for(cond, timeout=60.0, poll=0.02):
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if cond():
+            return time.monotonic() - t0
+        time.sleep(poll)
+    raise AssertionError(f"condition not met within {timeout} s")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _warm():
+    warm_up(background=False)
+
+
+@pytest.fixture
+def slots():
+    return SlotManager(2)
+
+
+def in_vae(run):
+    s = run.snapshot()
+    return s.state == RUNNING and s.progress.phase == "vae" and s.progress.iteration == 1
+
+
+def test_tiny_run_finishes_with_full_history(slots):
+    run = TrainingRun(tiny(), slots=slots)
+    assert run.state == "idle"
+    assert run.start()
+    assert not run.start()  # only once
+    assert run.join(60)
+    s = run.snapshot()
+    assert s.state == FINISHED, s.message
+    assert [r.iteration for r in s.history] == [0, 1, 2]
+    assert s.iterations_done == 2
+    assert all(r.projection.shape == (300, 2) for r in s.history)
+    assert len(s.history[1].recon) == 2
+    assert s.first_result_seconds is not None and s.first_result_seconds < 5
+    assert s.seconds_per_iteration is not None and s.seconds_per_iteration > 0
+    assert run.labels.shape == (300,) and run.images_u8.shape == (300, 784)
+    assert run._learner is None  # the model was freed
+    assert slots.running == 0
+
+
+def test_same_seed_same_accuracies(slots):
+    a, b = TrainingRun(tiny(), slots=slots), TrainingRun(tiny(), slots=slots)
+    a.start(), b.start()
+    assert a.join(60) and b.join(60)
+    assert [r.accuracy for r in a.history] == [r.accuracy for r in b.history]
+
+
+def test_stop_mid_vae_update_within_one_second(slots):
+    run = TrainingRun(long_vae(), slots=slots)
+    run.start()
+    wait_for(lambda: in_vae(run) and run.snapshot().progress.epoch >= 1)
+    t0 = time.monotonic()
+    run.stop()
+    assert run.join(1.0), "worker still alive 1 s after stop"
+    assert time.monotonic() - t0 < 1.0
+    s = run.snapshot()
+    assert s.state == STOPPED
+    assert [r.iteration for r in s.history] == [0]  # what was finished is kept
+    assert not run.thread_alive and slots.running == 0
+
+
+def test_pause_resume_and_step(slots):
+    run = TrainingRun(long_vae(), slots=slots)
+    run.start()
+    wait_for(lambda: in_vae(run) and run.snapshot().progress.epoch >= 1)
+    run.pause()
+    assert run.state == PAUSED
+    time.sleep(0.3)  # let the worker reach its next mini-batch boundary
+    e1 = run.snapshot().progress.epoch
+    time.sleep(0.6)
+    assert run.snapshot().progress.epoch == e1, "epochs advanced while paused"
+    run.resume()
+    assert run.state == RUNNING
+    run.stop()
+    assert run.join(1.0)
+    assert run.state == STOPPED
+
+
+def test_step_from_idle_runs_one_iteration_then_pauses(slots):
+    run = TrainingRun(tiny(iterations=3), slots=slots)
+    run.step()
+    wait_for(lambda: run.state == PAUSED and len(run.history) == 2)
+    time.sleep(0.3)
+    assert len(run.history) == 2  # iterations 0 and 1, then it waits
+    run.step()
+    wait_for(lambda: run.state == PAUSED and len(run.history) == 3)
+    run.resume()
+    assert run.join(60)
+    assert run.state == FINISHED and len(run.history) == 4
+
+
+def test_stop_while_paused_and_when_idle(slots):
+    run = TrainingRun(long_vae(), slots=slots)
+    run.start()
+    wait_for(lambda: in_vae(run))
+    run.pause()
+    time.sleep(0.2)
+    run.stop()
+    assert run.join(1.0) and run.state == STOPPED
+    idle = TrainingRun(tiny(), slots=slots)
+    idle.stop()
+    assert idle.state == STOPPED and not idle.start()
+
+
+def test_divergence_fails_naming_the_iteration_and_keeps_history(slots):
+    run = TrainingRun(tiny(vae__lr=1e4, vae__alpha=1e6), slots=slots)
+    run.start()
+    assert run.join(60)
+    s = run.snapshot()
+    assert s.state == FAILED
+    assert "iteration 1" in s.message and "not finite" in s.message
+    assert [r.iteration for r in s.history] == [0]
+    assert slots.running == 0
+
+
+def test_worker_exception_and_data_errors_are_messages(slots):
+    def broken_loader(n, digits, seed, source):
+        raise RuntimeError("disk on fire")
+
+    run = TrainingRun(tiny(), slots=slots, loader=broken_loader)
+    run.start()
+    assert run.join(10)
+    assert run.state == FAILED and "disk on fire" in run.snapshot().message
+    run = TrainingRun(tiny(data__n=6000, data__source="bundled"), slots=slots)
+    run.start()
+    assert run.join(10)
+    s = run.snapshot()
+    assert s.state == FAILED and s.message.startswith("could not load the data") and "per digit" in s.message
+
+
+def test_cap_queues_runs_fifo_and_all_finish():
+    baseline = threading.active_count()
+    slots = SlotManager(2)
+    runs = [TrainingRun(tiny(), slots=slots, name=f"r{i}") for i in range(4)]
+    peak = 0
+    positions = set()
+    for r in runs:
+        r.start()
+    t0 = time.monotonic()
+    while any(r.thread_alive for r in runs) and time.monotonic() - t0 < 120:
+        snaps = [r.snapshot() for r in runs]
+        peak = max(peak, sum(s.state in (RUNNING, PAUSED) for s in snaps))
+        positions |= {s.queue_position for s in snaps if s.state == QUEUED}
+        assert slots.running <= 2
+        time.sleep(0.01)
+    assert all(r.state == FINISHED for r in runs), [r.snapshot().message for r in runs]
+    assert peak <= 2
+    assert positions and positions <= {1, 2}
+    assert slots.running == 0 and slots.waiting == 0
+    for r in runs:
+        r.join(5)
+    assert threading.active_count() <= baseline
+
+
+def test_stop_works_on_a_queued_run():
+    slots = SlotManager(1)
+    first = TrainingRun(long_vae(), slots=slots)
+    queued = TrainingRun(tiny(), slots=slots)
+    first.start()
+    queued.start()
+    wait_for(lambda: first.state == RUNNING)
+    assert queued.state == QUEUED and queued.snapshot().queue_position == 1
+    t0 = time.monotonic()
+    queued.stop()
+    assert queued.join(1.0) and time.monotonic() - t0 < 1.0
+    assert queued.state == STOPPED and queued.history == []
+    first.stop()
+    assert first.join(1.0)
+    assert slots.running == 0 and slots.waiting == 0
+
+
+def test_slot_frees_for_the_next_in_line_when_a_run_stops():
+    slots = SlotManager(1)
+    first, second = TrainingRun(long_vae(), slots=slots), TrainingRun(tiny(), slots=slots)
+    first.start()
+    wait_for(lambda: first.state == RUNNING)
+    second.start()
+    time.sleep(0.3)
+    assert second.state == QUEUED
+    first.stop()
+    assert second.join(60)
+    assert second.state == FINISHED
+
+
+def test_max_runs_env(monkeypatch):
+    monkeypatch.setenv("VAEGMM_MAX_RUNS", "3")
+    assert max_runs_from_env() == 3
+    for bad in ("0", "-2", "many"):
+        monkeypatch.setenv("VAEGMM_MAX_RUNS", bad)
+        assert max_runs_from_env(default=2) == 2
+    with pytest.raises(ValueError):
+        SlotManager(0)
+
+
+def test_snapshot_is_a_copy(slots):
+    run = TrainingRun(tiny(iterations=1), slots=slots)
+    run.start()
+    run.join(60)
+    s = run.snapshot()
+    s.history.clear()
+    assert len(run.history) == 2
+    assert isinstance(s.history, list) and np.isfinite(run.history[-1].accuracy)
