@@ -1,0 +1,155 @@
+"""Plotly figures for the dashboard (pure functions of a run's history; no Streamlit).
+
+Every figure sets ``layout.meta`` to a name ("latent", "metrics", "losses", ...) and point traces set
+``meta="points"`` (class means ``meta="means"``), so tests can find them in the browser's DOM.
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+
+from vaegmm.export import DIGIT_COLOURS
+from vaegmm.metrics import best_matching, confusion
+
+CLASS_COLOURS = DIGIT_COLOURS + ["#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2",
+                                 "#c7c7c7", "#dbdb8d", "#9edae5"]
+METRIC_COLOURS = {"accuracy": "#1f77b4", "NMI": "#ff7f0e", "ARI": "#2ca02c"}
+
+
+def _colour(i: int) -> str:
+    return CLASS_COLOURS[i % len(CLASS_COLOURS)]
+
+
+def _base_layout(fig: go.Figure, meta: str, title: str = "", height: int = 420) -> go.Figure:
+    fig.update_layout(meta=meta, title=dict(text=title, x=0.01, font=dict(size=14)) if title else None,
+                      height=height, margin=dict(l=10, r=10, t=40 if title else 10, b=10),
+                      legend=dict(itemsizing="constant"), uirevision=meta)
+    return fig
+
+
+def latent_scatter(result, labels: np.ndarray, colour_by: str = "digit", title: str = "",
+                   height: int = 460, show_means: bool = True, selected: Optional[int] = None) -> go.Figure:
+    """WebGL scatter of ``result.projection (N, 2)``: one trace per digit (or GMM class), hover = index, digit,
+    class; the GMM class means as black-edged crosses."""
+    xy = np.round(np.asarray(result.projection, dtype=np.float64), 3)
+    labels = np.asarray(labels)
+    classes = np.asarray(result.classes)
+    idx = np.arange(len(xy))
+    groups = classes if colour_by == "class" else labels
+    fig = go.Figure()
+    for g in np.unique(groups):
+        m = groups == g
+        name = f"class {g}" if colour_by == "class" else f"digit {g}"
+        fig.add_trace(go.Scattergl(
+            x=xy[m, 0].tolist(), y=xy[m, 1].tolist(), mode="markers", name=name, meta="points",
+            marker=dict(size=5, color=_colour(int(g)), opacity=0.75),
+            customdata=np.stack([idx[m], labels[m], classes[m]], axis=1).tolist(),
+            hovertemplate="image %{customdata[0]}<br>digit %{customdata[1]}<br>class %{customdata[2]}"
+                          "<extra></extra>"))
+    if show_means and len(result.class_means_2d):
+        means = np.round(np.asarray(result.class_means_2d, dtype=np.float64), 3)
+        counts = np.asarray(result.class_counts)
+        fig.add_trace(go.Scattergl(
+            x=means[:, 0].tolist(), y=means[:, 1].tolist(), mode="markers+text", name="class means", meta="means",
+            text=[str(k) for k in range(len(means))], textposition="top center",
+            marker=dict(symbol="x", size=12, color="black", line=dict(width=1, color="white")),
+            customdata=np.stack([np.arange(len(means)), counts], axis=1).tolist(),
+            hovertemplate="mean of class %{customdata[0]}<br>%{customdata[1]} images<extra></extra>"))
+    if selected is not None and 0 <= selected < len(xy):
+        fig.add_trace(go.Scatter(x=[float(xy[selected, 0])], y=[float(xy[selected, 1])], mode="markers", name="selected",
+                                 meta="selected", hoverinfo="skip",
+                                 marker=dict(size=16, color="rgba(0,0,0,0)", line=dict(width=3, color="black"))))
+    fig.update_xaxes(title_text="PC 1", showticklabels=False, zeroline=False)
+    fig.update_yaxes(title_text="PC 2", showticklabels=False, zeroline=False)
+    return _base_layout(fig, "latent", title, height)
+
+
+def metrics_chart(history: Sequence, height: int = 320) -> go.Figure:
+    """Accuracy, NMI and ARI per finished iteration (one point each, iteration 0 included)."""
+    its = [r.iteration for r in history]
+    fig = go.Figure()
+    for name, attr in (("accuracy", "accuracy"), ("NMI", "nmi"), ("ARI", "ari")):
+        fig.add_trace(go.Scatter(x=its, y=[round(float(getattr(r, attr)), 4) for r in history],
+                                 mode="lines+markers", name=name, meta="metric",
+                                 line=dict(color=METRIC_COLOURS[name])))
+    fig.update_xaxes(title_text="iteration", dtick=1, rangemode="tozero")
+    fig.update_yaxes(range=[0, 1.02])
+    fig.update_layout(legend=dict(orientation="h", y=1.12, x=0))
+    return _base_layout(fig, "metrics", "", height)
+
+
+def loss_chart(history: Sequence, alpha: float, live_recon: Sequence[float] = (), live_kl: Sequence[float] = (),
+               live_iteration: Optional[int] = None, height: int = 320) -> go.Figure:
+    """Reconstruction (BCE per image) and alpha * KL per epoch across all iterations (the epochs of the
+    iteration in progress included), with a dotted line where each iteration starts."""
+    xs, recon, akl, starts = [], [], [], []
+    epoch = 0
+    segments = [(r.iteration, r.recon, r.kl) for r in history if r.iteration > 0]
+    if live_iteration is not None and live_recon and all(it != live_iteration for it, _, _ in segments):
+        segments.append((live_iteration, list(live_recon), list(live_kl)))
+    for it, rs, ks in segments:
+        starts.append((epoch + 1, it))
+        for r_, k_ in zip(rs, ks):
+            epoch += 1
+            xs.append(epoch)
+            recon.append(round(float(r_), 3))
+            akl.append(round(float(alpha) * float(k_), 3))
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=xs, y=recon, mode="lines", name="reconstruction (BCE)", meta="recon",
+                             line=dict(color="#1f77b4")))
+    fig.add_trace(go.Scatter(x=xs, y=akl, mode="lines", name="alpha * KL", meta="kl", yaxis="y2",
+                             line=dict(color="#d62728")))
+    for x0, it in starts:
+        fig.add_vline(x=x0 - 0.5, line=dict(color="#999", dash="dot", width=1))
+        fig.add_annotation(x=x0 - 0.5, y=1.0, yref="paper", text=f"it {it}", showarrow=False, xanchor="left",
+                           font=dict(size=10, color="#666"))
+    fig.update_layout(yaxis=dict(title=dict(text="reconstruction", font=dict(color="#1f77b4"))),
+                      yaxis2=dict(title=dict(text="alpha * KL", font=dict(color="#d62728")), overlaying="y",
+                                  side="right", showgrid=False),
+                      legend=dict(orientation="h", y=1.15, x=0))
+    fig.update_xaxes(title_text="epoch (all iterations)")
+    return _base_layout(fig, "losses", "", height)
+
+
+def compare_chart(runs: Sequence[tuple[str, Sequence]], metric: str = "accuracy", height: int = 380) -> go.Figure:
+    """One accuracy (or NMI / ARI) curve per run: ``runs = [(label, history), ...]``."""
+    fig = go.Figure()
+    for i, (label, history) in enumerate(runs):
+        fig.add_trace(go.Scatter(x=[r.iteration for r in history],
+                                 y=[round(float(getattr(r, metric)), 4) for r in history],
+                                 mode="lines+markers", name=label, meta="run", line=dict(color=_colour(i))))
+    fig.update_xaxes(title_text="iteration", dtick=1, rangemode="tozero")
+    fig.update_yaxes(title_text=metric, range=[0, 1.02])
+    fig.update_layout(legend=dict(orientation="h", y=-0.2, x=0))
+    return _base_layout(fig, "compare", "", height)
+
+
+def confusion_chart(classes: np.ndarray, labels: np.ndarray, n_classes: int, height: int = 420) -> go.Figure:
+    """Counts of GMM class (rows, ordered by their best-matching digit) against true digit (columns)."""
+    values = np.unique(labels)
+    m = confusion(classes, labels, n_classes=n_classes, label_values=values)
+    match = best_matching(classes, labels)
+    order = sorted(range(n_classes), key=lambda k: (match.get(k, 99), -m[k].sum()))
+    m = m[order]
+    ylab = [f"class {k}" + (f" (→{match[k]})" if k in match else "") for k in order]
+    fig = go.Figure(go.Heatmap(z=m.tolist(), x=[f"digit {v}" for v in values], y=ylab, colorscale="Blues",
+                               text=m.tolist(), texttemplate="%{text}", hovertemplate="%{y}, %{x}: %{z}<extra></extra>",
+                               showscale=False))
+    fig.update_yaxes(autorange="reversed")
+    return _base_layout(fig, "confusion", "", height)
+
+
+def image_grid(images: np.ndarray, cols: int = 10, pad: int = 2) -> np.ndarray:
+    """Tile ``images (M, 784)`` in [0, 1] (white digit on black, as MNIST) into one image, grey gaps between."""
+    images = np.asarray(images).reshape(-1, 28, 28)
+    m = len(images)
+    cols = max(1, min(cols, m))
+    rows = -(-m // cols)
+    size = 28 + pad
+    out = np.full((rows * size + pad, cols * size + pad), 0.35, dtype=np.float32)
+    for i, img in enumerate(images):
+        r, c = divmod(i, cols)
+        out[pad + r * size: pad + r * size + 28, pad + c * size: pad + c * size + 28] = img
+    return out

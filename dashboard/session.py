@@ -1,0 +1,84 @@
+"""The runs of one browser session (pure Python; the page keeps one :class:`SessionRuns` per session)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+from vaegmm.config import RunConfig
+from vaegmm.runner import SlotManager, TrainingRun
+
+from .settings import describe
+
+
+@dataclass
+class RunEntry:
+    run: TrainingRun
+    settings: dict  # the sidebar values that made it
+    label: str = ""
+    zip_cache: dict = field(default_factory=dict)  # status -> zip bytes (built on the first download)
+
+
+class SessionRuns:
+    """Every run started in this session (for the Compare page) and which one is current (the main page's).
+
+    At most ``keep`` runs are remembered: the oldest finished ones are forgotten first (their history goes with
+    them); active runs are never dropped.
+    """
+
+    def __init__(self, keep: int = 12, slots: Optional[SlotManager] = None,
+                 factory: Optional[Callable[..., TrainingRun]] = None):
+        self.keep = keep
+        self.entries: list[RunEntry] = []
+        self.current_id: Optional[int] = None
+        self.slots = slots
+        self.factory = factory or TrainingRun
+        self.released = False
+
+    @property
+    def current(self) -> Optional[RunEntry]:
+        return self.get(self.current_id)
+
+    def get(self, run_id: Optional[int]) -> Optional[RunEntry]:
+        for e in self.entries:
+            if e.run.id == run_id:
+                return e
+        return None
+
+    def new_run(self, config: RunConfig, settings: dict) -> RunEntry:
+        """A new idle run that becomes current; the previous current one is stopped if still active."""
+        old = self.current
+        if old is not None:
+            old.run.stop("replaced by a new run")
+        run = self.factory(config, slots=self.slots)
+        entry = RunEntry(run, dict(settings), f"#{run.id} " + describe(settings))
+        self.entries.append(entry)
+        self.current_id = run.id
+        self._prune()
+        return entry
+
+    def reset(self) -> None:
+        """Stop the current run (its history stays for Compare) and show a fresh, idle page."""
+        cur = self.current
+        if cur is not None:
+            cur.run.stop("reset")
+        self.current_id = None
+
+    def stop_all(self, reason: str = "") -> None:
+        for e in self.entries:
+            e.run.stop(reason)
+
+    def release(self) -> None:
+        """The browser session ended: stop every run so no thread outlives its tab."""
+        self.released = True
+        self.stop_all("the browser session ended")
+
+    def with_history(self) -> list[RunEntry]:
+        return [e for e in self.entries if e.run.history]
+
+    def _prune(self) -> None:
+        while len(self.entries) > self.keep:
+            victim = next((e for e in self.entries if not e.run.snapshot().is_active
+                           and e.run.id != self.current_id), None)
+            if victim is None:
+                return
+            self.entries.remove(victim)

@@ -1,0 +1,377 @@
+"""Streamlit glue shared by the pages: the session's runs, the sidebar, the controls and the live panels.
+
+Thread model: the worker thread of a :class:`~vaegmm.runner.TrainingRun` never calls Streamlit. The page reads
+``run.snapshot()`` inside ``st.fragment(run_every=...)`` functions, which poll only while the run is queued or
+running; when the run's state changes (e.g. it finishes) the fragment asks for one full rerun, after which the
+fragments are declared without ``run_every`` and polling stops.
+"""
+from __future__ import annotations
+
+import time
+from typing import Optional
+
+import numpy as np
+import streamlit as st
+
+from vaegmm.export import zip_run
+from vaegmm.runner import (ACTIVE, FAILED, FINISHED, IDLE, PAUSED, QUEUED, RUNNING, STOPPED, TERMINAL,
+                           default_slots, warm_up)
+
+from . import charts
+from .session import RunEntry, SessionRuns
+from .settings import (FIELDS, KEYS, PRESET_LABELS, check_settings, config_from_settings, data_note,
+                       parse_query, preset_settings, settings_equal, to_query)
+
+STATUS_EVERY = 0.5  # seconds between status refreshes while a run is queued or running
+CHARTS_EVERY = 1.0  # seconds between chart refreshes (the scatter carries N points)
+_RUNS_KEY = "_vaegmm_runs"
+STATE_ICONS = {IDLE: "⚪", QUEUED: "⏳", RUNNING: "🟢", PAUSED: "⏸️", FINISHED: "✅", STOPPED: "⏹️", FAILED: "❌"}
+
+
+# ---------------------------------------------------------------------------------------------- session
+class _SessionGuard:
+    """Lives in a session-scoped resource cache: Streamlit calls ``on_release`` when the browser session
+    disconnects (tab closed or refreshed), which stops every run of that session."""
+
+    def __init__(self) -> None:
+        self.runs: Optional[SessionRuns] = None
+
+    def release(self) -> None:
+        if self.runs is not None:
+            self.runs.release()
+
+
+@st.cache_resource(scope="session", on_release=lambda guard: guard.release(), show_spinner=False)
+def _session_guard() -> _SessionGuard:
+    return _SessionGuard()
+
+
+@st.cache_resource(show_spinner=False)
+def _warm_up_once() -> bool:
+    warm_up()  # torch's first optimiser costs seconds: pay it before the first Start
+    return True
+
+
+def session_runs() -> SessionRuns:
+    """This browser session's runs, created in one place."""
+    _warm_up_once()
+    runs = st.session_state.get(_RUNS_KEY)
+    if runs is None:
+        runs = st.session_state[_RUNS_KEY] = SessionRuns(slots=default_slots())
+    runs.released = False
+    _session_guard().runs = runs
+    return runs
+
+
+def page_setup(title: str, icon: str = "🧠") -> None:
+    st.set_page_config(page_title=f"{title} · VAE+GMM", page_icon=icon, layout="wide")
+
+
+# ---------------------------------------------------------------------------------------------- sidebar
+def _w(key: str) -> str:
+    return f"cfg_{key}"
+
+
+def _init_settings() -> None:
+    """First run of the session: settings from the link (bad values fall back with a warning). Later runs:
+    re-seed widget values that Streamlit dropped while another page was shown."""
+    ss = st.session_state
+    if "_settings" not in ss:
+        settings, warnings = parse_query(st.query_params.to_dict())
+        ss["_settings"] = settings
+        ss["_link_settings"] = dict(settings)
+        ss["_link_warnings"] = warnings
+    for key in KEYS:
+        if _w(key) not in ss:
+            ss[_w(key)] = ss["_settings"][key]
+
+
+def _apply_preset() -> None:
+    for key, value in preset_settings(st.session_state[_w("preset")]).items():
+        st.session_state[_w(key)] = value
+
+
+def _digits_changed() -> None:
+    digits = st.session_state[_w("digits")]
+    if digits:
+        st.session_state[_w("k")] = len(digits)
+
+
+def sidebar_settings(disabled: bool = False) -> dict:
+    """The experiment's widgets; returns the settings dict and mirrors it into the URL."""
+    _init_settings()
+    sb = st.sidebar
+    sb.selectbox("Preset", list(PRESET_LABELS), format_func=PRESET_LABELS.get, key=_w("preset"),
+                 on_change=_apply_preset, disabled=disabled,
+                 help="Fills every field below; any field can then be changed.")
+    f = FIELDS
+    sb.number_input(f["n"].label, int(f["n"].lo), int(f["n"].hi), step=100, key=_w("n"), help=f["n"].help,
+                    disabled=disabled)
+    sb.multiselect(f["digits"].label, list(range(10)), key=_w("digits"), on_change=_digits_changed,
+                   help=f["digits"].help, disabled=disabled)
+    c1, c2 = sb.columns(2)
+    c1.number_input(f["k"].label, int(f["k"].lo), int(f["k"].hi), step=1, key=_w("k"), help=f["k"].help,
+                    disabled=disabled)
+    c2.number_input(f["latent"].label, int(f["latent"].lo), int(f["latent"].hi), step=1, key=_w("latent"),
+                    help=f["latent"].help, disabled=disabled)
+    sb.slider(f["alpha"].label, float(f["alpha"].lo), float(f["alpha"].hi), step=0.1, key=_w("alpha"),
+              help=f["alpha"].help, disabled=disabled)
+    c1, c2 = sb.columns(2)
+    c1.number_input(f["iterations"].label, int(f["iterations"].lo), int(f["iterations"].hi), step=1,
+                    key=_w("iterations"), help=f["iterations"].help, disabled=disabled)
+    c2.number_input(f["epochs"].label, int(f["epochs"].lo), int(f["epochs"].hi), step=10, key=_w("epochs"),
+                    disabled=disabled)
+    c1, c2 = sb.columns(2)
+    c1.number_input(f["batch"].label, int(f["batch"].lo), int(f["batch"].hi), step=50, key=_w("batch"),
+                    disabled=disabled)
+    c2.number_input(f["seed"].label, int(f["seed"].lo), int(f["seed"].hi), step=1, key=_w("seed"),
+                    disabled=disabled)
+    sb.radio(f["gmm"].label, list(f["gmm"].choices), horizontal=True, key=_w("gmm"), help=f["gmm"].help,
+             format_func={"gibbs": "Gibbs (Serket)", "em": "EM"}.get, disabled=disabled)
+    sb.radio(f["codes"].label, list(f["codes"].choices), horizontal=True, key=_w("codes"), help=f["codes"].help,
+             disabled=disabled)
+    sb.toggle(f["feedback"].label, key=_w("feedback"), help=f["feedback"].help, disabled=disabled)
+    settings = _current_settings()
+    st.session_state["_settings"] = settings
+    query = to_query(settings)
+    if st.query_params.to_dict() != query:
+        st.query_params.from_dict(query)
+    return settings
+
+
+def link_warnings(settings: dict) -> None:
+    """Warnings about ignored query parameters, shown until the settings are changed."""
+    ss = st.session_state
+    warnings = ss.get("_link_warnings") or []
+    if warnings and settings_equal(settings, ss["_link_settings"]):
+        for w in warnings:
+            st.warning(w, icon="🔗")
+
+
+# ---------------------------------------------------------------------------------------------- controls
+def _current_settings() -> dict:
+    settings = {key: st.session_state[_w(key)] for key in KEYS}
+    settings["digits"] = sorted(settings["digits"])
+    return settings
+
+
+def _start(runs: SessionRuns, step: bool = False) -> None:
+    settings = _current_settings()
+    if check_settings(settings):
+        return
+    entry = runs.new_run(config_from_settings(settings), settings)
+    if step:
+        entry.run.step()
+    else:
+        entry.run.start()
+
+
+def _step(runs: SessionRuns) -> None:
+    cur = runs.current
+    if cur is None or cur.run.state in TERMINAL:
+        _start(runs, step=True)
+    else:
+        cur.run.step()
+
+
+def _pause_resume(runs: SessionRuns) -> None:
+    cur = runs.current
+    if cur is None:
+        return
+    if cur.run.state == PAUSED:
+        cur.run.resume()
+    else:
+        cur.run.pause()
+
+
+def _stop(runs: SessionRuns) -> None:
+    if runs.current is not None:
+        runs.current.run.stop()
+
+
+def controls(runs: SessionRuns, problems: list[str], where=None) -> None:
+    """Start, Pause/Resume, Step, Stop, Reset (callbacks, so the page drawn next already shows their effect)."""
+    cur = runs.current
+    state = cur.run.state if cur is not None else IDLE
+    active = state in ACTIVE
+    sb = where if where is not None else st.sidebar
+    c1, c2 = sb.columns(2)
+    c1.button("▶ Start", type="primary", key="btn_start", on_click=_start, args=(runs,),
+              disabled=active or bool(problems), width="stretch",
+              help="Start a new run with these settings (the previous runs stay on the Compare page).")
+    c2.button("⏹ Stop", key="btn_stop", on_click=_stop, args=(runs,), disabled=not active,
+              width="stretch")
+    c1, c2, c3 = sb.columns(3)
+    c1.button("▶ Resume" if state == PAUSED else "⏸ Pause", key="btn_pause", on_click=_pause_resume,
+              args=(runs,), disabled=state not in (RUNNING, PAUSED, QUEUED), width="stretch")
+    c2.button("⏭ Step", key="btn_step", on_click=_step, args=(runs,),
+              disabled=(not active and bool(problems)), width="stretch",
+              help="One more iteration, then pause.")
+    c3.button("↺ Reset", key="btn_reset", on_click=runs.reset, disabled=cur is None, width="stretch",
+              help="Stop and clear the page (the run stays on the Compare page).")
+
+
+def download(entry: Optional[RunEntry], where=None) -> None:
+    """Zip of the Serket-layout export and history.json, built only when the button is clicked."""
+    if entry is None:
+        return
+    snap = entry.run.snapshot()
+    if snap.state not in TERMINAL or not snap.history:
+        return
+    run = entry.run
+
+    def build() -> bytes:
+        if snap.state not in entry.zip_cache:
+            entry.zip_cache[snap.state] = zip_run(run.config, run.history, run.labels, status=snap.state)
+        return entry.zip_cache[snap.state]
+
+    (where if where is not None else st.sidebar).download_button(f"⬇ Download run #{run.id} (zip)", data=build, file_name=f"vaegmm_run{run.id}.zip",
+                               mime="application/zip", key=f"dl_{run.id}", width="stretch",
+                               help="Serket-layout folders (module001_vae, module002_gmm) and history.json.")
+
+
+# ---------------------------------------------------------------------------------------------- panels
+def _fmt_seconds(s: Optional[float]) -> str:
+    if s is None:
+        return "–"
+    return f"{s:.1f} s" if s < 120 else f"{s / 60:.1f} min"
+
+
+def status_line(snap) -> None:
+    """State, iteration i of n, a progress bar for epoch e of E, time per iteration; queue / error messages."""
+    cfg = snap.config
+    p = snap.progress
+    done = snap.iterations_done
+    icon = STATE_ICONS.get(snap.state, "")
+    in_progress = snap.state in (RUNNING, PAUSED) and p.phase not in ("done", "") and done < cfg.iterations
+    it_text = (f"iteration {p.iteration} of {cfg.iterations}" if in_progress
+               else f"iteration {done} of {cfg.iterations}")
+    per_it = snap.seconds_per_iteration
+    if per_it is None and snap.iteration_started is not None and snap.state == RUNNING and p.iteration > 0:
+        per_it_text = f"{_fmt_seconds(time.monotonic() - snap.iteration_started)} so far in this iteration"
+    else:
+        per_it_text = f"{_fmt_seconds(per_it)} per iteration"
+    st.markdown(f'<div data-testid="vaegmm-status" data-state="{snap.state}" data-iterations="{done}">'
+                f"<b>{icon} {snap.state}</b> · {snap.name} · {it_text} · {per_it_text}</div>",
+                unsafe_allow_html=True)
+    if snap.state == QUEUED:
+        pos = snap.queue_position
+        st.info(f"Waiting for a free training slot: position {pos} in the queue. The server trains at most "
+                f"{default_slots().capacity} runs at a time; this run starts by itself when a slot frees.",
+                icon="⏳")
+    if p.phase == "loading" and snap.state == RUNNING:
+        frac, text = 0.0, "loading the images…"
+    elif in_progress and p.phase == "vae":
+        frac, text = p.epoch / max(1, p.epochs), f"iteration {p.iteration}: VAE epoch {p.epoch} of {p.epochs}"
+    elif in_progress and p.phase == "gmm":
+        frac, text = 1.0, f"iteration {p.iteration}: GMM update"
+    elif in_progress:
+        frac, text = 0.0, f"iteration {p.iteration}: VAE epoch 0 of {cfg.vae.epochs}"
+    else:
+        frac = 1.0 if snap.state == FINISHED else 0.0
+        text = f"epoch {cfg.vae.epochs if snap.state == FINISHED else 0} of {cfg.vae.epochs}"
+    st.progress(min(1.0, max(0.0, frac)), text=text)
+    if snap.state == FAILED:
+        st.error(f"The run failed: {snap.message}. The iterations finished before are kept below.", icon="❌")
+    elif snap.state == STOPPED and snap.message:
+        st.caption(f"Stopped: {snap.message}.")
+
+
+def metric_cards(snap) -> None:
+    h = snap.history
+    c = st.columns(5)
+    if not h:
+        for col, label in zip(c, ("accuracy", "NMI", "ARI", "iterations", "time / iteration")):
+            col.metric(label, "–")
+        return
+    last, first = h[-1], h[0]
+    c[0].metric("accuracy", f"{last.accuracy:.3f}", delta=f"{last.accuracy - first.accuracy:+.3f} since it. 0",
+                help="Hungarian accuracy: the best one-to-one matching of GMM classes to digits.")
+    c[1].metric("NMI", f"{last.nmi:.3f}", delta=f"{last.nmi - first.nmi:+.3f} since it. 0")
+    c[2].metric("ARI", f"{last.ari:.3f}", delta=f"{last.ari - first.ari:+.3f} since it. 0")
+    c[3].metric("iterations done", f"{snap.iterations_done} / {snap.config.iterations}")
+    c[4].metric("time / iteration", _fmt_seconds(snap.seconds_per_iteration))
+
+
+def _latest_label(h) -> str:
+    return f"latest ({h[-1].iteration})"
+
+
+def charts_panel(entry: RunEntry, snap) -> None:
+    """Latent scatter (selected iteration), before vs after, metrics and losses."""
+    run = entry.run
+    h = snap.history
+    labels = run.labels
+    if not h or labels is None:
+        st.info("Iteration 0 (the untrained encoder) appears here as soon as the run starts.")
+        return
+    c1, c2 = st.columns([1, 1])
+    colour = c1.segmented_control("Colour by", ["digit", "GMM class"], default="digit", key="colour_by",
+                                  required=True) or "digit"
+    options = ["latest"] + [r.iteration for r in h]
+    pick = c2.selectbox("Iteration", options, key="iteration_pick",
+                        format_func=lambda o: _latest_label(h) if o == "latest" else f"iteration {o}")
+    result = h[-1] if pick == "latest" or pick not in [r.iteration for r in h] else h[pick]
+    by = "class" if colour == "GMM class" else "digit"
+    st.plotly_chart(charts.latent_scatter(result, labels, by, title=f"Latent space, iteration {result.iteration}: "
+                                          f"2-D PCA of the codes · accuracy {result.accuracy:.3f}"),
+                    key="scatter_main", config={"displaylogo": False})
+    st.markdown("**Before vs after** (iteration 0, the untrained encoder, and the latest iteration)")
+    b1, b2 = st.columns(2)
+    b1.plotly_chart(charts.latent_scatter(h[0], labels, by, title=f"before: iteration 0 · acc {h[0].accuracy:.3f}",
+                                          height=340), key="scatter_before", config={"displaylogo": False})
+    if len(h) > 1:
+        b2.plotly_chart(charts.latent_scatter(h[-1], labels, by, height=340,
+                                              title=f"after: iteration {h[-1].iteration} · acc {h[-1].accuracy:.3f}"),
+                        key="scatter_after", config={"displaylogo": False})
+    else:
+        b2.info("The “after” picture appears when iteration 1 finishes.")
+    m1, m2 = st.columns(2)
+    m1.markdown("**Accuracy, NMI and ARI per iteration**")
+    m1.plotly_chart(charts.metrics_chart(h), key="metrics_chart", config={"displaylogo": False})
+    m2.markdown("**VAE loss terms per epoch** (reconstruction and alpha·KL)")
+    p = snap.progress
+    live = p.iteration if snap.state in ACTIVE and p.recon else None
+    m2.plotly_chart(charts.loss_chart(h, snap.config.vae.alpha, p.recon, p.kl, live), key="loss_chart",
+                    config={"displaylogo": False})
+
+
+def live_panels(entry: Optional[RunEntry]) -> None:
+    """Status and charts, refreshed by fragments while the run is queued or running."""
+    if entry is None:
+        return
+    rendered_state = entry.run.state
+    polling = rendered_state in (QUEUED, RUNNING)
+
+    @st.fragment(run_every=STATUS_EVERY if polling else None)
+    def status_fragment():
+        snap = entry.run.snapshot()
+        if snap.state != rendered_state:
+            st.rerun()  # one full rerun: buttons follow the new state; polling stops when it has ended
+        status_line(snap)
+        metric_cards(snap)
+
+    @st.fragment(run_every=CHARTS_EVERY if polling else None)
+    def charts_fragment():
+        charts_panel(entry, entry.run.snapshot())
+
+    status_fragment()
+    charts_fragment()
+
+
+def pick_run(runs: SessionRuns, label: str = "Run", key: str = "pick_run") -> Optional[RunEntry]:
+    """A selectbox over this session's runs with history (the current one first)."""
+    entries = runs.with_history()
+    if not entries:
+        st.info("No run yet in this session: choose settings on the main page (**app**) and press **Start**.")
+        return None
+    entries = sorted(entries, key=lambda e: (e.run.id != runs.current_id, -e.run.id))
+    ids = [e.run.id for e in entries]
+    chosen = st.selectbox(label, ids, key=key, format_func=lambda i: runs.get(i).label)
+    return runs.get(chosen)
+
+
+def decode(decoder_state: dict, z: np.ndarray) -> np.ndarray:
+    from vaegmm.vae import decode_numpy
+
+    return decode_numpy(decoder_state, z)

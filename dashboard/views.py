@@ -1,0 +1,147 @@
+"""The Latent explorer and Compare runs pages' content (the page files only call these)."""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from vaegmm.metrics import best_matching
+
+from . import charts
+from .session import RunEntry, SessionRuns
+from .ui import ACTIVE, decode
+
+
+def _big(img: np.ndarray, scale: int = 5) -> np.ndarray:
+    """(784,) in [0, 1] -> (28*scale, 28*scale), nearest-neighbour, so a small digit stays crisp."""
+    return np.kron(np.asarray(img, dtype=np.float32).reshape(28, 28), np.ones((scale, scale), dtype=np.float32))
+
+
+def _pick_iteration(history, key: str) -> object:
+    its = [r.iteration for r in history]
+    it = st.select_slider("Iteration", its, value=its[-1], key=key) if len(its) > 1 else its[0]
+    return history[its.index(it)]
+
+
+def _selected_index(key: str) -> Optional[int]:
+    """The image index of a point clicked on the scatter (``customdata[0]``), once per new click."""
+    event = st.session_state.get(key)
+    try:
+        points = event["selection"]["points"]
+    except (KeyError, TypeError):
+        return None
+    if not points:
+        return None
+    stamp = tuple(sorted((p.get("curve_number"), p.get("point_index")) for p in points))
+    if st.session_state.get("_explore_last_click") == stamp:
+        return None
+    st.session_state["_explore_last_click"] = stamp
+    cd = points[0].get("customdata")
+    if isinstance(cd, (list, tuple)) and cd:
+        return int(cd[0])
+    return None
+
+
+def explorer(entry: RunEntry) -> None:
+    run = entry.run
+    history = run.history
+    labels, images = run.labels, run.images_u8
+    result = _pick_iteration(history, "explore_iteration")
+    n = len(labels)
+    clicked = _selected_index("explore_scatter")
+    if clicked is not None and 0 <= clicked < n:
+        st.session_state["explore_idx"] = clicked
+    if st.session_state.get("explore_idx", 0) >= n:
+        st.session_state["explore_idx"] = 0
+    idx = int(st.session_state.get("explore_idx", 0))
+
+    left, right = st.columns([3, 2])
+    with left:
+        colour = st.segmented_control("Colour by", ["digit", "GMM class"], default="digit", key="explore_colour",
+                                      required=True) or "digit"
+        fig = charts.latent_scatter(result, labels, "class" if colour == "GMM class" else "digit",
+                                    title=f"Iteration {result.iteration}: click a point", selected=idx, height=480)
+        st.plotly_chart(fig, key="explore_scatter", on_select="rerun", selection_mode="points",
+                        config={"displaylogo": False})
+    with right:
+        st.number_input("Image index", 0, n - 1, step=1, key="explore_idx",
+                        help="Or click a point on the scatter.")
+        digit, cls = int(labels[idx]), int(result.classes[idx])
+        match = best_matching(result.classes, labels)
+        st.markdown(f"**Image {idx}** · digit **{digit}** · GMM class **{cls}**"
+                    + (f" (class {cls} is matched to digit {match[cls]})" if cls in match else ""))
+        recon = decode(result.decoder_state, result.encoder_mean[idx:idx + 1])[0]
+        mean_img = decode(result.decoder_state, result.class_means[cls:cls + 1])[0]
+        c1, c2, c3 = st.columns(3)
+        if images is not None:
+            c1.image(_big(images[idx] / 255.0), caption="the image", clamp=True)
+        c2.image(_big(recon), caption="its reconstruction", clamp=True)
+        c3.image(_big(mean_img), caption=f"decoded mean of class {cls}", clamp=True)
+        st.caption("Reconstruction: the decoder of this iteration applied to the encoder's mean code of the image. "
+                   "Early on it is a grey blur; after a few iterations it looks like the digit.")
+
+    st.subheader(f"Decoded GMM class means, iteration {result.iteration}")
+    st.caption("The decoder applied to each class mean: what the model thinks a typical member of each class looks "
+               "like. Watch digits emerge from blur as the iterations go on.")
+    k = len(result.class_means)
+    means_img = decode(result.decoder_state, result.class_means)
+    match = best_matching(result.classes, labels)
+    per_row = 10
+    for start in range(0, k, per_row):
+        cols = st.columns(per_row)
+        for j, c in enumerate(range(start, min(k, start + per_row))):
+            tag = f"→{match[c]}" if c in match else ""
+            cols[j].image(_big(means_img[c], 3), caption=f"class {c} {tag} · {int(result.class_counts[c])}",
+                          clamp=True)
+
+    st.subheader("Confusion matrix: GMM classes against digits")
+    st.caption("Rows are GMM classes (ordered by the digit they are matched to), columns the true digits. A good "
+               "clustering has one large number per row and column.")
+    st.plotly_chart(charts.confusion_chart(result.classes, labels, k), key="explore_confusion",
+                    config={"displaylogo": False})
+
+
+def _row(e: RunEntry) -> dict:
+    s, snap = e.settings, e.run.snapshot()
+    h = snap.history
+    first, last = (h[0], h[-1]) if h else (None, None)
+    return {
+        "run": f"#{e.run.id}", "state": snap.state, "images": s["n"],
+        "digits": "all" if len(s["digits"]) == 10 else "".join(map(str, s["digits"])), "K": s["k"],
+        "D": s["latent"], "alpha": s["alpha"], "iterations": f"{snap.iterations_done}/{s['iterations']}",
+        "epochs": s["epochs"], "batch": s["batch"], "GMM": s["gmm"], "codes": s["codes"],
+        "feedback": "on" if s["feedback"] else "off", "seed": s["seed"],
+        "accuracy it. 0": round(first.accuracy, 4) if first else None,
+        "final accuracy": round(last.accuracy, 4) if last else None,
+        "change": round(last.accuracy - first.accuracy, 4) if last else None,
+        "final NMI": round(last.nmi, 4) if last else None, "final ARI": round(last.ari, 4) if last else None,
+        "s / iteration": round(snap.seconds_per_iteration, 2) if snap.seconds_per_iteration else None,
+    }
+
+
+def compare(runs: SessionRuns) -> None:
+    entries = runs.entries
+    if not entries:
+        st.info("No run yet in this session. Start one on the main page (**app**), change a setting (for example "
+                "alpha from 1 to 0, or switch feedback off) and start again: every run appears here.")
+        return
+    active = any(e.run.state in ACTIVE for e in entries)
+
+    @st.fragment(run_every=1.0 if active else None)
+    def body():
+        if active and not any(e.run.state in ACTIVE for e in entries):
+            st.rerun()  # the last active run ended: one full rerun, then polling stops
+        st.subheader("Settings and final metrics")
+        df = pd.DataFrame([_row(e) for e in entries])
+        st.dataframe(df, hide_index=True, width="stretch")
+        metric = st.segmented_control("Curve", ["accuracy", "nmi", "ari"], default="accuracy", key="compare_metric",
+                                      format_func={"accuracy": "accuracy", "nmi": "NMI", "ari": "ARI"}.get,
+                                      required=True) or "accuracy"
+        with_h = [e for e in entries if e.run.history]
+        st.subheader(f"{ {'accuracy': 'Accuracy', 'nmi': 'NMI', 'ari': 'ARI'}[metric]} per iteration, all runs")
+        st.plotly_chart(charts.compare_chart([(e.label, e.run.history) for e in with_h], metric),
+                        key="compare_chart", config={"displaylogo": False})
+
+    body()

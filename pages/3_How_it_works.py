@@ -1,0 +1,99 @@
+"""The model, its two objectives and what to look for, written for students."""
+import streamlit as st
+
+from dashboard import ui
+
+ui.page_setup("How it works", "📖")
+ui.session_runs()  # keeps this session's runs attached to the browser session while this page is open
+
+st.title("How it works")
+st.markdown("""
+Two models learn from the same images and help each other. This is the **VAE + GMM** example of
+[Serket](https://github.com/naka-lab/Serket), a framework for building large models out of small modules that
+send each other *messages*.
+
+* The **VAE** (variational auto-encoder) squeezes each 28×28 image `o` into a short code `z` (the *latent*
+  vector, D numbers) and learns to rebuild the image from the code.
+* The **GMM** (Gaussian mixture model) looks only at the codes and sorts them into K groups, each a round cloud
+  with its own centre `μ_c`. It never sees a label.
+
+Neither model is told which digit an image shows. The labels are used only to *score* the grouping.
+""")
+
+st.header("1. The VAE compresses")
+st.markdown("""
+The encoder maps an image to a small Gaussian cloud in latent space, `q(z | o)`, with a mean and a spread.
+The decoder maps a code back to 784 pixel probabilities, `p(o | z)`. A plain VAE is trained to make
+
+* the rebuilt image close to the original (the **reconstruction** term), and
+* each cloud close to a standard normal `N(0, I)` centred at the origin (the **KL** term), which keeps the codes
+  tidy and lets us sample.
+""")
+st.latex(r"\mathcal{L}_{\text{plain VAE}} = -\,\mathrm{KL}\big(q(z\mid o)\,\|\,\mathcal{N}(0, I)\big)"
+         r" + \mathbb{E}_{q(z\mid o)}\big[\log p(o\mid z)\big]")
+
+st.header("2. The GMM groups the codes")
+st.markdown("""
+Given the codes of all images, the GMM finds K clusters: for each class `c` a mean `μ_c`, a covariance and a
+weight, and for each image the class it most likely belongs to. The dashboard offers two ways to fit it:
+**Gibbs sampling** of a Bayesian GMM (what Serket uses; it is random, so classes can move between runs) and
+**EM** (scikit-learn's deterministic maximum-likelihood fit).
+""")
+
+st.header("3. The messages: mutual learning")
+st.markdown("""
+The two models talk in a loop. One **iteration** is:
+
+1. **VAE → GMM:** the VAE encodes every image and sends its code `z` (its mean, or one random sample of
+   `q(z | o)`) to the GMM.
+2. The GMM clusters the codes.
+3. **GMM → VAE:** the GMM sends back, for every image, the mean `μ_c` of the class that image was put in.
+4. The VAE trains again, but now the centre of each image's prior is *its class mean* instead of the origin:
+""")
+st.latex(r"\mathcal{L}(\theta, \phi; o) = -\,\alpha\,\mathrm{KL}\big(q_\phi(z\mid o)\,\|\,"
+         r"\mathcal{N}(\mu_c, I)\big) + \mathbb{E}_{q_\phi(z\mid o)}\big[\log p_\theta(o\mid z)\big]")
+st.markdown("""
+Read it term by term:
+
+* `E_q[log p(o | z)]` rewards codes from which the image can be rebuilt (the reconstruction in the loss chart
+  is its negative, the binary cross-entropy summed over pixels).
+* `KL(q(z | o) ‖ N(μ_c, I))` is small when the image's code sits near the centre of *its* class. Images the GMM
+  put together are pulled together.
+* **α** sets how hard that pull is. With α = 0 the GMM's message is ignored; a large α packs each class tightly,
+  but too large a value (or a high learning rate) can make training blow up: the run then stops with a message.
+
+Because similar images end up with similar codes and each class becomes a tight cloud, the next GMM fit finds
+cleaner clusters, which sends better centres back, and so on. Iteration 0 is the picture before any training:
+a random encoder's codes, clustered.
+""")
+
+st.header("4. What to look for")
+st.markdown("""
+* **The latent scatter** shows the codes flattened to 2-D with PCA (the two directions of largest spread).
+  Coloured by **digit**: at iteration 0 the colours are mixed; after training, each colour gathers in its own
+  region. Coloured by **GMM class**: do the GMM's groups follow the digits? The crosses are the class means,
+  the messages sent back to the VAE. PCA loses information: clusters that overlap in 2-D may be apart in D
+  dimensions.
+* **Before vs after** repeats the figure of Serket's tutorial: iteration 0 next to the latest iteration.
+* **Accuracy, NMI, ARI** measure how well the classes match the digits (1 is perfect). Accuracy uses the best
+  one-to-one pairing of classes with digits; NMI and ARI need no pairing. They usually jump after iteration 1
+  (the VAE alone already separates digits a bit) and keep rising while the feedback tightens the classes.
+  Some digits look alike (4 and 9, 3 5 and 8) and often share a class: look at the confusion matrix in the
+  **Latent explorer**.
+* **The loss terms**: the reconstruction error falls within each iteration. At the start of an iteration the
+  α·KL term can jump: the prior centres just moved to the new class means.
+* **Compare runs**: run the same settings with feedback off (or α = 0) and on. Without the feedback the VAE
+  does not know about the classes, and the accuracy usually stays lower.
+* **Latent explorer**: click a point to see its image, its reconstruction and its class mean decoded into an
+  image. As the iterations go on, the decoded class means turn from grey blobs into recognisable digits.
+""")
+
+st.header("5. The controls")
+st.markdown("""
+* **Start** trains in the background; the page refreshes about twice a second while it runs.
+* **Pause / Resume** halts between two mini-batches; **Step** runs one more iteration and pauses again;
+  **Stop** ends the run (what is finished is kept); **Reset** clears the page for new settings.
+* The settings are in the page's address: copy the link to share exactly this experiment.
+* The server trains only a few runs at a time (one per CPU core by default); extra runs wait in a queue and
+  start by themselves.
+""")
