@@ -35,7 +35,7 @@ class GMMConfig:
     n_classes: int = 10  # K, number of mixture components
     backend: str = "gibbs"  # "gibbs" (Serket's Bayesian GMM) or "em" (scikit-learn)
     sweeps: int = 100  # Gibbs sweeps per GMM update
-    n_init: int = 1  # EM restarts (best likelihood kept)
+    n_init: int = 1  # restarts, best kept (EM: likelihood; Gibbs: chain with the highest log p(z, c))
     init: str = "random"  # Gibbs start: "random" labels (Serket) or nearest "kmeans++" seed
     warm_start: bool = False  # start each GMM update from the previous one's state
 

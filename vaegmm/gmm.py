@@ -46,9 +46,10 @@ class GibbsGMM:
 
     def __init__(self, n_components: int = 10, n_sweeps: int = 100, s0: float = 0.1, r0: float = 1.0,
                  nu0: Optional[float] = None, dirichlet: float = 1.0, init: str = "random",
-                 warm_start: bool = False, random_state=None):
+                 warm_start: bool = False, random_state=None, n_init: int = 1):
         self.n_components = n_components
         self.init = init
+        self.n_init = n_init  # independent chains; the one whose last sample has the highest log p(z, c) is kept
         self.n_sweeps = n_sweeps
         self.s0 = s0
         self.r0 = r0
@@ -61,6 +62,8 @@ class GibbsGMM:
         _check_params(self.n_components, self.random_state)
         if isinstance(self.n_sweeps, bool) or not isinstance(self.n_sweeps, (int, np.integer)) or self.n_sweeps < 1:
             raise ValueError(f"n_sweeps must be an integer >= 1, got {self.n_sweeps!r}")
+        if isinstance(self.n_init, bool) or not isinstance(self.n_init, (int, np.integer)) or self.n_init < 1:
+            raise ValueError(f"n_init must be an integer >= 1, got {self.n_init!r}")
         if self.init not in ("random", "kmeans++"):
             raise ValueError(f"init must be 'random' (Serket) or 'kmeans++', got {self.init!r}")
         for name in ("s0", "r0", "dirichlet"):
@@ -71,16 +74,39 @@ class GibbsGMM:
     def fit(self, z, init_labels: Optional[np.ndarray] = None, checkpoint=None) -> "GibbsGMM":
         """Sample ``n_sweeps`` sweeps on ``z (N, D)``. Initial labels: ``init_labels``, else the previous fit's
         labels when ``warm_start`` and the size matches, else by ``init``: uniform at random (as Serket does) or
-        each point's nearest k-means++ seed (a start that rarely leaves two true clusters merged)."""
+        each point's nearest k-means++ seed (a start that rarely leaves two true clusters merged).
+
+        With ``n_init > 1`` that many chains are run (the first from the start above, the others from fresh
+        ``init`` starts) and the chain whose final sample has the highest collapsed log joint
+        ``log p(z, c)`` (:meth:`log_joint`) is kept, as scikit-learn keeps the best of ``n_init`` EM fits.
+        ``log_joint_`` holds the kept chain's value."""
         self._validate()
+        if int(self.n_init) == 1:
+            return self._fit_chain(z, init_labels, checkpoint)
+        # one generator for all chains, so that an int seed does not give n_init identical chains
+        rng = self.random_state if isinstance(self.random_state, np.random.Generator) \
+            else np.random.default_rng(self.random_state)
+        best = None
+        for i in range(int(self.n_init)):
+            if i > 0:  # later chains never reuse the caller's or the previous fit's labels
+                init_labels = None
+            state = self._fit_chain(z, init_labels, checkpoint, fresh=i > 0, rng=rng).__dict__.copy()
+            if best is None or state["log_joint_"] > best["log_joint_"]:
+                best = state
+        self.__dict__.update(best)
+        return self
+
+    def _fit_chain(self, z, init_labels=None, checkpoint=None, fresh: bool = False, rng=None) -> "GibbsGMM":
+        """One Gibbs chain (see :meth:`fit`); ``fresh`` ignores ``warm_start``; ``rng`` overrides ``random_state``."""
         z = _check_data(z, self.n_components)
         n, d = z.shape
         k = int(self.n_components)
         nu0 = float(d + 2 if self.nu0 is None else self.nu0)
         if nu0 <= d - 1:
             raise ValueError(f"nu0 must be > D - 1 = {d - 1}, got {nu0!r}")
-        rng = self.random_state if isinstance(self.random_state, np.random.Generator) \
-            else np.random.default_rng(self.random_state)
+        if rng is None:
+            rng = self.random_state if isinstance(self.random_state, np.random.Generator) \
+                else np.random.default_rng(self.random_state)
         m0 = z.mean(axis=0)
         s0 = np.eye(d) * self.s0
         r0 = float(self.r0)
@@ -88,7 +114,7 @@ class GibbsGMM:
             labels = np.asarray(init_labels, dtype=np.int64).copy()
             if labels.shape != (n,) or labels.min() < 0 or labels.max() >= k:
                 raise ValueError(f"init_labels must be (N,) ints in 0..{k - 1}")
-        elif self.warm_start and getattr(self, "labels_", None) is not None and len(self.labels_) == n:
+        elif not fresh and self.warm_start and getattr(self, "labels_", None) is not None and len(self.labels_) == n:
             labels = self.labels_.copy()
         elif self.init == "kmeans++":
             labels = kmeanspp_labels(z, k, rng)
@@ -127,7 +153,38 @@ class GibbsGMM:
         self.resp_ = resp
         self.counts_ = counts
         self.n_iter_ = int(self.n_sweeps)
+        self.log_joint_ = self._log_joint(z, zz, self.labels_, k, m0, s0, r0, nu0)
         return self
+
+    def log_joint(self, z, labels) -> float:
+        """Collapsed log joint ``log p(z, c)`` of ``z (N, D)`` and labels ``c (N,)`` under this model's prior
+        (Normal-inverse-Wishart per class, Dirichlet weights integrated out): the score that picks among chains."""
+        self._validate()
+        z = _check_data(z, self.n_components)
+        n, d = z.shape
+        k = int(self.n_components)
+        labels = np.asarray(labels, dtype=np.int64)
+        if labels.shape != (n,) or labels.min() < 0 or labels.max() >= k:
+            raise ValueError(f"labels must be (N,) ints in 0..{k - 1}")
+        nu0 = float(d + 2 if self.nu0 is None else self.nu0)
+        zz = (z[:, :, None] * z[:, None, :]).reshape(n, d * d)
+        return self._log_joint(z, zz, labels, k, z.mean(axis=0), np.eye(d) * self.s0, float(self.r0), nu0)
+
+    def _log_joint(self, z, zz, labels, k, m0, s0, r0, nu0) -> float:
+        from scipy.special import gammaln, multigammaln
+
+        n, d = z.shape
+        counts, _m_n, r_n, nu_n, s_n = self._posterior(z, zz, labels, k, m0, s0, r0, nu0)
+        logdet_n = np.linalg.slogdet(s_n)[1]
+        logdet_0 = np.linalg.slogdet(s0)[1]
+        # Marginal likelihood of each class's points under NIW(m0, r0, S0, nu0) (Murphy 2007, eq. 266)
+        lml = (-0.5 * counts * d * np.log(np.pi) + 0.5 * d * (np.log(r0) - np.log(r_n))
+               + 0.5 * nu0 * logdet_0 - 0.5 * nu_n * logdet_n
+               + np.array([multigammaln(0.5 * v, d) for v in nu_n]) - multigammaln(0.5 * nu0, d))
+        a = float(self.dirichlet)
+        # Dirichlet-multinomial probability of the labels
+        lp_c = gammaln(k * a) - gammaln(n + k * a) + np.sum(gammaln(counts + a) - gammaln(a))
+        return float(lml.sum() + lp_c)
 
     @staticmethod
     def _posterior(z, zz, labels, k, m0, s0, r0, nu0):
@@ -206,7 +263,8 @@ def make_gmm(backend: str, n_components: int, sweeps: int = 100, n_init: int = 1
              warm_start: bool = False, random_state=None):
     """The GMM named by ``backend`` (``"gibbs"`` or ``"em"``)."""
     if backend == "gibbs":
-        return GibbsGMM(n_components, n_sweeps=sweeps, init=init, warm_start=warm_start, random_state=random_state)
+        return GibbsGMM(n_components, n_sweeps=sweeps, init=init, warm_start=warm_start, random_state=random_state,
+                        n_init=n_init)
     if backend == "em":
         return EMGMM(n_components, n_init=n_init, warm_start=warm_start, random_state=random_state)
     raise ValueError(f"gmm backend must be 'gibbs' or 'em', got {backend!r}")

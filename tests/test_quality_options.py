@@ -1,0 +1,96 @@
+"""Options added for the quality benchmark: Gibbs restarts (n_init, best collapsed log joint) and its score."""
+import numpy as np
+import pytest
+from scipy.stats import multivariate_t
+
+from vaegmm.config import RunConfig, preset
+from vaegmm.gmm import GibbsGMM, make_gmm
+
+
+def _blobs(n=300, d=3, k=3, seed=0):
+    rng = np.random.default_rng(seed)
+    centers = rng.standard_normal((k, d)) * 6
+    labels = rng.integers(0, k, n)
+    return centers[labels] + rng.standard_normal((n, d)), labels
+
+
+def test_log_joint_equals_sequential_student_t_predictives():
+    # p(z) of one class under the NIW prior = product of its posterior predictive Student-t densities
+    rng = np.random.default_rng(3)
+    d, n = 3, 7
+    z = rng.standard_normal((n, d)) * 2 + 1
+    m0, s0, r0, nu0 = z.mean(0), np.eye(d) * 0.1, 1.0, d + 2.0
+    total = 0.0
+    for i in range(n):
+        prev = z[:i]
+        xbar = prev.mean(0) if i else np.zeros(d)
+        scatter = (prev - xbar).T @ (prev - xbar) if i else np.zeros((d, d))
+        r_n, nu_n = r0 + i, nu0 + i
+        m_n = (r0 * m0 + prev.sum(0)) / r_n
+        s_n = s0 + scatter + (r0 * i / r_n) * np.outer(xbar - m0, xbar - m0)
+        df = nu_n - d + 1
+        total += multivariate_t(m_n, s_n * (r_n + 1) / (r_n * df), df=df).logpdf(z[i])
+    assert GibbsGMM(1).log_joint(z, np.zeros(n, dtype=int)) == pytest.approx(total, rel=1e-10)
+
+
+def test_log_joint_prefers_true_labels():
+    z, labels = _blobs()
+    g = GibbsGMM(3)
+    shuffled = np.random.default_rng(1).permutation(labels)
+    assert g.log_joint(z, labels) > g.log_joint(z, shuffled) + 100
+
+
+def test_restarts_keep_the_chain_with_the_best_log_joint():
+    z, _ = _blobs()
+    seen = []
+
+    class Recording(GibbsGMM):
+        def _fit_chain(self, *args, **kwargs):
+            out = super()._fit_chain(*args, **kwargs)
+            seen.append((out.log_joint_, out.labels_.copy()))
+            return out
+
+    g = Recording(3, n_sweeps=10, n_init=4, random_state=0).fit(z)
+    assert len(seen) == 4
+    scores = [s for s, _ in seen]
+    assert len(set(np.round(scores, 6))) > 1 or len({l.tobytes() for _, l in seen}) > 1  # chains differ
+    best = int(np.argmax(scores))
+    assert g.log_joint_ == pytest.approx(max(scores))
+    np.testing.assert_array_equal(g.labels_, seen[best][1])
+    assert g.log_joint_ == pytest.approx(g.log_joint(z, g.labels_))
+    assert g.means_.shape == (3, 3) and g.point_means_.shape == z.shape
+
+
+def test_single_chain_unchanged_and_reproducible():
+    z, _ = _blobs()
+    a = GibbsGMM(3, n_sweeps=10, random_state=5).fit(z)
+    b = GibbsGMM(3, n_sweeps=10, random_state=5, n_init=1).fit(z)
+    np.testing.assert_array_equal(a.labels_, b.labels_)
+    c = GibbsGMM(3, n_sweeps=10, random_state=5, n_init=3).fit(z)
+    d = GibbsGMM(3, n_sweeps=10, random_state=5, n_init=3).fit(z)
+    np.testing.assert_array_equal(c.labels_, d.labels_)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
+def test_gibbs_n_init_validated(bad):
+    z, _ = _blobs()
+    with pytest.raises(ValueError, match="n_init"):
+        GibbsGMM(3, n_init=bad).fit(z)
+
+
+def test_make_gmm_passes_restarts_to_gibbs():
+    assert make_gmm("gibbs", 4, n_init=3).n_init == 3
+    assert make_gmm("em", 4, n_init=3).n_init == 3
+
+
+def test_serket_preset_stays_faithful():
+    cfg = preset("serket-classic")
+    assert cfg.codes == "sample" and cfg.gmm.backend == "gibbs" and cfg.gmm.init == "random"
+    assert cfg.gmm.n_init == 1 and not cfg.gmm.warm_start and cfg.vae.alpha == 1.0 and cfg.iterations == 5
+    assert cfg.data.n == 3000 and cfg.vae.latent_dim == 18 and cfg.vae.epochs == 200 and cfg.vae.batch_size == 500
+
+
+def test_default_config_keeps_the_classic_vae_spec():
+    cfg = RunConfig().validate()
+    assert (cfg.data.n, cfg.vae.latent_dim, cfg.gmm.n_classes, cfg.vae.epochs, cfg.vae.batch_size) == \
+        (3000, 18, 10, 200, 500)
