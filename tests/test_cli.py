@@ -1,0 +1,40 @@
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from vaegmm.cli import build_parser, config_from_args, main
+from vaegmm.export import read_run
+
+
+def test_preset_and_overrides():
+    cfg = config_from_args(build_parser().parse_args(["run", "--preset", "serket-classic", "--alpha", "0.5",
+                                                       "--digits", "1,7", "--no-feedback"]))
+    assert cfg.data.n == 3000 and cfg.vae.alpha == 0.5 and cfg.data.digits == (1, 7)
+    assert cfg.gmm.n_classes == 2 and cfg.feedback is False
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["run", "--alpha", "-1"], "alpha must be"),
+    (["run", "--gmm", "dp"], "invalid choice"),
+    (["run", "--digits", "a,b"], "digits must be integers"),
+    (["run", "--n", "6000", "--source", "bundled"], "holds 500 per digit"),
+])
+def test_bad_arguments_give_one_line_and_exit_2(args, fragment):
+    p = subprocess.run([sys.executable, "-m", "vaegmm", *args], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("vaegmm: error:") and fragment in lines[0], p.stderr
+
+
+def test_tiny_run_writes_folder_and_table(tmp_path, capsys):
+    rc = main(["run", "--n", "200", "--epochs", "2", "--iterations", "2", "--latent-dim", "3", "--batch-size",
+               "50", "--gmm", "em", "--classes", "4", "--out", str(tmp_path / "out"), "--quiet"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    table = [line.split() for line in out.splitlines() if line.strip()[:1].isdigit()]
+    assert [row[0] for row in table] == ["0", "1", "2"]
+    back = read_run(tmp_path / "out")
+    assert [round(float(row[1]), 4) for row in table] == [round(back["accuracy"][i], 4) for i in range(3)]
+    assert back["codes"][2].shape == (200, 3) and np.all(back["classes"][2] < 4)

@@ -1,0 +1,56 @@
+import pytest
+
+from vaegmm.config import PRESETS, RunConfig, preset
+
+
+def test_serket_classic_preset_matches_the_tutorial():
+    c = preset("serket-classic")
+    assert (c.data.n, c.vae.latent_dim, c.gmm.n_classes, c.vae.alpha) == (3000, 18, 10, 1.0)
+    assert (c.vae.epochs, c.vae.batch_size, c.iterations) == (200, 500, 5)
+    assert c.codes == "sample" and c.gmm.backend == "gibbs" and c.gmm.init == "random" and not c.gmm.warm_start
+    assert c.feedback
+
+
+def test_no_feedback_preset_differs_only_in_feedback():
+    a, b = preset("serket-classic").to_dict(), preset("no-feedback").to_dict()
+    assert b.pop("feedback") is False and a.pop("feedback") is True
+    assert a == b
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_presets_are_valid_and_fresh_copies(name):
+    a = preset(name).validate()
+    a.vae.alpha = 99.0
+    assert preset(name).vae.alpha != 99.0
+
+
+def test_dict_round_trip_and_replace():
+    c = RunConfig().replace(vae__alpha=2.5, data__digits=(1, 7), gmm__n_classes=2, iterations=3)
+    assert RunConfig.from_dict(c.to_dict()) == c
+    assert c.vae.alpha == 2.5 and c.data.digits == (1, 7) and c.iterations == 3
+
+
+@pytest.mark.parametrize("change, fragment", [
+    ({"data__n": 0}, "n must be"),
+    ({"data__digits": ()}, "digits must not be empty"),
+    ({"data__digits": (1, 12)}, "[12]"),
+    ({"data__digits": (3, 3)}, "must not repeat"),
+    ({"vae__alpha": -1.0}, "alpha"),
+    ({"vae__alpha": float("nan")}, "alpha"),
+    ({"vae__latent_dim": 0}, "latent_dim"),
+    ({"gmm__backend": "kmeans"}, "'kmeans'"),
+    ({"codes": "median"}, "'median'"),
+    ({"gmm__n_classes": 5000}, "n_classes (5000)"),
+    ({"data__source": "ftp"}, "'ftp'"),
+])
+def test_validation_names_the_bad_value(change, fragment):
+    with pytest.raises(ValueError) as e:
+        RunConfig().replace(**change).validate()
+    assert fragment in str(e.value)
+
+
+def test_unknown_keys_are_refused():
+    with pytest.raises(ValueError, match="unknown vae settings"):
+        RunConfig.from_dict({"vae": {"alfa": 1}})
+    with pytest.raises(ValueError, match="unknown preset"):
+        preset("classic")

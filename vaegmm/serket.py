@@ -1,0 +1,158 @@
+"""A Serket-style facade over the vaegmm engine, so Serket's VAE+GMM tutorial runs almost verbatim::
+
+    import vaegmm.serket as srk
+    obs = srk.Observation(images)                 # (N, 784) in [0, 1]
+    vae1 = srk.VAE(18, itr=200, batch_size=500)
+    gmm1 = srk.GMM(10, category=labels)
+    vae1.connect(obs)
+    gmm1.connect(vae1)
+    for i in range(5):
+        vae1.update()   # trains with the class means the GMM last sent (0 before the first GMM update)
+        gmm1.update()   # clusters the VAE's codes and sends each point's class mean back
+
+Learning modules are numbered in creation order (``module001_vae``, ``module002_gmm``) as Serket does, and each
+update writes the module's files at the top of its folder and in a numbered sub-folder (``001/``, ``002/``...).
+Folders go to the working directory, or under :func:`set_save_dir` / the ``save_dir`` argument.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+
+from .gmm import make_gmm
+from .metrics import clustering_accuracy
+from .vae import VAE as _VAEModel
+from .vae import encode_all, make_optimizer, resolve_device, train_epochs
+
+_state = {"count": 0, "save_dir": None}
+
+
+def reset(save_dir: Optional[str | os.PathLike] = None) -> None:
+    """Restart module numbering at 001 and set where module folders go (default: the working directory)."""
+    _state["count"] = 0
+    _state["save_dir"] = None if save_dir is None else Path(save_dir)
+
+
+def set_save_dir(save_dir: str | os.PathLike) -> None:
+    """Module folders created from now on go under ``save_dir``."""
+    _state["save_dir"] = Path(save_dir)
+
+
+class Observation:
+    """The data as a message source: ``data (N, F)``."""
+
+    def __init__(self, data):
+        self.data = np.asarray(data, dtype=np.float32)
+        if self.data.ndim != 2:
+            raise ValueError(f"Observation data must be 2-D (N, F), got shape {self.data.shape}")
+
+    def get_forward_msg(self) -> np.ndarray:
+        return self.data
+
+
+class _Module:
+    def __init__(self, kind: str, save_dir=None):
+        _state["count"] += 1
+        self.number = _state["count"]
+        self.name = f"module{self.number:03d}_{kind}"
+        root = Path(save_dir) if save_dir is not None else (_state["save_dir"] or Path.cwd())
+        self.folder = root / self.name
+        self.parent = None
+        self.child = None
+        self.n_updates = 0
+
+    def _folders(self) -> list[Path]:
+        sub = self.folder / f"{self.n_updates:03d}"
+        sub.mkdir(parents=True, exist_ok=True)
+        return [self.folder, sub]
+
+    def connect(self, parent) -> None:
+        """Receive forward messages from ``parent`` (an Observation or a module) and send it backward ones."""
+        self.parent = parent
+        if isinstance(parent, _Module):
+            parent.child = self
+
+
+class VAE(_Module):
+    """Serket's VAE module: ``VAE(latent_dim, itr=epochs, batch_size=...)``; ``alpha`` weights the KL to the class
+    mean sent back by the connected GMM."""
+
+    def __init__(self, latent_dim: int, itr: int = 200, batch_size: int = 500, alpha: float = 1.0,
+                 hidden: int = 128, lr: float = 1e-3, codes: str = "sample", seed: int = 0,
+                 device: str = "auto", save_dir=None):
+        super().__init__("vae", save_dir)
+        if codes not in ("sample", "mean"):
+            raise ValueError(f"codes must be 'sample' or 'mean', got {codes!r}")
+        self.latent_dim, self.itr, self.batch_size = int(latent_dim), int(itr), int(batch_size)
+        self.alpha, self.hidden, self.lr, self.codes_kind = float(alpha), int(hidden), float(lr), codes
+        self.device = resolve_device(device)
+        self._gen = torch.Generator().manual_seed(seed)
+        self._rng = np.random.default_rng(seed)
+        self.model = _VAEModel(self.latent_dim, self.hidden, generator=self._gen).to(self.device)
+        self.optimizer = make_optimizer(self.model, self.lr)
+        self.prior_mu: Optional[np.ndarray] = None  # backward message: (N, D) class means
+        self.codes: Optional[np.ndarray] = None  # forward message: (N, D)
+        self.losses = []
+
+    def get_forward_msg(self) -> np.ndarray:
+        if self.codes is None:
+            raise RuntimeError(f"{self.name} has not been updated yet: call update() first")
+        return self.codes
+
+    def set_backward_msg(self, prior_mu: np.ndarray) -> None:
+        self.prior_mu = np.asarray(prior_mu, dtype=np.float32)
+
+    def update(self) -> np.ndarray:
+        """Train ``itr`` epochs with the current backward message, then send the codes forward: ``(N, D)``."""
+        if self.parent is None:
+            raise RuntimeError(f"{self.name} is not connected: call connect(observation) first")
+        x = torch.from_numpy(np.asarray(self.parent.get_forward_msg(), dtype=np.float32)).to(self.device)
+        prior = np.zeros((x.shape[0], self.latent_dim), np.float32) if self.prior_mu is None else self.prior_mu
+        self.losses = train_epochs(self.model, self.optimizer, x, torch.from_numpy(prior).to(self.device),
+                                   self.alpha, self.itr, self.batch_size, self._gen)
+        mu, logvar = encode_all(self.model, x)
+        if self.codes_kind == "sample":
+            mu = mu + self._rng.standard_normal(mu.shape).astype(np.float32) * np.exp(0.5 * logvar)
+        self.codes = mu.astype(np.float32)
+        self.n_updates += 1
+        for folder in self._folders():
+            np.savetxt(folder / "z_learn.txt", self.codes, fmt="%.6f")
+            np.savetxt(folder / "loss.txt", [[l.recon, l.kl] for l in self.losses], fmt="%.6f",
+                       header="recon kl (mean per image, per epoch)")
+        return self.codes
+
+
+class GMM(_Module):
+    """Serket's GMM module: ``GMM(K, itr=sweeps, category=labels)``; Gibbs sampling by default."""
+
+    def __init__(self, n_classes: int, itr: int = 100, category=None, backend: str = "gibbs", seed: int = 0,
+                 init: str = "random", save_dir=None):
+        super().__init__("gmm", save_dir)
+        self.category = None if category is None else np.asarray(category).astype(np.int64)
+        self.gmm = make_gmm(backend, int(n_classes), sweeps=int(itr), init=init,
+                            random_state=np.random.default_rng(seed))
+        self.classes: Optional[np.ndarray] = None
+        self.accuracy: Optional[float] = None
+
+    def update(self) -> np.ndarray:
+        """Cluster the parent's codes, send each point's class mean back; returns the classes ``(N,)``."""
+        if self.parent is None:
+            raise RuntimeError(f"{self.name} is not connected: call connect(vae) first")
+        z = self.parent.get_forward_msg()
+        self.gmm.fit(z)
+        self.classes = self.gmm.labels_
+        if isinstance(self.parent, VAE):
+            self.parent.set_backward_msg(self.gmm.point_means_)
+        self.n_updates += 1
+        if self.category is not None:
+            self.accuracy = clustering_accuracy(self.classes, self.category)
+        for folder in self._folders():
+            np.savetxt(folder / "class_learn.txt", self.classes, fmt="%d")
+            np.savetxt(folder / "mu_learn.txt", self.gmm.means_, fmt="%.6f")
+            if self.accuracy is not None:
+                np.savetxt(folder / "acc_learn.txt", [self.accuracy], fmt="%.6f")
+        return self.classes
