@@ -78,11 +78,15 @@ def _read_csv_uint8(path: Path) -> np.ndarray:
 
 def load_openml() -> tuple[np.ndarray, np.ndarray]:
     """The full MNIST (70 000 images) from OpenML through scikit-learn, cached in its data home."""
+    import warnings
+
     from sklearn.datasets import fetch_openml
 
     try:
-        x, y = fetch_openml("mnist_784", version=1, as_frame=False, return_X_y=True,
-                            data_home=str(cache_dir() / "openml"), parser="liac-arff")
+        with warnings.catch_warnings():  # sklearn warns before each retry; our error below says it all
+            warnings.filterwarnings("ignore", message="A network error occurred", category=UserWarning)
+            x, y = fetch_openml("mnist_784", version=1, as_frame=False, return_X_y=True,
+                                data_home=str(cache_dir() / "openml"), parser="liac-arff", n_retries=1, delay=0.5)
     except Exception as e:  # urllib errors, timeouts, HTTP errors, a broken cache...
         raise DataSourceError(
             "could not download the full MNIST from OpenML (no network?): "
