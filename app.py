@@ -22,14 +22,15 @@ st.caption("A VAE turns each MNIST image into a code; a Gaussian mixture groups 
            "each class mean back to the VAE as the centre of its prior. Watch the classes form.")
 ui.link_warnings(settings)
 for p in problems:
-    st.error(p, icon="⚠️")
+    st.error(p, icon=":material/error:")
 note = data_note(settings)
 if note and not problems:
-    st.info(note, icon="ℹ️")
+    st.info(note, icon=":material/info:")
 
 if runs.current is None:
-    st.info("Choose a preset or settings in the sidebar and press **▶ Start**. Iteration 0 (the untrained "
+    st.info("Choose a preset or settings in the sidebar and press **Start**. Iteration 0 (the untrained "
             "encoder's codes, clustered) appears at once; then every mutual iteration trains the VAE and refits "
-            "the GMM. **How it works** (left) explains what you see.", icon="👈")
+            "the GMM. **How it works** (left) explains what you see.", icon=":material/arrow_back:")
+    ui.placeholder_chart()
 else:
     ui.live_panels(runs.current)

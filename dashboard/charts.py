@@ -30,9 +30,11 @@ def _base_layout(fig: go.Figure, meta: str, title: str = "", height: int = 420) 
 
 
 def latent_scatter(result, labels: np.ndarray, colour_by: str = "digit", title: str = "",
-                   height: int = 460, show_means: bool = True, selected: Optional[int] = None) -> go.Figure:
-    """WebGL scatter of ``result.projection (N, 2)``: one trace per digit (or GMM class), hover = index, digit,
-    class; the GMM class means as black-edged crosses."""
+                   height: int = 460, show_means: bool = True, selected: Optional[int] = None,
+                   webgl: bool = True) -> go.Figure:
+    """Scatter of ``result.projection (N, 2)`` (WebGL unless ``webgl=False``): one trace per digit (or GMM
+    class), hover = index, digit, class; the GMM class means as black crosses."""
+    trace = go.Scattergl if webgl else go.Scatter
     xy = np.round(np.asarray(result.projection, dtype=np.float64), 3)
     labels = np.asarray(labels)
     classes = np.asarray(result.classes)
@@ -42,7 +44,7 @@ def latent_scatter(result, labels: np.ndarray, colour_by: str = "digit", title: 
     for g in np.unique(groups):
         m = groups == g
         name = f"class {g}" if colour_by == "class" else f"digit {g}"
-        fig.add_trace(go.Scattergl(
+        fig.add_trace(trace(
             x=xy[m, 0].tolist(), y=xy[m, 1].tolist(), mode="markers", name=name, meta="points",
             marker=dict(size=5, color=_colour(int(g)), opacity=0.75),
             customdata=np.stack([idx[m], labels[m], classes[m]], axis=1).tolist(),
@@ -51,7 +53,7 @@ def latent_scatter(result, labels: np.ndarray, colour_by: str = "digit", title: 
     if show_means and len(result.class_means_2d):
         means = np.round(np.asarray(result.class_means_2d, dtype=np.float64), 3)
         counts = np.asarray(result.class_counts)
-        fig.add_trace(go.Scattergl(
+        fig.add_trace(trace(
             x=means[:, 0].tolist(), y=means[:, 1].tolist(), mode="markers+text", name="class means", meta="means",
             text=[str(k) for k in range(len(means))], textposition="top center",
             marker=dict(symbol="x", size=12, color="black", line=dict(width=1, color="white")),
@@ -61,6 +63,8 @@ def latent_scatter(result, labels: np.ndarray, colour_by: str = "digit", title: 
         fig.add_trace(go.Scatter(x=[float(xy[selected, 0])], y=[float(xy[selected, 1])], mode="markers", name="selected",
                                  meta="selected", hoverinfo="skip",
                                  marker=dict(size=16, color="rgba(0,0,0,0)", line=dict(width=3, color="black"))))
+    if not webgl:  # the small side-by-side copies: the big plot above carries the legend
+        fig.update_layout(showlegend=False)
     fig.update_xaxes(title_text="PC 1", showticklabels=False, zeroline=False)
     fig.update_yaxes(title_text="PC 2", showticklabels=False, zeroline=False)
     return _base_layout(fig, "latent", title, height)
@@ -153,3 +157,13 @@ def image_grid(images: np.ndarray, cols: int = 10, pad: int = 2) -> np.ndarray:
         r, c = divmod(i, cols)
         out[pad + r * size: pad + r * size + 28, pad + c * size: pad + c * size + 28] = img
     return out
+
+
+def placeholder(height: int = 360) -> go.Figure:
+    """An empty frame with a hint, shown before the first run."""
+    fig = go.Figure(go.Scattergl(x=[], y=[], mode="markers"))
+    fig.add_annotation(x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False, font=dict(size=15, color="#777"),
+                       text="The latent space of the codes appears here, iteration by iteration, after Start")
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    return _base_layout(fig, "placeholder", "", height)

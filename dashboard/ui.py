@@ -25,7 +25,8 @@ from .settings import (FIELDS, KEYS, PRESET_LABELS, check_settings, config_from_
 STATUS_EVERY = 0.5  # seconds between status refreshes while a run is queued or running
 CHARTS_EVERY = 1.0  # seconds between chart refreshes (the scatter carries N points)
 _RUNS_KEY = "_vaegmm_runs"
-STATE_ICONS = {IDLE: "⚪", QUEUED: "⏳", RUNNING: "🟢", PAUSED: "⏸️", FINISHED: "✅", STOPPED: "⏹️", FAILED: "❌"}
+STATE_COLOURS = {IDLE: "#888", QUEUED: "#b8860b", RUNNING: "#2e7d32", PAUSED: "#1565c0", FINISHED: "#1b5e20",
+                 STOPPED: "#616161", FAILED: "#c62828"}
 
 
 # ---------------------------------------------------------------------------------------------- session
@@ -145,7 +146,7 @@ def link_warnings(settings: dict) -> None:
     warnings = ss.get("_link_warnings") or []
     if warnings and settings_equal(settings, ss["_link_settings"]):
         for w in warnings:
-            st.warning(w, icon="🔗")
+            st.warning(w, icon=":material/link:")
 
 
 # ---------------------------------------------------------------------------------------------- controls
@@ -187,6 +188,7 @@ def _pause_resume(runs: SessionRuns) -> None:
 def _stop(runs: SessionRuns) -> None:
     if runs.current is not None:
         runs.current.run.stop()
+        runs.current.run.join(1.0)  # the worker ends at its next mini-batch: draw the page as "stopped" at once
 
 
 def controls(runs: SessionRuns, problems: list[str], where=None) -> None:
@@ -196,19 +198,19 @@ def controls(runs: SessionRuns, problems: list[str], where=None) -> None:
     active = state in ACTIVE
     sb = where if where is not None else st.sidebar
     c1, c2 = sb.columns(2)
-    c1.button("▶ Start", type="primary", key="btn_start", on_click=_start, args=(runs,),
-              disabled=active or bool(problems), width="stretch",
+    c1.button("Start", icon=":material/play_arrow:", type="primary", key="btn_start", on_click=_start,
+              args=(runs,), disabled=active or bool(problems), width="stretch",
               help="Start a new run with these settings (the previous runs stay on the Compare page).")
-    c2.button("⏹ Stop", key="btn_stop", on_click=_stop, args=(runs,), disabled=not active,
+    c2.button("Stop", icon=":material/stop:", key="btn_stop", on_click=_stop, args=(runs,), disabled=not active,
+              width="stretch", help="End the run; the iterations finished so far are kept.")
+    paused = state == PAUSED
+    c1.button("Resume" if paused else "Pause", icon=":material/play_arrow:" if paused else ":material/pause:",
+              key="btn_pause", on_click=_pause_resume, args=(runs,), disabled=state not in (RUNNING, PAUSED, QUEUED),
               width="stretch")
-    c1, c2, c3 = sb.columns(3)
-    c1.button("▶ Resume" if state == PAUSED else "⏸ Pause", key="btn_pause", on_click=_pause_resume,
-              args=(runs,), disabled=state not in (RUNNING, PAUSED, QUEUED), width="stretch")
-    c2.button("⏭ Step", key="btn_step", on_click=_step, args=(runs,),
-              disabled=(not active and bool(problems)), width="stretch",
-              help="One more iteration, then pause.")
-    c3.button("↺ Reset", key="btn_reset", on_click=runs.reset, disabled=cur is None, width="stretch",
-              help="Stop and clear the page (the run stays on the Compare page).")
+    c2.button("Step", icon=":material/skip_next:", key="btn_step", on_click=_step, args=(runs,),
+              disabled=(not active and bool(problems)), width="stretch", help="One more iteration, then pause.")
+    sb.button("Reset", icon=":material/restart_alt:", key="btn_reset", on_click=runs.reset, disabled=cur is None,
+              width="stretch", help="Stop and clear the page (the run stays on the Compare page).")
 
 
 def download(entry: Optional[RunEntry], where=None) -> None:
@@ -225,9 +227,10 @@ def download(entry: Optional[RunEntry], where=None) -> None:
             entry.zip_cache[snap.state] = zip_run(run.config, run.history, run.labels, status=snap.state)
         return entry.zip_cache[snap.state]
 
-    (where if where is not None else st.sidebar).download_button(f"⬇ Download run #{run.id} (zip)", data=build, file_name=f"vaegmm_run{run.id}.zip",
-                               mime="application/zip", key=f"dl_{run.id}", width="stretch",
-                               help="Serket-layout folders (module001_vae, module002_gmm) and history.json.")
+    (where if where is not None else st.sidebar).download_button(
+        f"Download run #{run.id} (zip)", icon=":material/download:", data=build, file_name=f"vaegmm_run{run.id}.zip",
+        mime="application/zip", key=f"dl_{run.id}", width="stretch",
+        help="Serket-layout folders (module001_vae, module002_gmm) and history.json.")
 
 
 # ---------------------------------------------------------------------------------------------- panels
@@ -242,7 +245,7 @@ def status_line(snap) -> None:
     cfg = snap.config
     p = snap.progress
     done = snap.iterations_done
-    icon = STATE_ICONS.get(snap.state, "")
+    colour = STATE_COLOURS.get(snap.state, "#888")
     in_progress = snap.state in (RUNNING, PAUSED) and p.phase not in ("done", "") and done < cfg.iterations
     it_text = (f"iteration {p.iteration} of {cfg.iterations}" if in_progress
                else f"iteration {done} of {cfg.iterations}")
@@ -251,14 +254,17 @@ def status_line(snap) -> None:
         per_it_text = f"{_fmt_seconds(time.monotonic() - snap.iteration_started)} so far in this iteration"
     else:
         per_it_text = f"{_fmt_seconds(per_it)} per iteration"
-    st.markdown(f'<div data-testid="vaegmm-status" data-state="{snap.state}" data-iterations="{done}">'
-                f"<b>{icon} {snap.state}</b> · {snap.name} · {it_text} · {per_it_text}</div>",
+    first = "" if snap.first_result_seconds is None else f"{snap.first_result_seconds:.3f}"
+    st.markdown(f'<div data-testid="vaegmm-status" data-state="{snap.state}" data-iterations="{done}" '
+                f'data-first-result-s="{first}" style="font-size:1.05rem">'
+                f'<span style="background:{colour};color:white;border-radius:0.8rem;padding:0.1rem 0.6rem;'
+                f'font-weight:600">{snap.state}</span> &nbsp;{snap.name} · <b>{it_text}</b> · {per_it_text}</div>',
                 unsafe_allow_html=True)
     if snap.state == QUEUED:
         pos = snap.queue_position
         st.info(f"Waiting for a free training slot: position {pos} in the queue. The server trains at most "
                 f"{default_slots().capacity} runs at a time; this run starts by itself when a slot frees.",
-                icon="⏳")
+                icon=":material/hourglass_top:")
     if p.phase == "loading" and snap.state == RUNNING:
         frac, text = 0.0, "loading the images…"
     elif in_progress and p.phase == "vae":
@@ -272,7 +278,7 @@ def status_line(snap) -> None:
         text = f"epoch {cfg.vae.epochs if snap.state == FINISHED else 0} of {cfg.vae.epochs}"
     st.progress(min(1.0, max(0.0, frac)), text=text)
     if snap.state == FAILED:
-        st.error(f"The run failed: {snap.message}. The iterations finished before are kept below.", icon="❌")
+        st.error(f"The run failed: {snap.message}. The iterations finished before are kept below.", icon=":material/error:")
     elif snap.state == STOPPED and snap.message:
         st.caption(f"Stopped: {snap.message}.")
 
@@ -285,10 +291,14 @@ def metric_cards(snap) -> None:
             col.metric(label, "–")
         return
     last, first = h[-1], h[0]
-    c[0].metric("accuracy", f"{last.accuracy:.3f}", delta=f"{last.accuracy - first.accuracy:+.3f} since it. 0",
+
+    def delta(attr):
+        return f"{getattr(last, attr) - getattr(first, attr):+.3f} since it. 0" if len(h) > 1 else None
+
+    c[0].metric("accuracy", f"{last.accuracy:.3f}", delta=delta("accuracy"),
                 help="Hungarian accuracy: the best one-to-one matching of GMM classes to digits.")
-    c[1].metric("NMI", f"{last.nmi:.3f}", delta=f"{last.nmi - first.nmi:+.3f} since it. 0")
-    c[2].metric("ARI", f"{last.ari:.3f}", delta=f"{last.ari - first.ari:+.3f} since it. 0")
+    c[1].metric("NMI", f"{last.nmi:.3f}", delta=delta("nmi"), help="Normalised mutual information.")
+    c[2].metric("ARI", f"{last.ari:.3f}", delta=delta("ari"), help="Adjusted Rand index.")
     c[3].metric("iterations done", f"{snap.iterations_done} / {snap.config.iterations}")
     c[4].metric("time / iteration", _fmt_seconds(snap.seconds_per_iteration))
 
@@ -319,9 +329,9 @@ def charts_panel(entry: RunEntry, snap) -> None:
     st.markdown("**Before vs after** (iteration 0, the untrained encoder, and the latest iteration)")
     b1, b2 = st.columns(2)
     b1.plotly_chart(charts.latent_scatter(h[0], labels, by, title=f"before: iteration 0 · acc {h[0].accuracy:.3f}",
-                                          height=340), key="scatter_before", config={"displaylogo": False})
+                                          height=340, webgl=False), key="scatter_before", config={"displaylogo": False})
     if len(h) > 1:
-        b2.plotly_chart(charts.latent_scatter(h[-1], labels, by, height=340,
+        b2.plotly_chart(charts.latent_scatter(h[-1], labels, by, height=340, webgl=False,
                                               title=f"after: iteration {h[-1].iteration} · acc {h[-1].accuracy:.3f}"),
                         key="scatter_after", config={"displaylogo": False})
     else:
@@ -340,13 +350,16 @@ def live_panels(entry: Optional[RunEntry]) -> None:
     """Status and charts, refreshed by fragments while the run is queued or running."""
     if entry is None:
         return
-    rendered_state = entry.run.state
-    polling = rendered_state in (QUEUED, RUNNING)
+    rendered = entry.run.snapshot()
+    polling = rendered.state in (QUEUED, RUNNING)
+    waiting_for_first = not rendered.history
+    # poll faster until iteration 0 is there, so the first picture appears as soon as it exists
+    status_every = (STATUS_EVERY / 2 if waiting_for_first else STATUS_EVERY) if polling else None
 
-    @st.fragment(run_every=STATUS_EVERY if polling else None)
+    @st.fragment(run_every=status_every)
     def status_fragment():
         snap = entry.run.snapshot()
-        if snap.state != rendered_state:
+        if snap.state != rendered.state or (waiting_for_first and snap.history):
             st.rerun()  # one full rerun: buttons follow the new state; polling stops when it has ended
         status_line(snap)
         metric_cards(snap)
@@ -357,6 +370,11 @@ def live_panels(entry: Optional[RunEntry]) -> None:
 
     status_fragment()
     charts_fragment()
+
+
+def placeholder_chart() -> None:
+    """An empty latent-space frame before the first Start (it also loads Plotly in the browser early)."""
+    st.plotly_chart(charts.placeholder(), key="placeholder", config={"displaylogo": False, "staticPlot": True})
 
 
 def pick_run(runs: SessionRuns, label: str = "Run", key: str = "pick_run") -> Optional[RunEntry]:
