@@ -126,7 +126,7 @@ def compare_chart(runs: Sequence[tuple[str, Sequence]], metric: str = "accuracy"
                                  mode="lines+markers", name=label, meta="run", line=dict(color=_colour(i))))
     fig.update_xaxes(title_text="iteration", dtick=1, rangemode="tozero")
     fig.update_yaxes(title_text=metric, range=[0, 1.02])
-    fig.update_layout(legend=dict(orientation="h", y=-0.2, x=0))
+    fig.update_layout(legend=dict(orientation="h", y=-0.2, x=0), showlegend=True)
     return _base_layout(fig, "compare", "", height)
 
 
@@ -136,8 +136,9 @@ def confusion_chart(classes: np.ndarray, labels: np.ndarray, n_classes: int, hei
     m = confusion(classes, labels, n_classes=n_classes, label_values=values)
     match = best_matching(classes, labels)
     order = sorted(range(n_classes), key=lambda k: (match.get(k, 99), -m[k].sum()))
+    m_counts = m.sum(axis=1)
     m = m[order]
-    ylab = [f"class {k}" + (f" (→{match[k]})" if k in match else "") for k in order]
+    ylab = [f"class {k}" + (f" (↔{match[k]})" if k in match and m_counts[k] else "") for k in order]
     fig = go.Figure(go.Heatmap(z=m.tolist(), x=[f"digit {v}" for v in values], y=ylab, colorscale="Blues",
                                text=m.tolist(), texttemplate="%{text}", hovertemplate="%{y}, %{x}: %{z}<extra></extra>",
                                showscale=False))

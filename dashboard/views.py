@@ -92,9 +92,9 @@ def explorer(entry: RunEntry) -> None:
     for start in range(0, k, per_row):
         cols = st.columns(per_row)
         for j, c in enumerate(range(start, min(k, start + per_row))):
-            tag = f"→{match[c]}" if c in match else ""
-            cols[j].image(_big(means_img[c], 3), caption=f"class {c} {tag} · {int(result.class_counts[c])}",
-                          clamp=True)
+            count = int(result.class_counts[c])
+            tag = f" ↔ digit {match[c]}" if c in match and count else ""
+            cols[j].image(_big(means_img[c], 3), caption=f"class {c} ({count}){tag}", clamp=True)
 
     st.subheader("Confusion matrix: GMM classes against digits")
     st.caption("Rows are GMM classes (ordered by the digit they are matched to), columns the true digits. A good "

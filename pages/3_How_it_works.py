@@ -12,21 +12,21 @@ Two models learn from the same images and help each other. This is the **VAE + G
 [Serket](https://github.com/naka-lab/Serket), a framework for building large models out of small modules that
 send each other *messages*.
 
-* The **VAE** (variational auto-encoder) squeezes each 28×28 image `o` into a short code `z` (the *latent*
+* The **VAE** (variational auto-encoder) squeezes each 28×28 image $o$ into a short code $z$ (the *latent*
   vector, D numbers) and learns to rebuild the image from the code.
 * The **GMM** (Gaussian mixture model) looks only at the codes and sorts them into K groups, each a round cloud
-  with its own centre `μ_c`. It never sees a label.
+  with its own centre $\\mu_c$. It never sees a label.
 
 Neither model is told which digit an image shows. The labels are used only to *score* the grouping.
 """)
 
 st.header("1. The VAE compresses")
 st.markdown("""
-The encoder maps an image to a small Gaussian cloud in latent space, `q(z | o)`, with a mean and a spread.
-The decoder maps a code back to 784 pixel probabilities, `p(o | z)`. A plain VAE is trained to make
+The encoder maps an image to a small Gaussian cloud in latent space, $q(z \\mid o)$, with a mean and a spread.
+The decoder maps a code back to 784 pixel probabilities, $p(o \\mid z)$. A plain VAE is trained to make
 
 * the rebuilt image close to the original (the **reconstruction** term), and
-* each cloud close to a standard normal `N(0, I)` centred at the origin (the **KL** term), which keeps the codes
+* each cloud close to a standard normal $\\mathcal{N}(0, I)$ centred at the origin (the **KL** term), which keeps the codes
   tidy and lets us sample.
 """)
 st.latex(r"\mathcal{L}_{\text{plain VAE}} = -\,\mathrm{KL}\big(q(z\mid o)\,\|\,\mathcal{N}(0, I)\big)"
@@ -34,7 +34,7 @@ st.latex(r"\mathcal{L}_{\text{plain VAE}} = -\,\mathrm{KL}\big(q(z\mid o)\,\|\,\
 
 st.header("2. The GMM groups the codes")
 st.markdown("""
-Given the codes of all images, the GMM finds K clusters: for each class `c` a mean `μ_c`, a covariance and a
+Given the codes of all images, the GMM finds K clusters: for each class $c$ a mean $\\mu_c$, a covariance and a
 weight, and for each image the class it most likely belongs to. The dashboard offers two ways to fit it:
 **Gibbs sampling** of a Bayesian GMM (what Serket uses; it is random, so classes can move between runs) and
 **EM** (scikit-learn's deterministic maximum-likelihood fit).
@@ -44,10 +44,10 @@ st.header("3. The messages: mutual learning")
 st.markdown("""
 The two models talk in a loop. One **iteration** is:
 
-1. **VAE → GMM:** the VAE encodes every image and sends its code `z` (its mean, or one random sample of
-   `q(z | o)`) to the GMM.
+1. **VAE → GMM:** the VAE encodes every image and sends its code $z$ (its mean, or one random sample of
+   $q(z \\mid o)$) to the GMM.
 2. The GMM clusters the codes.
-3. **GMM → VAE:** the GMM sends back, for every image, the mean `μ_c` of the class that image was put in.
+3. **GMM → VAE:** the GMM sends back, for every image, the mean $\\mu_c$ of the class that image was put in.
 4. The VAE trains again, but now the centre of each image's prior is *its class mean* instead of the origin:
 """)
 st.latex(r"\mathcal{L}(\theta, \phi; o) = -\,\alpha\,\mathrm{KL}\big(q_\phi(z\mid o)\,\|\,"
@@ -55,9 +55,9 @@ st.latex(r"\mathcal{L}(\theta, \phi; o) = -\,\alpha\,\mathrm{KL}\big(q_\phi(z\mi
 st.markdown("""
 Read it term by term:
 
-* `E_q[log p(o | z)]` rewards codes from which the image can be rebuilt (the reconstruction in the loss chart
+* $\\mathbb{E}_q[\\log p(o \\mid z)]$ rewards codes from which the image can be rebuilt (the reconstruction in the loss chart
   is its negative, the binary cross-entropy summed over pixels).
-* `KL(q(z | o) ‖ N(μ_c, I))` is small when the image's code sits near the centre of *its* class. Images the GMM
+* $\\mathrm{KL}(q(z \\mid o) \\,\\|\\, \\mathcal{N}(\\mu_c, I))$ is small when the image's code sits near the centre of *its* class. Images the GMM
   put together are pulled together.
 * **α** sets how hard that pull is. With α = 0 the GMM's message is ignored; a large α packs each class tightly,
   but too large a value (or a high learning rate) can make training blow up: the run then stops with a message.
@@ -77,13 +77,14 @@ st.markdown("""
 * **Before vs after** repeats the figure of Serket's tutorial: iteration 0 next to the latest iteration.
 * **Accuracy, NMI, ARI** measure how well the classes match the digits (1 is perfect). Accuracy uses the best
   one-to-one pairing of classes with digits; NMI and ARI need no pairing. They usually jump after iteration 1
-  (the VAE alone already separates digits a bit) and keep rising while the feedback tightens the classes.
+  (the VAE alone already separates digits a bit) and then tend to rise as the feedback tightens the classes;
+  Gibbs sampling is random, so the curve can also wobble from one iteration to the next.
   Some digits look alike (4 and 9, 3 5 and 8) and often share a class: look at the confusion matrix in the
   **Latent explorer**.
 * **The loss terms**: the reconstruction error falls within each iteration. At the start of an iteration the
   α·KL term can jump: the prior centres just moved to the new class means.
 * **Compare runs**: run the same settings with feedback off (or α = 0) and on. Without the feedback the VAE
-  does not know about the classes, and the accuracy usually stays lower.
+  does not know about the classes: does the accuracy end lower? Try a few seeds before concluding.
 * **Latent explorer**: click a point to see its image, its reconstruction and its class mean decoded into an
   image. As the iterations go on, the decoded class means turn from grey blobs into recognisable digits.
 """)

@@ -223,3 +223,30 @@ def test_two_sessions_one_stopped_other_finishes(browser, server):
     no_exceptions(b)
     a.context.close()
     b.context.close()
+
+
+def test_closed_tabs_free_their_slots(browser, server):
+    """Two long runs fill both slots (VAEGMM_MAX_RUNS=2); closing their tabs must stop them, or a third
+    session's tiny run would wait in the queue for minutes."""
+    pages = []
+    for _ in range(2):
+        ctx = browser.new_context(viewport={"width": 1200, "height": 900})
+        page = ctx.new_page()
+        page.goto(f"{server}/?{urlencode(LONG)}")
+        button(page, "Start").wait_for(timeout=30000)
+        button(page, "Start").click()
+        wait_state(page, "running", 30)
+        pages.append(page)
+    for page in pages:
+        page.context.close()  # the websocket goes away: Streamlit releases the session's resources
+    ctx = browser.new_context(viewport={"width": 1200, "height": 900})
+    page = ctx.new_page()
+    page.goto(f"{server}/?{urlencode(TINY)}")
+    button(page, "Start").wait_for(timeout=30000)
+    t0 = time.monotonic()
+    button(page, "Start").click()
+    wait_state(page, "finished", 60)
+    no_exceptions(page)
+    with open(ARTIFACTS / "timings.txt", "a") as f:
+        f.write(f"after_closing_two_tabs_third_run_finished_s {time.monotonic() - t0:.2f}\n")
+    ctx.close()

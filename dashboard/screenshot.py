@@ -1,0 +1,110 @@
+"""Take the README's screenshot of a finished run in a real browser.
+
+    python -m dashboard.screenshot --preset quick-demo --out docs/screenshot.png
+
+Starts `streamlit run app.py` on a free port, opens it in Debian's Chromium (Playwright, never `playwright
+install`), presses Start, waits for the finished state and saves a screenshot of the whole page; with
+``--explorer`` also one of the Latent explorer after clicking a point of the scatter.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlencode
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking"]
+STATUS = '[data-testid="vaegmm-status"]'
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _full(page, path: str, width: int) -> None:
+    height = page.evaluate("""() => { const m = document.querySelector('[data-testid="stMain"]');
+        return m ? m.scrollHeight : document.body.scrollHeight; }""")
+    page.set_viewport_size({"width": width, "height": min(int(height) + 40, 6000)})
+    page.wait_for_timeout(1500)
+    page.screenshot(path=path, full_page=True)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--preset", default="quick-demo")
+    ap.add_argument("--set", nargs="*", default=[], help="extra settings as key=value (query parameters)")
+    ap.add_argument("--out", default="docs/screenshot.png")
+    ap.add_argument("--explorer", default="", help="also save the Latent explorer here")
+    ap.add_argument("--width", type=int, default=1400)
+    ap.add_argument("--timeout", type=float, default=3600, help="seconds to wait for the run to finish")
+    ap.add_argument("--chromium", default="/usr/bin/chromium")
+    a = ap.parse_args(argv)
+    params = {"preset": a.preset, **dict(kv.split("=", 1) for kv in a.set)}
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+                             "--server.port", str(port), "--server.address", "127.0.0.1",
+                             "--server.fileWatcherType", "none"], cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                with urllib.request.urlopen(url + "/_stcore/health", timeout=2):
+                    break
+            except OSError:
+                time.sleep(0.3)
+        from playwright.sync_api import sync_playwright
+
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=a.chromium, args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": a.width, "height": 1000})
+            page.goto(f"{url}/?{urlencode(params)}")
+            start = page.locator('[data-testid="stButton"] button', has_text="Start").first
+            start.wait_for(timeout=60000)
+            page.wait_for_timeout(2000)
+            t0 = time.monotonic()
+            start.click()
+            page.wait_for_function(f"""() => {{ const el = document.querySelector('{STATUS}');
+                return el && ['finished', 'failed', 'stopped'].includes(el.getAttribute('data-state')); }}""",
+                                   timeout=a.timeout * 1000, polling=500)
+            print(f"run ended after {time.monotonic() - t0:.1f} s: {page.inner_text(STATUS)}")
+            page.wait_for_timeout(2000)
+            Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+            _full(page, a.out, a.width)
+            print(f"saved {a.out}")
+            if a.explorer:
+                page.set_viewport_size({"width": a.width, "height": 1000})
+                page.locator('[data-testid="stSidebarNav"] a', has_text="Latent explorer").first.click()
+                page.wait_for_selector(".js-plotly-plot", timeout=30000)
+                page.wait_for_timeout(2500)
+                # click a point of the first digit trace (its pixel position from Plotly's own axes)
+                xy = page.evaluate("""() => { const gd = document.querySelector('.js-plotly-plot');
+                    const t = gd.data[0], xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+                    const r = gd.getBoundingClientRect(), i = Math.floor(t.x.length / 2);
+                    return [r.left + xa._offset + xa.l2p(t.x[i]), r.top + ya._offset + ya.l2p(t.y[i]),
+                            t.customdata[i][0]]; }""")
+                page.mouse.click(xy[0], xy[1])
+                page.wait_for_timeout(3000)
+                print(f"clicked image {xy[2]}; index field now {page.locator('input[type=number]').first.input_value()}")
+                _full(page, a.explorer, a.width)
+                print(f"saved {a.explorer}")
+            browser.close()
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
