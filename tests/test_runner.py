@@ -230,3 +230,27 @@ def test_snapshot_is_a_copy(slots):
     s.history.clear()
     assert len(run.history) == 2
     assert isinstance(s.history, list) and np.isfinite(run.history[-1].accuracy)
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096 / 2**20
+
+
+def test_soak_start_stop_cycles_leave_no_threads():
+    slots = SlotManager(2)
+    warm = TrainingRun(tiny(), slots=slots)  # first run pays one-time allocations
+    warm.start()
+    warm.join(60)
+    baseline, rss0 = threading.active_count(), _rss_mb()
+    for i in range(30):
+        run = TrainingRun(long_vae(seed=i % 3), slots=slots)
+        run.start()
+        if i % 2:
+            wait_for(lambda: in_vae(run), timeout=30)  # stop mid-update, or right at the start
+        run.stop()
+        assert run.join(2.0), f"cycle {i}: worker still alive"
+        assert run.state == STOPPED
+    assert slots.running == 0 and slots.waiting == 0
+    assert threading.active_count() <= baseline
+    assert _rss_mb() - rss0 < 100
