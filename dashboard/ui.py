@@ -318,10 +318,13 @@ def charts_panel(entry: RunEntry, snap) -> None:
     c1, c2 = st.columns([1, 1])
     colour = c1.segmented_control("Colour by", ["digit", "GMM class"], default="digit", key="colour_by",
                                   required=True) or "digit"
-    options = ["latest"] + [r.iteration for r in h]
+    done = {r.iteration: r for r in h}
+    # fixed options (every planned iteration), so the choice survives the live refreshes while iterations finish
+    options = ["latest"] + list(range(snap.config.iterations + 1))
     pick = c2.selectbox("Iteration", options, key="iteration_pick",
-                        format_func=lambda o: _latest_label(h) if o == "latest" else f"iteration {o}")
-    result = h[-1] if pick == "latest" or pick not in [r.iteration for r in h] else h[pick]
+                        format_func=lambda o: _latest_label(h) if o == "latest" else
+                        f"iteration {o}" + ("" if o in done else " (not yet)"))
+    result = done.get(pick, h[-1])
     by = "class" if colour == "GMM class" else "digit"
     st.plotly_chart(charts.latent_scatter(result, labels, by, title=f"Latent space, iteration {result.iteration}: "
                                           f"2-D PCA of the codes · accuracy {result.accuracy:.3f}"),
