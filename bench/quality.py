@@ -170,6 +170,28 @@ def summarise(results: list[dict], labels: list[str]) -> str:
     return "\n".join(lines)
 
 
+def exploration_table(results: list[dict]) -> str:
+    """Markdown: one row per explored config, accuracy at iteration 5 and at the last iteration, per seed."""
+    labels = list(dict.fromkeys(r["label"] for r in results))
+    lines = ["| config | changes from serket-classic | accuracy at iteration 5 per seed | mean | final iteration | "
+             "final accuracy per seed | mean |", "|---|---|---|---|---|---|---|"]
+    base = json.loads(json.dumps(preset("serket-classic").to_dict()))
+    for lab in labels:
+        rs = sorted([r for r in results if r["label"] == lab], key=lambda r: r["seed"])
+        changes = []
+        for part in ("data", "vae", "gmm"):
+            changes += [f"{k}={v}" for k, v in rs[0]["config"][part].items() if base[part][k] != v]
+        changes += [f"{k}={v}" for k, v in rs[0]["config"].items()
+                    if k not in ("data", "vae", "gmm", "seed") and base[k] != v]
+        a5 = [r["accuracy"][min(5, len(r["accuracy"]) - 1)] for r in rs]
+        af = [r["accuracy"][-1] for r in rs]
+        per_seed5 = ", ".join(f"s{r['seed']}: {a:.3f}" for r, a in zip(rs, a5))
+        lines.append(f"| {lab} | {', '.join(changes) or '(none)'} | {per_seed5} | "
+                     f"{sum(a5) / len(a5):.3f} | {len(rs[0]['accuracy']) - 1} | "
+                     f"{', '.join(f'{a:.3f}' for a in af)} | {sum(af) / len(af):.3f} |")
+    return "\n".join(lines)
+
+
 def write_section(md_path: Path, body: str) -> None:
     """Replace (or append) the ``## Quality`` section of ``md_path``, leaving every other section as it is."""
     text = md_path.read_text() if md_path.exists() else "# Benchmarks\n"
@@ -205,7 +227,13 @@ def main(argv=None) -> int:
                    help="file whose '## Quality' section is (re)written (default BENCHMARKS.md; not with --quick "
                         "or --explore unless given)")
     p.add_argument("--note", default="", help="text placed under the tables in the markdown section")
+    p.add_argument("--note-file", type=Path, default=None, help="file whose text is placed under --note")
+    p.add_argument("--summarise", type=Path, default=None, metavar="JSONL",
+                   help="print the exploration table of a results file and exit")
     a = p.parse_args(argv)
+    if a.summarise is not None:
+        print(exploration_table(list(load_results(a.summarise).values())))
+        return 0
     seeds = a.seeds if a.seeds is not None else ([0, 1] if a.quick else [0, 1, 2, 3, 4])
     quick = QUICK if a.quick else {}
 
@@ -250,6 +278,8 @@ def main(argv=None) -> int:
         body += ["", table]
         if a.note:
             body += ["", a.note]
+        if a.note_file is not None:
+            body += ["", a.note_file.read_text().strip()]
         write_section(md, "\n".join(body))
         print(f"wrote the Quality section of {md}")
     return 0

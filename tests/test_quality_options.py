@@ -94,3 +94,34 @@ def test_default_config_keeps_the_classic_vae_spec():
     cfg = RunConfig().validate()
     assert (cfg.data.n, cfg.vae.latent_dim, cfg.gmm.n_classes, cfg.vae.epochs, cfg.vae.batch_size) == \
         (3000, 18, 10, 200, 500)
+
+
+def test_em_reg_covar_from_config_reaches_the_gmm():
+    from vaegmm.mutual import MutualLearner
+
+    cfg = RunConfig().replace(data__n=20, gmm__backend="em", gmm__reg_covar=0.1, gmm__n_classes=2, iterations=0)
+    rng = np.random.default_rng(0)
+    learner = MutualLearner(cfg, rng.random((20, 784), dtype=np.float32), np.arange(20) % 2)
+    assert learner.gmm.reg_covar == 0.1
+    assert make_gmm("em", 3, reg_covar=0.2).reg_covar == 0.2
+
+
+@pytest.mark.parametrize("bad", [-0.1, float("nan"), float("inf"), True, "0.1"])
+def test_reg_covar_validated(bad):
+    with pytest.raises(ValueError, match="reg_covar"):
+        RunConfig().replace(gmm__reg_covar=bad).validate()
+    z, _ = _blobs()
+    from vaegmm.gmm import EMGMM
+
+    with pytest.raises(ValueError, match="reg_covar"):
+        EMGMM(3, reg_covar=bad).fit(z)
+
+
+def test_em_reg_covar_floors_the_class_covariances():
+    from vaegmm.gmm import EMGMM
+
+    z, _ = _blobs()
+    z[:, 2] = 0.0  # a flat direction: without the floor its variance is ~0
+    g = EMGMM(3, reg_covar=0.1, random_state=0).fit(z)
+    eig = np.linalg.eigvalsh(g.model_.covariances_)
+    assert eig.min() >= 0.1 - 1e-9

@@ -38,6 +38,7 @@ class GMMConfig:
     n_init: int = 1  # restarts, best kept (EM: likelihood; Gibbs: chain with the highest log p(z, c))
     init: str = "random"  # Gibbs start: "random" labels (Serket) or nearest "kmeans++" seed
     warm_start: bool = False  # start each GMM update from the previous one's state
+    reg_covar: float = 1e-6  # EM only: added to each class covariance's diagonal (encoder means need ~0.1)
 
 
 @dataclass
@@ -74,6 +75,9 @@ class RunConfig:
         _check(isinstance(g.sweeps, int) and g.sweeps >= 1, f"sweeps must be >= 1, got {g.sweeps!r}")
         _check(isinstance(g.n_init, int) and g.n_init >= 1, f"n_init must be >= 1, got {g.n_init!r}")
         _check(g.init in ("random", "kmeans++"), f"gmm init must be 'random' or 'kmeans++', got {g.init!r}")
+        _check(isinstance(g.reg_covar, (int, float)) and not isinstance(g.reg_covar, bool) and _finite(g.reg_covar)
+               and g.reg_covar >= 0,
+               f"reg_covar must be a finite number >= 0, got {g.reg_covar!r}")
         _check(isinstance(self.iterations, int) and self.iterations >= 0, f"iterations must be >= 0, got {self.iterations!r}")
         _check(self.codes in CODE_KINDS, f"codes must be one of {CODE_KINDS}, got {self.codes!r}")
         _check(isinstance(self.seed, int) and self.seed >= 0, f"seed must be an integer >= 0, got {self.seed!r}")

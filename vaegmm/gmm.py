@@ -237,6 +237,9 @@ class EMGMM:
         _check_params(self.n_components, self.random_state)
         if isinstance(self.n_init, bool) or not isinstance(self.n_init, (int, np.integer)) or self.n_init < 1:
             raise ValueError(f"n_init must be an integer >= 1, got {self.n_init!r}")
+        if isinstance(self.reg_covar, bool) or not isinstance(self.reg_covar, (int, float)) \
+                or not np.isfinite(self.reg_covar) or self.reg_covar < 0:
+            raise ValueError(f"reg_covar must be a finite number >= 0, got {self.reg_covar!r}")
         z = _check_data(z, self.n_components)
         if checkpoint is not None:
             checkpoint()
@@ -260,11 +263,12 @@ class EMGMM:
 
 
 def make_gmm(backend: str, n_components: int, sweeps: int = 100, n_init: int = 1, init: str = "random",
-             warm_start: bool = False, random_state=None):
-    """The GMM named by ``backend`` (``"gibbs"`` or ``"em"``)."""
+             warm_start: bool = False, random_state=None, reg_covar: float = 1e-6):
+    """The GMM named by ``backend`` (``"gibbs"`` or ``"em"``); ``reg_covar`` is used by EM only."""
     if backend == "gibbs":
         return GibbsGMM(n_components, n_sweeps=sweeps, init=init, warm_start=warm_start, random_state=random_state,
                         n_init=n_init)
     if backend == "em":
-        return EMGMM(n_components, n_init=n_init, warm_start=warm_start, random_state=random_state)
+        return EMGMM(n_components, n_init=n_init, warm_start=warm_start, random_state=random_state,
+                     reg_covar=reg_covar)
     raise ValueError(f"gmm backend must be 'gibbs' or 'em', got {backend!r}")
