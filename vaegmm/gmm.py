@@ -81,20 +81,29 @@ class GibbsGMM:
         ``log p(z, c)`` (:meth:`log_joint`) is kept, as scikit-learn keeps the best of ``n_init`` EM fits.
         ``log_joint_`` holds the kept chain's value."""
         self._validate()
-        if int(self.n_init) == 1:
-            return self._fit_chain(z, init_labels, checkpoint)
-        # one generator for all chains, so that an int seed does not give n_init identical chains
-        rng = self.random_state if isinstance(self.random_state, np.random.Generator) \
-            else np.random.default_rng(self.random_state)
-        best = None
-        for i in range(int(self.n_init)):
-            if i > 0:  # later chains never reuse the caller's or the previous fit's labels
-                init_labels = None
-            state = self._fit_chain(z, init_labels, checkpoint, fresh=i > 0, rng=rng).__dict__.copy()
-            if best is None or state["log_joint_"] > best["log_joint_"]:
-                best = state
-        self.__dict__.update(best)
-        return self
+        # The sweeps multiply tiny matrices ((N, D) by (D, D)): a multi-threaded BLAS only adds hand-offs, and on a
+        # busy machine its spinning threads made a fit 5-10x slower (bench/speed.py), so one BLAS thread here.
+        try:
+            from threadpoolctl import threadpool_limits
+            one_blas_thread = threadpool_limits(1, user_api="blas")
+        except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+            import contextlib
+            one_blas_thread = contextlib.nullcontext()
+        with one_blas_thread:
+            if int(self.n_init) == 1:
+                return self._fit_chain(z, init_labels, checkpoint)
+            # one generator for all chains, so that an int seed does not give n_init identical chains
+            rng = self.random_state if isinstance(self.random_state, np.random.Generator) \
+                else np.random.default_rng(self.random_state)
+            best = None
+            for i in range(int(self.n_init)):
+                if i > 0:  # later chains never reuse the caller's or the previous fit's labels
+                    init_labels = None
+                state = self._fit_chain(z, init_labels, checkpoint, fresh=i > 0, rng=rng).__dict__.copy()
+                if best is None or state["log_joint_"] > best["log_joint_"]:
+                    best = state
+            self.__dict__.update(best)
+            return self
 
     def _fit_chain(self, z, init_labels=None, checkpoint=None, fresh: bool = False, rng=None) -> "GibbsGMM":
         """One Gibbs chain (see :meth:`fit`); ``fresh`` ignores ``warm_start``; ``rng`` overrides ``random_state``."""
