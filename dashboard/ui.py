@@ -308,7 +308,9 @@ def _latest_label(h) -> str:
 
 
 def charts_panel(entry: RunEntry, snap) -> None:
-    """Latent scatter (selected iteration), before vs after, metrics and losses."""
+    """Latent scatter (selected iteration) and before vs after. Drawn on full reruns (one per finished
+    iteration) and when its own widgets change, not on every poll: a 3000-point scatter is the heaviest thing
+    on the page for the browser."""
     run = entry.run
     h = snap.history
     labels = run.labels
@@ -319,7 +321,7 @@ def charts_panel(entry: RunEntry, snap) -> None:
     colour = c1.segmented_control("Colour by", ["digit", "GMM class"], default="digit", key="colour_by",
                                   required=True) or "digit"
     done = {r.iteration: r for r in h}
-    # fixed options (every planned iteration), so the choice survives the live refreshes while iterations finish
+    # fixed options (every planned iteration), so the choice survives while more iterations finish
     options = ["latest"] + list(range(snap.config.iterations + 1))
     pick = c2.selectbox("Iteration", options, key="iteration_pick",
                         format_func=lambda o: _latest_label(h) if o == "latest" else
@@ -339,18 +341,27 @@ def charts_panel(entry: RunEntry, snap) -> None:
                         key="scatter_after", config={"displaylogo": False})
     else:
         b2.info("The “after” picture appears when iteration 1 finishes.")
-    m1, m2 = st.columns(2)
-    m1.markdown("**Accuracy, NMI and ARI per iteration**")
-    m1.plotly_chart(charts.metrics_chart(h), key="metrics_chart", config={"displaylogo": False})
-    m2.markdown("**VAE loss terms per epoch** (reconstruction and alpha·KL)")
+
+
+def metrics_panel(snap) -> None:
+    st.markdown("**Accuracy, NMI and ARI per iteration**")
+    if snap.history:
+        st.plotly_chart(charts.metrics_chart(snap.history), key="metrics_chart", config={"displaylogo": False})
+
+
+def loss_panel(snap) -> None:
+    st.markdown("**VAE loss terms per epoch** (reconstruction and alpha·KL)")
     p = snap.progress
     live = p.iteration if snap.state in ACTIVE and p.recon else None
-    m2.plotly_chart(charts.loss_chart(h, snap.config.vae.alpha, p.recon, p.kl, live), key="loss_chart",
-                    config={"displaylogo": False})
+    if snap.history:
+        st.plotly_chart(charts.loss_chart(snap.history, snap.config.vae.alpha, p.recon, p.kl, live),
+                        key="loss_chart", config={"displaylogo": False})
 
 
 def live_panels(entry: Optional[RunEntry]) -> None:
-    """Status and charts, refreshed by fragments while the run is queued or running."""
+    """Status, charts and losses. While the run is queued or running, the status and the loss chart are
+    refreshed by fragments every STATUS_EVERY / CHARTS_EVERY seconds; a new finished iteration or a new state
+    triggers one full rerun, which redraws the scatters and the metrics chart. Polling stops when the run ends."""
     if entry is None:
         return
     rendered = entry.run.snapshot()
@@ -362,17 +373,26 @@ def live_panels(entry: Optional[RunEntry]) -> None:
     @st.fragment(run_every=status_every)
     def status_fragment():
         snap = entry.run.snapshot()
-        if snap.state != rendered.state or (waiting_for_first and snap.history):
-            st.rerun()  # one full rerun: buttons follow the new state; polling stops when it has ended
+        if snap.state != rendered.state or len(snap.history) != len(rendered.history):
+            st.rerun()  # one full rerun: new iteration drawn, buttons follow the state, polling stops at the end
         status_line(snap)
         metric_cards(snap)
 
-    @st.fragment(run_every=CHARTS_EVERY if polling else None)
+    @st.fragment
     def charts_fragment():
         charts_panel(entry, entry.run.snapshot())
 
+    @st.fragment(run_every=CHARTS_EVERY if polling else None)
+    def loss_fragment():
+        loss_panel(entry.run.snapshot())
+
     status_fragment()
     charts_fragment()
+    m1, m2 = st.columns(2)
+    with m1:
+        metrics_panel(rendered)
+    with m2:
+        loss_fragment()
 
 
 def placeholder_chart() -> None:

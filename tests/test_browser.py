@@ -157,6 +157,9 @@ def test_tiny_run_finishes_with_all_points(browser, server):
     for c in latent:
         assert sum(t["n"] for t in c["traces"] if t["meta"] == "points") == TINY["n"]
     assert "iteration 2 of 2" in page.inner_text(STATUS)
+    stamp = page.get_attribute(STATUS, "data-rendered")
+    page.wait_for_timeout(2000)
+    assert page.get_attribute(STATUS, "data-rendered") == stamp, "still polling after the run ended"
     shoot(page, "finished.png")
     (ARTIFACTS / "timings.txt").write_text(f"start_to_first_plot_s {first_plot:.2f} (server: iteration 0 ready "
                                            f"{server_first} s after start)\n")
