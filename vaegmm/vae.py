@@ -144,6 +144,8 @@ class _Step:
         # largest divisor of the pixel count <= 98: 0.5 ** 98 > 1e-30 is still a normal float32
         self.group = max(g for g in range(1, min(p, 98) + 1) if p % g == 0)
         self.d_enc, self.dz, self.dh1, self.dh2, self.tmp = e(rows, 2 * d), e(rows, d), e(rows, h), e(rows, h), e(rows, d)
+        self.ones = torch.ones(rows, dtype=dtype, device=device)  # bias gradients as GEMVs
+        self.xb, self.pb = e(rows, p), e(rows, d)  # the mini-batch, gathered into place
         self.layers = (model.enc_hidden, model.enc_head, model.dec_hidden, model.dec_out)
         for layer in self.layers:  # gradient buffers, written in place by every step (no zero_grad needed)
             for par in (layer.weight, layer.bias):
@@ -161,6 +163,7 @@ class _Step:
         h1, enc, s, z = self.h1[:b], self.enc[:b], self.s[:b], self.z[:b]
         h2, logits, sig, tmp_p = self.h2[:b], self.logits[:b], self.sig[:b], self.tmp_p[:b]
         d_enc, dz, dh1, dh2, tmp = self.d_enc[:b], self.dz[:b], self.dh1[:b], self.dh2[:b], self.tmp[:b]
+        ones = self.ones[:b]
         inv_b = 1.0 / b
         # ---- forward
         torch.addmm(l1.bias, x, l1.weight.t(), out=h1).relu_()
@@ -186,22 +189,22 @@ class _Step:
         # ---- backward (the first layer needs no input gradient)
         g = sig.sub_(x)  # d logits * B
         torch.addmm(l4.weight.grad, g.t(), h2, beta=0, alpha=inv_b, out=l4.weight.grad)
-        torch.sum(g, 0, out=l4.bias.grad).mul_(inv_b)
+        torch.addmv(l4.bias.grad, g.t(), ones, beta=0, alpha=inv_b, out=l4.bias.grad)  # column sums / B
         torch.mm(g, l4.weight, out=dh2)
         torch.ops.aten.threshold_backward.grad_input(dh2, h2, 0, grad_input=dh2)  # relu'
         torch.addmm(l3.weight.grad, dh2.t(), z, beta=0, alpha=inv_b, out=l3.weight.grad)
-        torch.sum(dh2, 0, out=l3.bias.grad).mul_(inv_b)
+        torch.addmv(l3.bias.grad, dh2.t(), ones, beta=0, alpha=inv_b, out=l3.bias.grad)
         torch.mm(dh2, l3.weight, out=dz)  # dz * B
         dlv.sub_(1.0).mul_(0.5 * alpha)  # alpha (s^2 - 1) / 2
         torch.mul(eps, s, out=tmp).mul_(0.5).mul_(dz)
         dlv.add_(tmp)
         dmu.mul_(alpha).add_(dz)
         torch.addmm(l2.weight.grad, d_enc.t(), h1, beta=0, alpha=inv_b, out=l2.weight.grad)
-        torch.sum(d_enc, 0, out=l2.bias.grad).mul_(inv_b)
+        torch.addmv(l2.bias.grad, d_enc.t(), ones, beta=0, alpha=inv_b, out=l2.bias.grad)
         torch.mm(d_enc, l2.weight, out=dh1)
         torch.ops.aten.threshold_backward.grad_input(dh1, h1, 0, grad_input=dh1)
         torch.addmm(l1.weight.grad, dh1.t(), x, beta=0, alpha=inv_b, out=l1.weight.grad)
-        torch.sum(dh1, 0, out=l1.bias.grad).mul_(inv_b)
+        torch.addmv(l1.bias.grad, dh1.t(), ones, beta=0, alpha=inv_b, out=l1.bias.grad)
         self.adam_step(optimizer)
         return bce, kl
 
@@ -262,19 +265,20 @@ def train_epochs(model: VAE, optimizer: torch.optim.Optimizer, x: torch.Tensor, 
     batch_size = min(batch_size, n)
     on_cpu = x.device.type == "cpu"
     step = _Step(model, batch_size, x.dtype, x.device)
-    xs, ps = torch.empty_like(x), torch.empty_like(prior_mu)
     losses = []
     for epoch in range(1, epochs + 1):
         perm = torch.randperm(n, generator=generator).to(x.device)
-        torch.index_select(x, 0, perm, out=xs)  # one gather per epoch, then contiguous slices
-        torch.index_select(prior_mu, 0, perm, out=ps)
         eps = torch.randn((n, d), generator=generator if on_cpu else None, device=x.device, dtype=x.dtype)
         bce_sum = kl_sum = 0.0
         for start in range(0, n, batch_size):
             if checkpoint is not None:
                 checkpoint()
-            stop = start + batch_size
-            bce, kl = step(xs[start:stop], ps[start:stop], eps[start:stop], alpha, optimizer)
+            idx = perm[start:start + batch_size]
+            b = idx.shape[0]
+            # gathered per mini-batch, into a fixed buffer: still in cache when the first GEMM reads it
+            xb = torch.index_select(x, 0, idx, out=step.xb[:b])
+            pb = torch.index_select(prior_mu, 0, idx, out=step.pb[:b])
+            bce, kl = step(xb, pb, eps[start:start + b], alpha, optimizer)
             bce_sum = bce_sum + bce
             kl_sum = kl_sum + kl
         record = EpochLoss(epoch, float(bce_sum) / n, float(kl_sum) / n)

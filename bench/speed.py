@@ -1,0 +1,334 @@
+"""Speed benchmark (issue 4): the classic setting, measured in one process, printed as a table and written into the
+"## Speed" section of BENCHMARKS.md (the other sections are left as they are).
+
+    python bench/speed.py                   # full run: 3000 images, D=18, K=10, alpha=1, 200 epochs, batch 500
+    python bench/speed.py --quick --out -   # tiny sizes, prints only (the smoke test runs this)
+
+What it measures (wall seconds, median of ``--repeats``; CPU seconds of this process alongside, because the
+machine is shared and wall time includes the time other processes held the cores):
+
+* our VAE update (``vaegmm.vae.train_epochs``, 200 epochs) and, interleaved with it, the naive reference update
+  of ``bench/naive_vae.py`` (pytorch/examples style) with a ``DataLoader`` and with a plain Python loop;
+* the matmul limit: the float32 GEMM rate of every matrix multiply of one mini-batch step, each timed at its own
+  shape and transposition as the step calls it, plus a large square GEMM for the peak; the exact FLOPs of one
+  VAE update; the fastest possible update at those rates; ours as a percentage of it;
+* GMM updates on the codes of a finished classic run: GibbsGMM (100 sweeps) and EMGMM (scikit-learn), and the
+  per-point collapsed Gibbs sampler of ``bench/gibbs_reference.py`` timed for a few sweeps, scaled to 100;
+* the whole classic run (``MutualLearner.run()``: iteration 0 + 5 iterations).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path[:0] = [str(ROOT), str(HERE)]
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from gibbs_reference import collapsed_gibbs  # noqa: E402
+from naive_vae import NaiveVAE, train_naive  # noqa: E402
+from vaegmm.config import serket_classic  # noqa: E402
+from vaegmm.data import load_mnist  # noqa: E402
+from vaegmm.gmm import EMGMM, GibbsGMM  # noqa: E402
+from vaegmm.mutual import MutualLearner  # noqa: E402
+from vaegmm.vae import VAE, make_optimizer, train_epochs  # noqa: E402
+
+TARGETS = {"vae_vs_naive": 2.0, "pct_of_limit": 60.0, "whole_run_s": 30.0, "gibbs_s": 1.0}
+
+
+# ------------------------------------------------------------------------------------------------ timing helpers
+def timed(fn):
+    """(wall s, CPU s of this process) of one call."""
+    w, c = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - w, time.process_time() - c
+
+
+def med(xs):
+    return statistics.median(xs) if xs else float("nan")
+
+
+# ------------------------------------------------------------------------------------------------ FLOPs and GEMMs
+def step_gemms(b: int, p: int, h: int, d: int):
+    """Every matrix multiply of one mini-batch step of ``vaegmm.vae._Step`` as (name, M, K, N, how): forward
+    ``addmm`` with bias, weight gradients ``addmm(beta=0, out=grad)`` of a transposed operand, input gradients
+    ``mm``. The first layer has no input gradient."""
+    return [
+        ("fwd enc_hidden x@W1^T", b, p, h, "fwd"),
+        ("fwd enc_head h1@W2^T", b, h, 2 * d, "fwd"),
+        ("fwd dec_hidden z@W3^T", b, d, h, "fwd"),
+        ("fwd dec_out h2@W4^T", b, h, p, "fwd"),
+        ("dW dec_out g^T@h2", p, b, h, "wgrad"),
+        ("dX dec_out g@W4", b, p, h, "xgrad"),
+        ("dW dec_hidden dh2^T@z", h, b, d, "wgrad"),
+        ("dX dec_hidden dh2@W3", b, h, d, "xgrad"),
+        ("dW enc_head de^T@h1", 2 * d, b, h, "wgrad"),
+        ("dX enc_head de@W2", b, 2 * d, h, "xgrad"),
+        ("dW enc_hidden dh1^T@x", h, b, p, "wgrad"),
+    ]
+
+
+def update_flops(n: int, epochs: int, batch: int, p: int, h: int, d: int) -> int:
+    """FLOPs (2 per multiply-add) of the Linear layers, forward and backward, of every mini-batch of one update."""
+    total = 0
+    for start in range(0, n, batch):
+        b = min(batch, n - start)
+        total += sum(2 * m * k * nn for _, m, k, nn, _ in step_gemms(b, p, h, d))
+    return total * epochs
+
+
+def macs_per_image(d: int, h: int, p: int):
+    """Multiply-adds per image per epoch by kind: forward, weight gradients, input gradients."""
+    out = {"forward": 0, "weight gradients": 0, "input gradients": 0}
+    names = {"fwd": "forward", "wgrad": "weight gradients", "xgrad": "input gradients"}
+    for _, m, k, n, how in step_gemms(1, p, h, d):  # every GEMM is linear in the batch size
+        out[names[how]] += m * k * n
+    out["total"] = sum(out.values())
+    return list(out.items())
+
+
+def gemm_callable(m: int, k: int, n: int, how: str):
+    """The multiply as the training step issues it, on random float32 operands: returns a no-argument callable."""
+    g = torch.Generator().manual_seed(0)
+    if how == "fwd":  # out (m, n) = bias + A (m, k) @ W^T, W (n, k)
+        a, w, bias, out = torch.randn(m, k, generator=g), torch.randn(n, k, generator=g), torch.randn(n), torch.empty(m, n)
+        return lambda: torch.addmm(bias, a, w.t(), out=out)
+    if how == "wgrad":  # out (m, n) = G^T @ A / B, G (k, m), A (k, n)
+        gg, a, out = torch.randn(k, m, generator=g), torch.randn(k, n, generator=g), torch.empty(m, n)
+        return lambda: torch.addmm(out, gg.t(), a, beta=0, alpha=1.0 / k, out=out)
+    a, w, out = torch.randn(m, k, generator=g), torch.randn(k, n, generator=g), torch.empty(m, n)  # xgrad
+    return lambda: torch.mm(a, w, out=out)
+
+
+def measure_gemms(b, p, h, d, rounds: int, min_seconds: float):
+    """Median seconds per call of each step GEMM and of a large square one, interleaved over ``rounds``."""
+    shapes = step_gemms(b, p, h, d)
+    sq = 2048 if min_seconds >= 0.05 else 256
+    calls = [gemm_callable(m, k, n, how) for _, m, k, n, how in shapes] + [gemm_callable(sq, sq, sq, "xgrad")]
+    flops = [2 * m * k * n for _, m, k, n, _ in shapes] + [2 * sq ** 3]
+    reps = []
+    for f, fl in zip(calls, flops):  # warm up and size the repetitions to about min_seconds each
+        f()
+        t = time.perf_counter()
+        f()
+        reps.append(max(1, int(min_seconds / max(time.perf_counter() - t, 1e-6))))
+    times = [[] for _ in calls]
+    for _ in range(rounds):
+        for i, f in enumerate(calls):
+            t = time.perf_counter()
+            for _ in range(reps[i]):
+                f()
+            times[i].append((time.perf_counter() - t) / reps[i])
+    per_call = [med(t) for t in times]
+    return shapes, flops, per_call, sq
+
+
+# ------------------------------------------------------------------------------------------------ the runs
+def make_ours(x, prior, cfg, seed):
+    def run():
+        g = torch.Generator().manual_seed(seed)
+        model = VAE(cfg.vae.latent_dim, cfg.vae.hidden, generator=g)
+        opt = make_optimizer(model, cfg.vae.lr)
+        train_epochs(model, opt, x, prior, cfg.vae.alpha, cfg.vae.epochs, cfg.vae.batch_size, g)
+    return run
+
+
+def make_naive(x, prior, cfg, seed, loader):
+    def run():
+        torch.manual_seed(seed)
+        model = NaiveVAE(cfg.vae.latent_dim, cfg.vae.hidden)
+        opt = torch.optim.Adam(model.parameters(), lr=cfg.vae.lr)
+        train_naive(model, opt, x, prior, cfg.vae.alpha, cfg.vae.epochs, cfg.vae.batch_size, loader)
+    return run
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--repeats", type=int, default=3, help="repeats of every timing (median reported)")
+    ap.add_argument("--threads", type=int, default=1, help="torch.set_num_threads for the whole benchmark")
+    ap.add_argument("--ref-sweeps", type=int, default=2, help="sweeps of the per-point Gibbs reference (scaled to 100)")
+    ap.add_argument("--quick", action="store_true", help="tiny sizes (smoke test): 300 images, 2 epochs, 1 iteration")
+    ap.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"),
+                    help="markdown file whose '## Speed' section is (re)written; '-' writes nothing")
+    ap.add_argument("--seed", type=int, default=0)
+    a = ap.parse_args(argv)
+    torch.set_num_threads(a.threads)
+    try:  # numpy's BLAS (GMMs, PCA) at the same thread count
+        from threadpoolctl import threadpool_limits
+        threadpool_limits(a.threads)
+    except ImportError:  # pragma: no cover
+        pass
+    command = "python bench/speed.py " + " ".join(argv if argv is not None else sys.argv[1:])
+
+    cfg = serket_classic().replace(seed=a.seed)
+    ref_points = None
+    if a.quick:
+        cfg = cfg.replace(data__n=300, vae__epochs=2, iterations=1, gmm__sweeps=5)
+        ref_points = 30
+    v, n = cfg.vae, cfg.data.n
+    d, h, p = v.latent_dim, v.hidden, 784
+    images, labels = load_mnist(n, cfg.data.digits, cfg.seed, cfg.data.source)
+    x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32))
+    prior = torch.zeros(n, d)
+    print(f"speed benchmark: N={n} D={d} K={cfg.gmm.n_classes} alpha={v.alpha} epochs={v.epochs} "
+          f"batch={v.batch_size} iterations={cfg.iterations}; torch {torch.__version__}, {a.threads} thread(s), "
+          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}", flush=True)
+
+    # --- 1. VAE update: ours and the naive reference, interleaved (after one short warm-up of each)
+    warm = cfg.replace(vae__epochs=1)
+    for fn in (make_ours(x, prior, warm, a.seed), make_naive(x, prior, warm, a.seed, "dataloader"),
+               make_naive(x, prior, warm, a.seed, "loop")):
+        fn()
+    runs = {"ours": make_ours(x, prior, cfg, a.seed),
+            "naive (DataLoader)": make_naive(x, prior, cfg, a.seed, "dataloader"),
+            "naive (Python loop)": make_naive(x, prior, cfg, a.seed, "loop")}
+    vae = {k: ([], []) for k in runs}
+    for r in range(a.repeats):
+        for name, fn in runs.items():
+            w, c = timed(fn)
+            vae[name][0].append(w)
+            vae[name][1].append(c)
+            print(f"  repeat {r + 1}: VAE update {name}: {w:.2f} s wall, {c:.2f} s CPU", flush=True)
+
+    # --- 2. matmul limit
+    b = min(v.batch_size, n)
+    shapes, flops, per_call, sq = measure_gemms(b, p, h, d, rounds=max(3, a.repeats), min_seconds=0.01 if a.quick else 0.1)
+    batches = [min(v.batch_size, n - s) for s in range(0, n, v.batch_size)]
+    assert all(bb == b for bb in batches) or a.quick, "the limit assumes equal mini-batches"
+    steps = len(batches) * v.epochs
+    total_flops = update_flops(n, v.epochs, v.batch_size, p, h, d)
+    limit_s = sum(per_call) * steps  # every GEMM of every step at its own measured rate
+    step_rate = sum(flops) / sum(per_call) / 1e9
+    peak_rate = flops[-1] / per_call[-1] / 1e9
+    peak_s = total_flops / (peak_rate * 1e9)
+
+    # --- 3. whole classic run (its last codes feed the GMM timings)
+    whole, whole_cpu, parts = [], [], []
+    history = None
+    for r in range(a.repeats):
+        learner = MutualLearner(cfg, images, labels)
+        w, c = timed(learner.run)
+        history = learner.history
+        whole.append(w)
+        whole_cpu.append(c)
+        parts.append((sum(it.seconds_vae for it in history), sum(it.seconds_gmm for it in history)))
+        print(f"  repeat {r + 1}: whole run {w:.2f} s wall ({c:.2f} s CPU), final accuracy {history[-1].accuracy:.4f}",
+              flush=True)
+    codes = history[-1].codes
+
+    # --- 4. GMM updates on those codes
+    k = cfg.gmm.n_classes
+    gmm = {"GibbsGMM (%d sweeps)" % cfg.gmm.sweeps: lambda: GibbsGMM(k, n_sweeps=cfg.gmm.sweeps, random_state=a.seed).fit(codes),
+           "EMGMM (n_init=1)": lambda: EMGMM(k, n_init=1, random_state=a.seed).fit(codes)}
+    gmm_t = {name: [] for name in gmm}
+    for _ in range(a.repeats):
+        for name, fn in gmm.items():
+            gmm_t[name].append(timed(fn)[0])
+    rng = np.random.default_rng(a.seed)
+    ref_w, _ = timed(lambda: collapsed_gibbs(codes, k, a.ref_sweeps, rng, points=ref_points))
+    ref_points_done = n if ref_points is None else min(ref_points, n)
+    ref_100 = ref_w / a.ref_sweeps / ref_points_done * n * cfg.gmm.sweeps  # per point-sweep, scaled to N x 100
+    gibbs_name = next(iter(gmm))
+    gibbs_s = med(gmm_t[gibbs_name])
+
+    # --- report
+    ours_s, naive_dl, naive_loop = (med(vae[key][0]) for key in runs)
+    naive_best = min(naive_dl, naive_loop)
+    rows = [
+        ("VAE update, ours (`train_epochs`)", f"{ours_s:.2f}", f"{med(vae['ours'][1]):.2f}", ""),
+        ("VAE update, naive (DataLoader)", f"{naive_dl:.2f}", f"{med(vae['naive (DataLoader)'][1]):.2f}",
+         f"ours {naive_dl / ours_s:.2f}x faster"),
+        ("VAE update, naive (Python loop)", f"{naive_loop:.2f}", f"{med(vae['naive (Python loop)'][1]):.2f}",
+         f"ours {naive_loop / ours_s:.2f}x faster"),
+        ("VAE update, matmul limit (GEMMs at the model's shapes)", f"{limit_s:.2f}", "",
+         f"ours at {100 * limit_s / ours_s:.0f}% of it"),
+        ("VAE update, matmul limit (all FLOPs at the square-GEMM peak)", f"{peak_s:.2f}", "",
+         f"ours at {100 * peak_s / ours_s:.0f}% of it"),
+        (gibbs_name, f"{gibbs_s:.3f}", "", ""),
+        ("per-point collapsed Gibbs reference, scaled to %d sweeps" % cfg.gmm.sweeps, f"{ref_100:.1f}", "",
+         f"ours {ref_100 / gibbs_s:.0f}x faster (timed {a.ref_sweeps} sweeps of {ref_points_done} points: {ref_w:.1f} s)"),
+        ("EMGMM (n_init=1)", f"{med(gmm_t['EMGMM (n_init=1)']):.3f}", "", ""),
+        (f"whole run (iteration 0 + {cfg.iterations}, `MutualLearner.run`)", f"{med(whole):.2f}", f"{med(whole_cpu):.2f}",
+         f"of which VAE {med([q[0] for q in parts]):.2f} s, GMM {med([q[1] for q in parts]):.2f} s"),
+    ]
+    gemm_rows = [(name, f"{m}x{kk}x{nn}", f"{1e6 * t:.0f}", f"{fl / t / 1e9:.1f}")
+                 for (name, m, kk, nn, _), fl, t in zip(shapes, flops, per_call)]
+    gemm_rows.append((f"square peak", f"{sq}x{sq}x{sq}", f"{1e6 * per_call[-1]:.0f}", f"{peak_rate:.1f}"))
+    met = {
+        "VAE update >= 2x faster than naive": naive_best / ours_s >= TARGETS["vae_vs_naive"],
+        "VAE update >= 60% of the matmul limit (model's shapes)": 100 * limit_s / ours_s >= TARGETS["pct_of_limit"],
+        "VAE update >= 60% of the matmul limit (square peak)": 100 * peak_s / ours_s >= TARGETS["pct_of_limit"],
+        "whole classic run <= 30 s": med(whole) <= TARGETS["whole_run_s"],
+        f"GibbsGMM {cfg.gmm.sweeps} sweeps <= 1 s": gibbs_s <= TARGETS["gibbs_s"],
+    }
+    md = render(command, a, cfg, rows, gemm_rows, total_flops, steps, step_rate, peak_rate, met, vae, whole)
+    print()
+    print(md)
+    if a.out != "-":
+        write_section(Path(a.out), md)
+        print(f"wrote the Speed section of {a.out}")
+    return 0
+
+
+def table(header, rows):
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def render(command, a, cfg, rows, gemm_rows, total_flops, steps, step_rate, peak_rate, met, vae, whole) -> str:
+    v = cfg.vae
+    lines = [
+        "## Speed",
+        "",
+        f"Command: `{command.strip()}` (written by it; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}).",
+        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
+        f"`torch.set_num_threads({a.threads})` and numpy's BLAS at {a.threads} thread(s) (threadpoolctl); load average {os.getloadavg()[0]:.1f} at the end "
+        "(the machine is shared: wall times include other processes' use of the cores; CPU = this process's CPU seconds).",
+        f"Setting: {cfg.data.n} bundled images, D={v.latent_dim}, K={cfg.gmm.n_classes}, alpha={v.alpha}, "
+        f"{v.epochs} epochs, batch {v.batch_size}, {cfg.iterations} iterations; medians of {a.repeats} repeats, "
+        "ours and the naive references interleaved.",
+        "",
+        table(["measure", "wall s", "CPU s", "note"], rows),
+        "",
+        f"One VAE update = {steps} mini-batch steps = {total_flops / 1e9:.1f} GFLOP in the Linear layers: per image "
+        "and epoch " + ", ".join(f"{kind} {macs:,} multiply-adds" for kind, macs in macs_per_image(v.latent_dim, v.hidden, 784))
+        + " (the first layer needs no input gradient), 2 FLOP each.",
+        f"Measured float32 GEMM rate at {a.threads} thread(s): {step_rate:.1f} GFLOP/s over one step's GEMMs, "
+        f"{peak_rate:.1f} GFLOP/s on the large square one.",
+        "",
+        table(["GEMM of one step", "MxKxN", "us per call", "GFLOP/s"], gemm_rows),
+        "",
+        "Targets: " + "; ".join(f"{name}: {'met' if ok else 'NOT met'}" for name, ok in met.items()) + ".",
+        "",
+        "Raw wall seconds: " + "; ".join(f"{k}: {', '.join(f'{t:.2f}' for t in w)}" for k, (w, _) in vae.items())
+        + f"; whole run: {', '.join(f'{t:.2f}' for t in whole)}.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_section(path: Path, md: str) -> None:
+    """Replace the '## Speed' section of ``path`` (up to the next '## ' heading) with ``md``; keep the rest."""
+    text = path.read_text() if path.exists() else "# Benchmarks\n\n"
+    lines = text.splitlines(keepends=True)
+    start = next((i for i, l in enumerate(lines) if l.strip() == "## Speed"), None)
+    block = md.rstrip("\n") + "\n\n"
+    if start is None:
+        text = text.rstrip("\n") + "\n\n" + block
+    else:
+        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+        text = "".join(lines[:start]) + block + "".join(lines[end:])
+    path.write_text(text.rstrip("\n") + "\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
