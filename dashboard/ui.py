@@ -255,8 +255,9 @@ def status_line(snap) -> None:
     else:
         per_it_text = f"{_fmt_seconds(per_it)} per iteration"
     first = "" if snap.first_result_seconds is None else f"{snap.first_result_seconds:.3f}"
+    marks = " ".join(f"{k}={v}" for k, v in snap.marks.items())
     st.markdown(f'<div data-testid="vaegmm-status" data-state="{snap.state}" data-iterations="{done}" '
-                f'data-first-result-s="{first}" data-rendered="{time.time():.3f}" style="font-size:1.05rem">'
+                f'data-first-result-s="{first}" data-marks="{marks}" data-rendered="{time.time():.3f}" style="font-size:1.05rem">'
                 f'<span style="background:{colour};color:white;border-radius:0.8rem;padding:0.1rem 0.6rem;'
                 f'font-weight:600">{snap.state}</span> &nbsp;{snap.name} · <b>{it_text}</b> · {per_it_text}</div>',
                 unsafe_allow_html=True)

@@ -174,9 +174,20 @@ def test_tiny_run_finishes_with_all_points(browser, server):
     page.close()
 
 
-def test_stop_takes_effect_within_two_seconds(browser, server):
-    page = open_app(browser, server, LONG)
+def test_classic_first_picture_refresh_and_stop(browser, server):
+    """The Serket-classic preset (3000 bundled images): iteration 0 is drawn quickly, the status refreshes at
+    least once a second during the first VAE update, and Stop takes effect within 2 s."""
+    page = open_app(browser, server, {"preset": "serket-classic"})
+    page.wait_for_selector(".js-plotly-plot", timeout=20000)
+    page.wait_for_timeout(1500)
+    t0 = time.monotonic()
     button(page, "Start").click()
+    page.wait_for_function("""() => Array.from(document.querySelectorAll('.js-plotly-plot'))
+        .some(el => el.layout && el.layout.meta === 'latent')""", timeout=20000, polling=20)
+    first_plot = time.monotonic() - t0
+    server_first = page.get_attribute(STATUS, "data-first-result-s")
+    latent = [c for c in charts(page) if c["meta"] == "latent"][0]
+    assert sum(t["n"] for t in latent["traces"] if t["meta"] == "points") == 3000
     wait_state(page, "running", 30)
     # record each new render of the status (the server stamps it): the live refresh cadence
     page.evaluate(f"""() => {{ window.__changes = []; let last = '';
@@ -198,9 +209,12 @@ def test_stop_takes_effect_within_two_seconds(browser, server):
     no_exceptions(page)
     page.screenshot(path=str(ARTIFACTS / "stopped.png"))
     with open(ARTIFACTS / "timings.txt", "a") as f:
-        f.write(f"refresh_median_s {cadence:.2f}\nstop_to_stopped_state_s {total:.2f}\n")
+        f.write(f"classic_start_to_first_plot_s {first_plot:.2f} (server: iteration 0 ready {server_first} s)\n"
+                f"refresh_median_s {cadence:.2f} (max gap {max(gaps) / 1000:.2f})\n"
+                f"stop_to_stopped_state_s {total:.2f}\n")
     assert cadence <= 1.05, f"status refreshed every {cadence:.2f} s"
     assert total < 2.0 and stop_s < 2.0
+    assert first_plot < 10, f"first plot after {first_plot:.1f} s"  # generous: CI boxes are slow and shared
     page.close()
 
 

@@ -208,6 +208,7 @@ class Snapshot:
     first_result_seconds: Optional[float]  # start() to iteration 0, seconds
     seconds_per_iteration: Optional[float]  # mean wall seconds of finished iterations 1..
     iteration_started: Optional[float]  # time.monotonic() when the iteration in progress started
+    marks: dict = field(default_factory=dict)  # seconds after start(): "slot", "data", "model", "first"
 
     @property
     def iterations_done(self) -> int:
@@ -257,6 +258,7 @@ class TrainingRun:
         self._started_at: Optional[float] = None
         self._t_start: Optional[float] = None
         self._first_result: Optional[float] = None
+        self._marks: dict = {}
         self._iter_started: Optional[float] = None
         self._iter_seconds: list[float] = []
         self.labels: Optional[np.ndarray] = None
@@ -363,7 +365,7 @@ class TrainingRun:
             state = self._state
             secs = (sum(self._iter_seconds) / len(self._iter_seconds)) if self._iter_seconds else None
             snap = Snapshot(self.id, self.name, self.config, state, self._message, 0, prog, list(self._history),
-                            self._started_at, self._first_result, secs, self._iter_started)
+                            self._started_at, self._first_result, secs, self._iter_started, dict(self._marks))
         if state == QUEUED and self._slots is not None:
             snap.queue_position = self._slots.position(self)
         return snap
@@ -393,6 +395,7 @@ class TrainingRun:
             self._finish(STOPPED, self._message or "stopped while waiting in the queue")
             return
         iteration = 0
+        self._mark("slot")
         try:
             configure_torch_threads(slots.capacity)
             with self._lock:
@@ -407,17 +410,20 @@ class TrainingRun:
                 images, labels = loader(cfg.data.n, cfg.data.digits, cfg.seed, cfg.data.source)
             except ValueError as e:  # DataSourceError is a ValueError
                 raise _Failure(f"could not load the data: {e}") from None
+            self._mark("data")
             self.labels = np.asarray(labels)
             if self._keep_images:
                 self.images_u8 = np.clip(np.rint(np.asarray(images) * 255.0), 0, 255).astype(np.uint8)
             self._control.checkpoint()
             learner = MutualLearner(cfg, images, labels, callbacks=[self._on_progress], control=self._control)
             self._learner = learner
+            self._mark("model")
             self._set(_iter_started=time.monotonic())
             first = learner.begin()
             with self._lock:
                 self._history.append(first)
                 self._first_result = time.monotonic() - self._t_start
+                self._marks["first"] = round(self._first_result, 3)
             self._after_iteration(0)
             while learner.iteration < cfg.iterations:
                 self._control.checkpoint()
@@ -445,6 +451,10 @@ class TrainingRun:
         finally:
             self._learner = None  # frees the model, optimiser and data tensor; history keeps decoder weights
             slots.release(self)
+
+    def _mark(self, name: str) -> None:
+        with self._lock:
+            self._marks[name] = round(time.monotonic() - self._t_start, 3)
 
     def _after_iteration(self, it: int) -> None:
         with self._lock:
