@@ -304,10 +304,6 @@ def metric_cards(snap) -> None:
     c[4].metric("time / iteration", _fmt_seconds(snap.seconds_per_iteration))
 
 
-def _latest_label(h) -> str:
-    return f"latest ({h[-1].iteration})"
-
-
 def charts_panel(entry: RunEntry, snap) -> None:
     """Latent scatter (selected iteration) and before vs after. Drawn on full reruns (one per finished
     iteration) and when its own widgets change, not on every poll: a 3000-point scatter is the heaviest thing
@@ -325,7 +321,7 @@ def charts_panel(entry: RunEntry, snap) -> None:
     # fixed options (every planned iteration), so the choice survives while more iterations finish
     options = ["latest"] + list(range(snap.config.iterations + 1))
     pick = c2.selectbox("Iteration", options, key="iteration_pick",
-                        format_func=lambda o: _latest_label(h) if o == "latest" else
+                        format_func=lambda o: "latest iteration" if o == "latest" else
                         f"iteration {o}" + ("" if o in done else " (not yet)"))
     result = done.get(pick, h[-1])
     by = "class" if colour == "GMM class" else "digit"
