@@ -78,15 +78,22 @@ def test_gibbs_n_init_validated(bad):
         GibbsGMM(3, n_init=bad).fit(z)
 
 
-def test_make_gmm_passes_restarts_to_gibbs():
-    assert make_gmm("gibbs", 4, n_init=3).n_init == 3
+def test_make_gmm_passes_chains_to_gibbs_and_restarts_to_em():
+    assert make_gmm("gibbs", 4, chains=3).n_init == 3
+    assert make_gmm("gibbs", 4, n_init=10).n_init == 1  # EM's restarts do not multiply the Gibbs cost
     assert make_gmm("em", 4, n_init=3).n_init == 3
+
+
+@pytest.mark.parametrize("bad", [0, -2, 1.5, True])
+def test_chains_validated(bad):
+    with pytest.raises(ValueError, match="chains"):
+        RunConfig().replace(gmm__chains=bad).validate()
 
 
 def test_serket_preset_stays_faithful():
     cfg = preset("serket-classic")
     assert cfg.codes == "sample" and cfg.gmm.backend == "gibbs" and cfg.gmm.init == "random"
-    assert cfg.gmm.n_init == 1 and not cfg.gmm.warm_start and cfg.vae.alpha == 1.0 and cfg.iterations == 5
+    assert cfg.gmm.chains == 1 and not cfg.gmm.warm_start and cfg.vae.alpha == 1.0 and cfg.iterations == 5
     assert cfg.data.n == 3000 and cfg.vae.latent_dim == 18 and cfg.vae.epochs == 200 and cfg.vae.batch_size == 500
 
 

@@ -33,16 +33,20 @@ class VAEConfig:
 @dataclass
 class GMMConfig:
     n_classes: int = 10  # K, number of mixture components
-    backend: str = "gibbs"  # "gibbs" (Serket's Bayesian GMM) or "em" (scikit-learn)
+    backend: str = "em"  # "em" (scikit-learn; default, see BENCHMARKS.md) or "gibbs" (Serket's Bayesian GMM)
     sweeps: int = 100  # Gibbs sweeps per GMM update
-    n_init: int = 1  # restarts, best kept (EM: likelihood; Gibbs: chain with the highest log p(z, c))
+    n_init: int = 10  # EM restarts (best likelihood kept)
     init: str = "random"  # Gibbs start: "random" labels (Serket) or nearest "kmeans++" seed
     warm_start: bool = False  # start each GMM update from the previous one's state
-    reg_covar: float = 1e-6  # EM only: added to each class covariance's diagonal (encoder means need ~0.1)
+    chains: int = 1  # Gibbs only: independent chains, the one whose last sample has the highest log p(z, c) kept
+    reg_covar: float = 1e-6  # EM only: added to each class covariance's diagonal (0.1 suits codes="mean")
 
 
 @dataclass
 class RunConfig:
+    """One run, passed whole. The defaults (EM GMM, best of 10 restarts, fresh each update, sampled codes,
+    alpha = 1, 5 iterations) were chosen by bench/quality.py: see BENCHMARKS.md, "## Quality"."""
+
     data: DataConfig = field(default_factory=DataConfig)
     vae: VAEConfig = field(default_factory=VAEConfig)
     gmm: GMMConfig = field(default_factory=GMMConfig)
@@ -75,6 +79,8 @@ class RunConfig:
         _check(isinstance(g.sweeps, int) and g.sweeps >= 1, f"sweeps must be >= 1, got {g.sweeps!r}")
         _check(isinstance(g.n_init, int) and g.n_init >= 1, f"n_init must be >= 1, got {g.n_init!r}")
         _check(g.init in ("random", "kmeans++"), f"gmm init must be 'random' or 'kmeans++', got {g.init!r}")
+        _check(isinstance(g.chains, int) and not isinstance(g.chains, bool) and g.chains >= 1,
+               f"chains must be an integer >= 1, got {g.chains!r}")
         _check(isinstance(g.reg_covar, (int, float)) and not isinstance(g.reg_covar, bool) and _finite(g.reg_covar)
                and g.reg_covar >= 0,
                f"reg_covar must be a finite number >= 0, got {g.reg_covar!r}")
@@ -133,7 +139,7 @@ def serket_classic() -> RunConfig:
     return RunConfig(
         data=DataConfig(n=3000),
         vae=VAEConfig(latent_dim=18, epochs=200, batch_size=500, alpha=1.0),
-        gmm=GMMConfig(n_classes=10, backend="gibbs", sweeps=100, warm_start=False),
+        gmm=GMMConfig(n_classes=10, backend="gibbs", sweeps=100, init="random", chains=1, warm_start=False),
         iterations=5,
         codes="sample",
         feedback=True,

@@ -272,11 +272,12 @@ class EMGMM:
 
 
 def make_gmm(backend: str, n_components: int, sweeps: int = 100, n_init: int = 1, init: str = "random",
-             warm_start: bool = False, random_state=None, reg_covar: float = 1e-6):
-    """The GMM named by ``backend`` (``"gibbs"`` or ``"em"``); ``reg_covar`` is used by EM only."""
+             warm_start: bool = False, random_state=None, reg_covar: float = 1e-6, chains: int = 1):
+    """The GMM named by ``backend`` (``"gibbs"`` or ``"em"``). ``n_init`` and ``reg_covar`` are EM's restarts and
+    covariance floor; ``chains`` is the Gibbs sampler's number of chains (its ``n_init``)."""
     if backend == "gibbs":
         return GibbsGMM(n_components, n_sweeps=sweeps, init=init, warm_start=warm_start, random_state=random_state,
-                        n_init=n_init)
+                        n_init=chains)
     if backend == "em":
         return EMGMM(n_components, n_init=n_init, warm_start=warm_start, random_state=random_state,
                      reg_covar=reg_covar)

@@ -96,7 +96,8 @@ class MutualLearner:
         self.prior_mu = torch.zeros(len(images), config.vae.latent_dim, device=self.device)
         g = config.gmm
         self.gmm = make_gmm(g.backend, g.n_classes, sweeps=g.sweeps, n_init=g.n_init, init=g.init,
-                            warm_start=g.warm_start, random_state=self._np_rng, reg_covar=g.reg_covar)
+                            warm_start=g.warm_start, random_state=self._np_rng, reg_covar=g.reg_covar,
+                            chains=g.chains)
         self.history: list[IterationResult] = []
 
     # ------------------------------------------------------------------------------------------------
