@@ -263,8 +263,9 @@ def status_line(snap) -> None:
                 unsafe_allow_html=True)
     if snap.state == QUEUED:
         pos = snap.queue_position
+        cap = default_slots().capacity
         st.info(f"Waiting for a free training slot: position {pos} in the queue. The server trains at most "
-                f"{default_slots().capacity} runs at a time; this run starts by itself when a slot frees.",
+                f"{cap} run{'s' if cap != 1 else ''} at a time; this run starts by itself when a slot frees.",
                 icon=":material/hourglass_top:")
     if p.phase == "loading" and snap.state == RUNNING:
         frac, text = 0.0, "loading the images…"
@@ -288,7 +289,7 @@ def metric_cards(snap) -> None:
     h = snap.history
     c = st.columns(5)
     if not h:
-        for col, label in zip(c, ("accuracy", "NMI", "ARI", "iterations", "time / iteration")):
+        for col, label in zip(c, ("accuracy", "NMI", "ARI", "iterations done", "time / iteration")):
             col.metric(label, "–")
         return
     last, first = h[-1], h[0]
