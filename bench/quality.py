@@ -269,8 +269,9 @@ def main(argv=None) -> int:
         import torch
 
         body = [f"Made by `{cmd.strip()}` on {time.strftime('%Y-%m-%d')} ({os.cpu_count()} CPU cores, torch "
-                f"{torch.__version__}, one torch thread per run, {a.jobs} run(s) side by side; {len(tasks)} runs "
-                f"in {wall / 60:.0f} min). Accuracy is the Hungarian-matched clustering accuracy of the GMM's "
+                f"{torch.__version__}, one torch thread per run, {a.jobs} run(s) side by side; {len(tasks)} runs, "
+                f"{sum(r['seconds'] for r in results) / 60:.0f} min of run time, on a machine shared with other "
+                f"jobs, so the seconds are not speed measurements). Accuracy is the Hungarian-matched clustering accuracy of the GMM's "
                 f"classes; mean ± std (ddof=1) over seeds {', '.join(map(str, seeds))} (the seed picks the "
                 f"image subset, the VAE's initial weights and the GMM's randomness). Iteration 0 is the "
                 f"untrained encoder.", ""]
