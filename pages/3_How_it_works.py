@@ -91,8 +91,8 @@ st.markdown("""
 
 st.header("5. The controls")
 st.markdown("""
-* **Start** trains in the background: the status, the progress bar and the loss chart refresh twice a second,
-  the scatter plots and the metrics chart each time an iteration finishes.
+* **Start** trains in the background: the status and the progress bar refresh twice a second, the loss chart
+  every second, the scatter plots and the metrics chart each time an iteration finishes.
 * **Pause / Resume** halts between two mini-batches; **Step** runs one more iteration and pauses again;
   **Stop** ends the run (what is finished is kept); **Reset** clears the page for new settings.
 * The settings are in the page's address: copy the link to share exactly this experiment.
