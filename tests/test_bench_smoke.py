@@ -1,6 +1,7 @@
 """Smoke test of bench/speed.py (tiny sizes, so the benchmark cannot rot) and checks that the hand-written training
 step of vaegmm.vae computes the same gradients as autograd and the same Adam update as ``optimizer.step()``."""
 import copy
+import resource
 import subprocess
 import sys
 from pathlib import Path
@@ -12,14 +13,22 @@ from vaegmm.vae import VAE, _Step, make_optimizer, negative_elbo
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _child_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
 def test_speed_benchmark_quick_writes_its_section(tmp_path):
     out = tmp_path / "BENCHMARKS.md"
-    out.write_text("# Benchmarks\n\n## Speed\n\nold\n\n## Quality\n\nkept\n")
+    out.write_text("# Benchmarks\n\n## Speed\n\nOLD SPEED TEXT\n\n## Quality\n\nkept\n")
+    cpu0 = _child_cpu()
     proc = subprocess.run([sys.executable, str(ROOT / "bench" / "speed.py"), "--quick", "--repeats", "1",
                            "--ref-sweeps", "1", "--out", str(out)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
+    # about 5 s of CPU; CPU rather than wall time, so that a busy shared machine does not fail it
+    assert _child_cpu() - cpu0 < 20, f"--quick took {_child_cpu() - cpu0:.1f} s of CPU"
     text = out.read_text()
-    assert "old" not in text and "## Quality\n\nkept" in text  # only the Speed section is replaced
+    assert "OLD SPEED TEXT" not in text and "## Quality\n\nkept" in text  # only the Speed section is replaced
     assert text.index("## Speed") < text.index("## Quality")
     for needle in ("VAE update, ours", "naive (DataLoader)", "matmul limit", "GFLOP/s", "GibbsGMM", "EMGMM",
                    "collapsed Gibbs reference", "whole run", "Targets:", "bench/speed.py --quick"):

@@ -123,9 +123,10 @@ class _Step:
     """One Adam step of the negative ELBO on a mini-batch, forward and backward written out by hand.
 
     Same model, objective and Adam update as ``negative_elbo(*model(x), x, ...)`` + ``loss.backward()`` +
-    ``optimizer.step()``, but without autograd's graph, with every activation and gradient in buffers allocated
-    once per update (a fresh (500, 784) tensor per op costs page faults on every mini-batch), biases added inside
-    the matrix multiplies (``addmm``) and the 1/B of the batch mean folded into the gradient GEMMs' ``alpha``.
+    ``optimizer.step()``, but without autograd's graph and its Python/dispatch overhead, with every activation and
+    gradient in buffers allocated once per update (no fresh (500, 784) tensors per mini-batch), biases added
+    inside the matrix multiplies (``addmm``), bias gradients as GEMVs, and the 1/B of the batch mean folded into
+    the gradient GEMMs' ``alpha``. What is left is ~85% matrix multiplies (bench/speed.py).
 
     Gradients, for a batch of B images (``s = exp(logvar / 2)``, ``z = mu + s * eps``)::
 
