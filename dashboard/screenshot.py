@@ -82,7 +82,7 @@ def main(argv=None) -> int:
             print(f"saved {a.out}")
             if a.explorer:
                 page.set_viewport_size({"width": a.width, "height": 1000})
-                page.locator('[data-testid="stSidebarNav"] a', has_text="Latent explorer").first.click()
+                page.locator('[data-testid="stPageLink"] a', has_text="Latent explorer").first.click()
                 page.wait_for_selector(".js-plotly-plot", timeout=30000)
                 page.wait_for_timeout(2500)
                 # click a point of the first digit trace (its pixel position from Plotly's own axes)

@@ -64,8 +64,20 @@ def session_runs() -> SessionRuns:
     return runs
 
 
+NAV = (("app.py", "Live training", ":material/monitoring:"),
+       ("pages/1_Compare_runs.py", "Compare runs", ":material/compare_arrows:"),
+       ("pages/2_Latent_explorer.py", "Latent explorer", ":material/scatter_plot:"),
+       ("pages/3_How_it_works.py", "How it works", ":material/school:"))
+
+
 def page_setup(title: str, icon: str = "🧠") -> None:
+    """Page config and the sidebar's page links. Streamlit's automatic navigation (turned off in
+    ``.streamlit/config.toml``) would label the main page "app", after its file name."""
     st.set_page_config(page_title=f"{title} · VAE+GMM", page_icon=icon, layout="wide")
+    with st.sidebar.container(key="vaegmm_nav"):
+        for path, label, nav_icon in NAV:
+            st.page_link(path, label=label, icon=nav_icon)
+        st.divider()
 
 
 # ---------------------------------------------------------------------------------------------- sidebar

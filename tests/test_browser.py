@@ -167,7 +167,7 @@ def test_tiny_run_finishes_with_all_points(browser, server):
     # the other pages of the same session, through the sidebar navigation
     for name, shot in (("Latent explorer", "explorer.png"), ("Compare runs", "compare.png"),
                        ("How it works", "how.png")):
-        page.locator('[data-testid="stSidebarNav"] a', has_text=name).first.click()
+        page.locator('[data-testid="stPageLink"] a', has_text=name).first.click()
         page.wait_for_timeout(2500)
         no_exceptions(page)
         shoot(page, shot)
