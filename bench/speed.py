@@ -304,9 +304,28 @@ def main(argv=None) -> int:
         f"GibbsGMM {cfg.gmm.sweeps} sweeps <= 1 s ({gibbs_s:.2f} s wall, {med(gmm_c[gibbs_name]):.2f} s CPU)":
             verdict(gibbs_s <= TARGETS["gibbs_s"], med(gmm_c[gibbs_name]) <= TARGETS["gibbs_s"]),
     }
+    naive_loop_c = med(vae["naive (Python loop)"][1])
+    reading = [
+        f"Reading: one VAE update is {total_flops / 1e9:.0f} GFLOP of matrix multiplies, which at this thread count's "
+        f"measured GEMM rates take {limit_c:.2f} s of CPU; ours takes {ours_c:.2f} s, so {ours_c - limit_c:.2f} s "
+        f"({100 * (ours_c - limit_c) / ours_c:.0f}%) is everything else (elementwise loss and gradient terms, Adam, "
+        f"the mini-batch gather, Python). The naive loop does the same multiplies; the most any implementation could "
+        f"gain over it here is {naive_loop_c:.2f} / {limit_c:.2f} = {naive_loop_c / limit_c:.1f}x, and 2x needs ours "
+        f"<= {naive_loop_c / 2:.2f} s CPU.",
+        f"The whole classic run needs {cfg.iterations} such updates: {cfg.iterations} x {peak_c:.2f} s = "
+        f"{cfg.iterations * peak_c:.1f} s of multiplies alone at {a.threads} thread(s) (square-GEMM peak)"
+        + (f", so {TARGETS['whole_run_s']:.0f} s is out of reach at this thread count." if
+           cfg.iterations * peak_c > TARGETS["whole_run_s"] else "."),
+    ]
+    if threads_rows:
+        reading.append(
+            "Threads (table above): with OpenMP's default wait policy, two threads next to other busy processes "
+            "spin-wait at every barrier for a thread that is descheduled, and are many times slower than one; "
+            "with OMP_WAIT_POLICY=PASSIVE they cost about what one does. On this shared 2-core machine run 1 "
+            "thread (or set OMP_WAIT_POLICY=PASSIVE before torch starts); two threads only pay on an idle machine.")
     md = render(command, a, cfg, rows, gemm_rows, total_flops, steps, (step_rate, step_rate_c),
                 (peak_rate, peak_rate_c), met, vae, whole,
-                threads_rows)
+                threads_rows, reading)
     print()
     print(md)
     if a.out != "-":
@@ -356,7 +375,7 @@ def table(header, rows):
 
 
 def render(command, a, cfg, rows, gemm_rows, total_flops, steps, step_rate, peak_rate, met, vae, whole,
-           threads_rows) -> str:
+           threads_rows, reading=()) -> str:
     v = cfg.vae
     lines = [
         "## Speed",
@@ -393,6 +412,10 @@ def render(command, a, cfg, rows, gemm_rows, total_flops, steps, step_rate, peak
     lines += [
         "Targets: " + "; ".join(f"{name}: **{ok}**" for name, ok in met.items()) + ".",
         "",
+    ]
+    for para in reading:
+        lines += [para, ""]
+    lines += [
         "Raw wall seconds: " + "; ".join(f"{k}: {', '.join(f'{t:.2f}' for t in w)}" for k, (w, _) in vae.items())
         + f"; whole run: {', '.join(f'{t:.2f}' for t in whole)}.",
         "",
