@@ -206,7 +206,7 @@ def write_section(md_path: Path, body: str) -> None:
 
 def describe(cfg: RunConfig) -> str:
     g = cfg.gmm
-    gmm = (f"Gibbs GMM ({g.sweeps} sweeps, init {g.init}, {g.n_init} restart(s))" if g.backend == "gibbs"
+    gmm = (f"Gibbs GMM ({g.sweeps} sweeps, init {g.init}, {g.chains} chain(s))" if g.backend == "gibbs"
            else f"EM GMM (best of {g.n_init} restart(s))")
     return (f"{cfg.data.n} images, D={cfg.vae.latent_dim}, K={g.n_classes}, {cfg.vae.epochs} epochs, batch "
             f"{cfg.vae.batch_size}, alpha={cfg.vae.alpha:g}, {cfg.iterations} iterations, codes={cfg.codes}, {gmm}, "
