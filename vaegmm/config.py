@@ -39,13 +39,13 @@ class GMMConfig:
     init: str = "random"  # Gibbs start: "random" labels (Serket) or nearest "kmeans++" seed
     warm_start: bool = False  # start each GMM update from the previous one's state
     chains: int = 1  # Gibbs only: independent chains, the one whose last sample has the highest log p(z, c) kept
-    reg_covar: float = 1e-6  # EM only: added to each class covariance's diagonal (0.1 suits codes="mean")
+    reg_covar: float = 0.1  # EM only: added to each class covariance's diagonal (scikit-learn's own default: 1e-6)
 
 
 @dataclass
 class RunConfig:
-    """One run, passed whole. The defaults (EM GMM, best of 10 restarts, fresh each update, sampled codes,
-    alpha = 1, 5 iterations) were chosen by bench/quality.py: see BENCHMARKS.md, "## Quality"."""
+    """One run, passed whole. The defaults (EM GMM, best of 10 restarts, covariance floor 0.1, fresh each update,
+    sampled codes, alpha = 1, 5 iterations) were chosen by bench/quality.py: see BENCHMARKS.md, "## Quality"."""
 
     data: DataConfig = field(default_factory=DataConfig)
     vae: VAEConfig = field(default_factory=VAEConfig)
