@@ -132,3 +132,11 @@ def test_em_reg_covar_floors_the_class_covariances():
     g = EMGMM(3, reg_covar=0.1, random_state=0).fit(z)
     eig = np.linalg.eigvalsh(g.model_.covariances_)
     assert eig.min() >= 0.1 - 1e-9
+
+
+def test_project_defaults_are_the_benchmarked_ones():
+    # chosen by bench/quality.py (BENCHMARKS.md, "## Quality"): change them together with a new benchmark run
+    cfg = RunConfig()
+    g = cfg.gmm
+    assert (g.backend, g.n_init, g.reg_covar, g.warm_start) == ("em", 10, 0.1, False)
+    assert (cfg.codes, cfg.vae.alpha, cfg.iterations, cfg.feedback) == ("sample", 1.0, 5, True)
