@@ -1,4 +1,10 @@
 """vaegmm: Serket's VAE+GMM mutual learning on MNIST, as a reusable package (no Streamlit in here)."""
+import os
+
+# Before torch loads OpenMP: idle worker threads sleep instead of spinning (see vaegmm/threads.py for the
+# measurement that made this the default). A value the user set wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 from .config import DataConfig, GMMConfig, RunConfig, VAEConfig, preset
 from .data import DataSourceError, load_mnist
 from .mutual import IterationResult, MutualLearner, ProgressEvent

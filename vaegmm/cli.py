@@ -70,14 +70,12 @@ def main(argv=None) -> int:
     except ValueError as e:
         print(f"vaegmm: error: {e}", file=sys.stderr)
         return 2
-    import numpy as np
-    import torch
-
     from .data import load_mnist
     from .export import write_run
     from .mutual import MutualLearner
+    from .threads import configure_torch_threads
 
-    torch.set_num_threads(max(1, torch.get_num_threads()))
+    configure_torch_threads(capacity=1)  # one run: all cores, or $VAEGMM_TORCH_THREADS
     try:
         images, labels = load_mnist(cfg.data.n, cfg.data.digits, cfg.seed, cfg.data.source)
     except ValueError as e:

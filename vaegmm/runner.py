@@ -30,9 +30,9 @@ import numpy as np
 from .config import RunConfig
 from .control import RunControl, StopRequested
 from .mutual import IterationResult, MutualLearner, ProgressEvent
+from .threads import TORCH_THREADS_ENV, configure_torch_threads, cpu_count  # noqa: F401 (re-exported)
 
 MAX_RUNS_ENV = "VAEGMM_MAX_RUNS"
-TORCH_THREADS_ENV = "VAEGMM_TORCH_THREADS"
 
 # states
 IDLE, QUEUED, RUNNING, PAUSED, FINISHED, STOPPED, FAILED = (
@@ -40,14 +40,6 @@ IDLE, QUEUED, RUNNING, PAUSED, FINISHED, STOPPED, FAILED = (
 STATES = (IDLE, QUEUED, RUNNING, PAUSED, FINISHED, STOPPED, FAILED)
 TERMINAL = frozenset({FINISHED, STOPPED, FAILED})
 ACTIVE = frozenset({QUEUED, RUNNING, PAUSED})  # a worker thread exists
-
-
-def cpu_count() -> int:
-    """Cores this process may use (affinity-aware where the OS tells)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def max_runs_from_env(default: Optional[int] = None) -> int:
@@ -135,23 +127,6 @@ def default_slots() -> SlotManager:
         if _default_slots is None:
             _default_slots = SlotManager(max_runs_from_env())
         return _default_slots
-
-
-_torch_threads_set = False
-
-
-def configure_torch_threads(capacity: Optional[int] = None) -> int:
-    """Set ``torch.set_num_threads`` once per process (later calls return the value already set)."""
-    global _torch_threads_set
-    import torch
-
-    with _default_lock:
-        if not _torch_threads_set:
-            raw = os.environ.get(TORCH_THREADS_ENV, "").strip()
-            n = int(raw) if raw.isdigit() and int(raw) > 0 else max(1, cpu_count() // max(1, capacity or 1))
-            torch.set_num_threads(n)
-            _torch_threads_set = True
-        return torch.get_num_threads()
 
 
 _warm_thread: Optional[threading.Thread] = None
