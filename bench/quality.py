@@ -207,7 +207,7 @@ def write_section(md_path: Path, body: str) -> None:
 def describe(cfg: RunConfig) -> str:
     g = cfg.gmm
     gmm = (f"Gibbs GMM ({g.sweeps} sweeps, init {g.init}, {g.chains} chain(s))" if g.backend == "gibbs"
-           else f"EM GMM (best of {g.n_init} restart(s))")
+           else f"EM GMM (best of {g.n_init} restart(s), reg_covar {g.reg_covar:g})")
     return (f"{cfg.data.n} images, D={cfg.vae.latent_dim}, K={g.n_classes}, {cfg.vae.epochs} epochs, batch "
             f"{cfg.vae.batch_size}, alpha={cfg.vae.alpha:g}, {cfg.iterations} iterations, codes={cfg.codes}, {gmm}, "
             f"warm_start={g.warm_start}, feedback={cfg.feedback}")
