@@ -12,7 +12,8 @@ from typing import Any, Callable, Mapping, Optional
 from vaegmm.config import RunConfig, preset
 
 DEFAULT_PRESET = "quick-demo"
-PRESET_LABELS = {"quick-demo": "Quick demo", "serket-classic": "Serket classic", "no-feedback": "No feedback baseline"}
+PRESET_LABELS = {"quick-demo": "Quick demo", "serket-classic": "Serket classic",
+                 "project-default": "Project default (best measured)", "no-feedback": "No feedback baseline"}
 MAX_IMAGES = 70000  # the full MNIST; the bundled copy holds 500 per digit
 MNIST_MIN_PER_DIGIT = 6313  # the rarest digit (5) in the 70 000 MNIST images
 

@@ -69,7 +69,7 @@ def test_widgets_present_and_link_settings_applied():
     assert at.sidebar.selectbox(key="cfg_preset").value == "quick-demo"
     assert at.sidebar.multiselect(key="cfg_digits").value == list(range(10))
     assert at.sidebar.slider(key="cfg_alpha").value == 1.0
-    assert at.sidebar.radio(key="cfg_gmm").value == "gibbs"
+    assert at.sidebar.radio(key="cfg_gmm").value == "em"  # the quick demo uses the project default GMM
     assert at.sidebar.radio(key="cfg_codes").value == "mean"
     assert at.sidebar.toggle(key="cfg_feedback").value is True
     assert at.number_input(key="cfg_n").value == 200
@@ -101,7 +101,7 @@ def test_bad_link_falls_back_with_warnings():
     warnings = " ".join(w.value for w in at.warning)
     for word in ("n='abc'", "alpha='99'", "gmm='kmeans'", "digits='0x'", "preset='nope'", "'foo'"):
         assert word in warnings, (word, warnings)
-    assert at.number_input(key="cfg_n").value == 1000  # quick-demo default
+    assert at.number_input(key="cfg_n").value == 2000  # quick-demo default
     assert at.slider(key="cfg_alpha").value == 1.0
     assert not at.exception
 

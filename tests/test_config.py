@@ -11,8 +11,8 @@ def test_serket_classic_preset_matches_the_tutorial():
     assert c.feedback
 
 
-def test_no_feedback_preset_differs_only_in_feedback():
-    a, b = preset("serket-classic").to_dict(), preset("no-feedback").to_dict()
+def test_no_feedback_preset_is_the_project_default_without_feedback():
+    a, b = preset("project-default").to_dict(), preset("no-feedback").to_dict()
     assert b.pop("feedback") is False and a.pop("feedback") is True
     assert a == b
 
@@ -54,3 +54,9 @@ def test_unknown_keys_are_refused():
         RunConfig.from_dict({"vae": {"alfa": 1}})
     with pytest.raises(ValueError, match="unknown preset"):
         preset("classic")
+
+
+def test_quick_demo_is_the_project_default_smaller():
+    q, d = preset("quick-demo"), preset("project-default")
+    assert q.data.n < d.data.n and q.vae.epochs < d.vae.epochs
+    assert (q.gmm, q.codes, q.vae.alpha, q.iterations) == (d.gmm, d.codes, d.vae.alpha, d.iterations)
