@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from dashboard.session import SessionRuns
+from test_runner import wait_for
 from dashboard.settings import settings_from_config
 from vaegmm import data
 from vaegmm.config import preset
@@ -28,15 +29,6 @@ def rss_mb() -> float:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024.0
     raise RuntimeError("no VmRSS")
-
-
-def wait_for(cond, timeout=60.0, poll=0.01):
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        if cond():
-            return time.monotonic() - t0
-        time.sleep(poll)
-    raise AssertionError(f"condition not met within {timeout} s")
 
 
 @pytest.fixture(scope="module", autouse=True)
