@@ -124,6 +124,18 @@ def no_exceptions(page) -> None:
     assert page.query_selector('[data-testid="stException"]') is None, page.inner_text('[data-testid="stException"]')
 
 
+def start_and_wait_for_first_plot(page) -> tuple[float, str]:
+    """Press Start as a user would (after a look at the empty page) and wait for the first latent scatter:
+    returns the seconds from the click to the plot, and the server's own "iteration 0 ready" stamp."""
+    page.wait_for_selector(".js-plotly-plot", timeout=20000)  # the empty placeholder frame
+    page.wait_for_timeout(1500)  # a user reads the page before pressing Start
+    t0 = time.monotonic()
+    button(page, "Start").click()
+    page.wait_for_function("""() => Array.from(document.querySelectorAll('.js-plotly-plot'))
+        .some(el => el.layout && el.layout.meta === 'latent')""", timeout=20000, polling=20)
+    return time.monotonic() - t0, page.get_attribute(STATUS, "data-first-result-s")
+
+
 def shoot(page, name: str) -> None:
     """A screenshot of the whole app: Streamlit scrolls inside its main block, so grow the viewport to fit."""
     height = page.evaluate("""() => { const m = document.querySelector('[data-testid="stMain"]') ||
@@ -137,14 +149,7 @@ def shoot(page, name: str) -> None:
 
 def test_tiny_run_finishes_with_all_points(browser, server):
     page = open_app(browser, server, TINY)
-    page.wait_for_selector(".js-plotly-plot", timeout=20000)  # the empty placeholder frame
-    page.wait_for_timeout(1500)  # a user reads the page before pressing Start
-    t0 = time.monotonic()
-    button(page, "Start").click()
-    page.wait_for_function("""() => Array.from(document.querySelectorAll('.js-plotly-plot'))
-        .some(el => el.layout && el.layout.meta === 'latent')""", timeout=20000, polling=20)
-    first_plot = time.monotonic() - t0
-    server_first = page.get_attribute(STATUS, "data-first-result-s")
+    first_plot, server_first = start_and_wait_for_first_plot(page)
     wait_state(page, "finished", 180)
     page.wait_for_timeout(1500)  # let the final full rerun draw
     no_exceptions(page)
@@ -178,14 +183,7 @@ def test_classic_first_picture_refresh_and_stop(browser, server):
     """The Serket-classic preset (3000 bundled images): iteration 0 is drawn quickly, the status refreshes at
     least once a second during the first VAE update, and Stop takes effect within 2 s."""
     page = open_app(browser, server, {"preset": "serket-classic"})
-    page.wait_for_selector(".js-plotly-plot", timeout=20000)
-    page.wait_for_timeout(1500)
-    t0 = time.monotonic()
-    button(page, "Start").click()
-    page.wait_for_function("""() => Array.from(document.querySelectorAll('.js-plotly-plot'))
-        .some(el => el.layout && el.layout.meta === 'latent')""", timeout=20000, polling=20)
-    first_plot = time.monotonic() - t0
-    server_first = page.get_attribute(STATUS, "data-first-result-s")
+    first_plot, server_first = start_and_wait_for_first_plot(page)
     latent = [c for c in charts(page) if c["meta"] == "latent"][0]
     assert sum(t["n"] for t in latent["traces"] if t["meta"] == "points") == 3000
     wait_state(page, "running", 30)
