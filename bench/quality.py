@@ -24,7 +24,6 @@ import argparse
 import hashlib
 import json
 import os
-import re
 import sys
 import time
 from pathlib import Path
@@ -38,6 +37,9 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from vaegmm.config import RunConfig, preset  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from markdown_section import write_section  # noqa: E402
 
 VARIANTS = {
     "default": "(a) project default mutual learning",
@@ -192,18 +194,6 @@ def exploration_table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def write_section(md_path: Path, body: str) -> None:
-    """Replace (or append) the ``## Quality`` section of ``md_path``, leaving every other section as it is."""
-    text = md_path.read_text() if md_path.exists() else "# Benchmarks\n"
-    section = "## Quality\n\n" + body.strip() + "\n"
-    pattern = re.compile(r"^## Quality[^\n]*\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _m: section + "\n", text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    md_path.write_text(text.rstrip("\n") + "\n")
-
-
 def describe(cfg: RunConfig) -> str:
     g = cfg.gmm
     gmm = (f"Gibbs GMM ({g.sweeps} sweeps, init {g.init}, {g.chains} chain(s))" if g.backend == "gibbs"
@@ -281,7 +271,7 @@ def main(argv=None) -> int:
             body += ["", a.note]
         if a.note_file is not None:
             body += ["", a.note_file.read_text().strip()]
-        write_section(md, "\n".join(body))
+        write_section(md, "## Quality\n\n" + "\n".join(body))
         print(f"wrote the Quality section of {md}")
     return 0
 

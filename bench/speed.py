@@ -34,6 +34,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from gibbs_reference import collapsed_gibbs  # noqa: E402
+from markdown_section import write_section  # noqa: E402
 from naive_vae import NaiveVAE, train_naive  # noqa: E402
 from vaegmm.config import serket_classic  # noqa: E402
 from vaegmm.data import load_mnist  # noqa: E402
@@ -422,20 +423,6 @@ def render(command, a, cfg, rows, gemm_rows, total_flops, steps, step_rate, peak
         "",
     ]
     return "\n".join(lines)
-
-
-def write_section(path: Path, md: str) -> None:
-    """Replace the '## Speed' section of ``path`` (up to the next '## ' heading) with ``md``; keep the rest."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n\n"
-    lines = text.splitlines(keepends=True)
-    start = next((i for i, l in enumerate(lines) if l.strip() == "## Speed"), None)
-    block = md.rstrip("\n") + "\n\n"
-    if start is None:
-        text = text.rstrip("\n") + "\n\n" + block
-    else:
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-        text = "".join(lines[:start]) + block + "".join(lines[end:])
-    path.write_text(text.rstrip("\n") + "\n")
 
 
 if __name__ == "__main__":
