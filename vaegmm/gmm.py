@@ -14,9 +14,22 @@ from typing import Optional
 import numpy as np
 
 
+def _check_count(name: str, value) -> None:
+    """``value`` must be an integer >= 1 (bools refused); the error names the parameter and the value."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+
+
+def _check_labels(name: str, labels, n: int, k: int) -> np.ndarray:
+    """``labels`` as ``(n,) int64`` with values in ``0..k-1``, else ``ValueError`` naming ``name``."""
+    labels = np.asarray(labels, dtype=np.int64)
+    if labels.shape != (n,) or labels.min() < 0 or labels.max() >= k:
+        raise ValueError(f"{name} must be (N,) ints in 0..{k - 1}")
+    return labels
+
+
 def _check_params(n_components, random_state) -> None:
-    if isinstance(n_components, bool) or not isinstance(n_components, (int, np.integer)) or n_components < 1:
-        raise ValueError(f"n_components must be an integer >= 1, got {n_components!r}")
+    _check_count("n_components", n_components)
     if random_state is not None and not isinstance(random_state, (int, np.integer, np.random.Generator)):
         raise ValueError(f"random_state must be None, an int or a numpy Generator, got {random_state!r}")
 
@@ -60,10 +73,8 @@ class GibbsGMM:
 
     def _validate(self) -> None:
         _check_params(self.n_components, self.random_state)
-        if isinstance(self.n_sweeps, bool) or not isinstance(self.n_sweeps, (int, np.integer)) or self.n_sweeps < 1:
-            raise ValueError(f"n_sweeps must be an integer >= 1, got {self.n_sweeps!r}")
-        if isinstance(self.n_init, bool) or not isinstance(self.n_init, (int, np.integer)) or self.n_init < 1:
-            raise ValueError(f"n_init must be an integer >= 1, got {self.n_init!r}")
+        _check_count("n_sweeps", self.n_sweeps)
+        _check_count("n_init", self.n_init)
         if self.init not in ("random", "kmeans++"):
             raise ValueError(f"init must be 'random' (Serket) or 'kmeans++', got {self.init!r}")
         for name in ("s0", "r0", "dirichlet"):
@@ -120,9 +131,7 @@ class GibbsGMM:
         s0 = np.eye(d) * self.s0
         r0 = float(self.r0)
         if init_labels is not None:
-            labels = np.asarray(init_labels, dtype=np.int64).copy()
-            if labels.shape != (n,) or labels.min() < 0 or labels.max() >= k:
-                raise ValueError(f"init_labels must be (N,) ints in 0..{k - 1}")
+            labels = _check_labels("init_labels", init_labels, n, k).copy()
         elif not fresh and self.warm_start and getattr(self, "labels_", None) is not None and len(self.labels_) == n:
             labels = self.labels_.copy()
         elif self.init == "kmeans++":
@@ -172,9 +181,7 @@ class GibbsGMM:
         z = _check_data(z, self.n_components)
         n, d = z.shape
         k = int(self.n_components)
-        labels = np.asarray(labels, dtype=np.int64)
-        if labels.shape != (n,) or labels.min() < 0 or labels.max() >= k:
-            raise ValueError(f"labels must be (N,) ints in 0..{k - 1}")
+        labels = _check_labels("labels", labels, n, k)
         nu0 = float(d + 2 if self.nu0 is None else self.nu0)
         zz = (z[:, :, None] * z[:, None, :]).reshape(n, d * d)
         return self._log_joint(z, zz, labels, k, z.mean(axis=0), np.eye(d) * self.s0, float(self.r0), nu0)
@@ -244,8 +251,7 @@ class EMGMM:
         from sklearn.mixture import GaussianMixture
 
         _check_params(self.n_components, self.random_state)
-        if isinstance(self.n_init, bool) or not isinstance(self.n_init, (int, np.integer)) or self.n_init < 1:
-            raise ValueError(f"n_init must be an integer >= 1, got {self.n_init!r}")
+        _check_count("n_init", self.n_init)
         if isinstance(self.reg_covar, bool) or not isinstance(self.reg_covar, (int, float)) \
                 or not np.isfinite(self.reg_covar) or self.reg_covar < 0:
             raise ValueError(f"reg_covar must be a finite number >= 0, got {self.reg_covar!r}")
