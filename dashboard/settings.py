@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Optional
 
 from vaegmm.config import RunConfig, preset
+from vaegmm.data import BUNDLED_PER_DIGIT, per_digit_counts
 
 DEFAULT_PRESET = "quick-demo"
 PRESET_LABELS = {"quick-demo": "Quick demo", "serket-classic": "Serket classic",
@@ -81,6 +82,11 @@ def config_from_settings(s: Mapping[str, Any]) -> RunConfig:
         feedback=bool(s["feedback"]), seed=int(s["seed"])).validate()
 
 
+def _per_digit(s: Mapping[str, Any]) -> int:
+    """Images the most-asked digit needs (the loader's own balanced split)."""
+    return max(per_digit_counts(int(s["n"]), s["digits"]).values())
+
+
 def check_settings(s: Mapping[str, Any]) -> list[str]:
     """Problems the widgets cannot prevent, as messages (empty when the settings can run)."""
     problems = []
@@ -88,7 +94,7 @@ def check_settings(s: Mapping[str, Any]) -> list[str]:
         return ["Choose at least one digit."]
     if int(s["k"]) > int(s["n"]):
         problems.append(f"K = {s['k']} classes is more than the {s['n']} images.")
-    per_digit = -(-int(s["n"]) // len(s["digits"]))
+    per_digit = _per_digit(s)
     if per_digit > MNIST_MIN_PER_DIGIT:
         problems.append(f"{s['n']} images over {len(s['digits'])} digits needs {per_digit} per digit, but MNIST "
                         f"holds only {MNIST_MIN_PER_DIGIT} of its rarest digit: choose at most "
@@ -105,10 +111,10 @@ def data_note(s: Mapping[str, Any]) -> Optional[str]:
     """A hint when the settings need more images than the bundled copy holds."""
     if not s["digits"]:
         return None
-    per_digit = -(-int(s["n"]) // len(s["digits"]))
-    if per_digit > 500:
-        return (f"{per_digit} images per digit is more than the 500 bundled with the app: the full MNIST is "
-                "downloaded from OpenML once (or read from $VAEGMM_MNIST_DIR).")
+    per_digit = _per_digit(s)
+    if per_digit > BUNDLED_PER_DIGIT:
+        return (f"{per_digit} images per digit is more than the {BUNDLED_PER_DIGIT} bundled with the app: the full "
+                "MNIST is downloaded from OpenML once (or read from $VAEGMM_MNIST_DIR).")
     return None
 
 
