@@ -16,6 +16,7 @@ class RunEntry:
     settings: dict  # the sidebar values that made it
     label: str = ""
     zip_cache: dict = field(default_factory=dict)  # status -> zip bytes (built on the first download)
+    figure_cache: dict = field(default_factory=dict)  # (chart, iteration, ...) -> Plotly figure (dashboard.ui)
 
 
 class SessionRuns:

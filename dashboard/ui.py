@@ -1,12 +1,17 @@
 """Streamlit glue shared by the pages: the session's runs, the sidebar, the controls and the live panels.
 
-Thread model: the worker thread of a :class:`~vaegmm.runner.TrainingRun` never calls Streamlit. The page reads
-``run.snapshot()`` inside ``st.fragment(run_every=...)`` functions, which poll only while the run is queued or
-running; when the run's state changes (e.g. it finishes) the fragment asks for one full rerun, after which the
-fragments are declared without ``run_every`` and polling stops.
+Page structure (issue 8: pages went white with "Cannot set a node at a delta path" when many students trained at
+once). Each page has exactly one polling fragment, declared at a fixed place in the page, with a ``run_every``
+that never changes during the session. The fragment decides *what* to draw (idle hint, queue position, live
+run, finished run), never *whether* it is polled, and nothing inside it calls ``st.rerun()``. Conditional
+messages above it live inside a container created at a fixed place, so the fragment's delta path never moves.
+The controls (Start, Pause, Step, Stop, Reset, Download) are inside the fragment, so their state follows the run
+without a full rerun. The training itself runs in worker processes (:mod:`vaegmm.worker`), so the server's
+script runs are not slowed by the training's Python.
 """
 from __future__ import annotations
 
+import os
 import time
 from typing import Optional
 
@@ -22,8 +27,18 @@ from .session import RunEntry, SessionRuns
 from .settings import (FIELDS, KEYS, PRESET_LABELS, check_settings, config_from_settings, data_note,
                        parse_query, preset_settings, settings_equal, to_query)
 
-STATUS_EVERY = 0.5  # seconds between status refreshes while a run is queued or running
-CHARTS_EVERY = 1.0  # seconds between chart refreshes (the scatter carries N points)
+REFRESH_ENV = "VAEGMM_REFRESH"
+
+
+def _refresh_every() -> float:
+    """Seconds between refreshes of a page's live fragment (``$VAEGMM_REFRESH``, default 0.7)."""
+    try:
+        return min(10.0, max(0.2, float(os.environ.get(REFRESH_ENV, "0.7"))))
+    except ValueError:
+        return 0.7
+
+
+LIVE_EVERY = _refresh_every()  # constant for the life of the server: see the module docstring
 _RUNS_KEY = "_vaegmm_runs"
 STATE_COLOURS = {IDLE: "#888", QUEUED: "#b8860b", RUNNING: "#2e7d32", PAUSED: "#1565c0", FINISHED: "#1b5e20",
                  STOPPED: "#616161", FAILED: "#c62828"}
@@ -203,46 +218,46 @@ def _stop(runs: SessionRuns) -> None:
         runs.current.run.join(1.0)  # the worker ends at its next mini-batch: draw the page as "stopped" at once
 
 
-def controls(runs: SessionRuns, problems: list[str], where=None) -> None:
-    """Start, Pause/Resume, Step, Stop, Reset (callbacks, so the page drawn next already shows their effect)."""
-    cur = runs.current
-    state = cur.run.state if cur is not None else IDLE
+def controls(runs: SessionRuns, snap, problems: list[str]) -> None:
+    """Start, Pause/Resume, Step, Stop, Reset and Download in one row (inside the live fragment: their
+    callbacks run first, so the fragment drawn next already shows their effect)."""
+    state = snap.state if snap is not None else IDLE
     active = state in ACTIVE
-    sb = where if where is not None else st.sidebar
-    c1, c2 = sb.columns(2)
-    c1.button("Start", icon=":material/play_arrow:", type="primary", key="btn_start", on_click=_start,
-              args=(runs,), disabled=active or bool(problems), width="stretch",
-              help="Start a new run with these settings (the previous runs stay on the Compare page).")
-    c2.button("Stop", icon=":material/stop:", key="btn_stop", on_click=_stop, args=(runs,), disabled=not active,
-              width="stretch", help="End the run; the iterations finished so far are kept.")
     paused = state == PAUSED
-    c1.button("Resume" if paused else "Pause", icon=":material/play_arrow:" if paused else ":material/pause:",
-              key="btn_pause", on_click=_pause_resume, args=(runs,), disabled=state not in (RUNNING, PAUSED, QUEUED),
-              width="stretch")
-    c2.button("Step", icon=":material/skip_next:", key="btn_step", on_click=_step, args=(runs,),
-              disabled=(not active and bool(problems)), width="stretch", help="One more iteration, then pause.")
-    sb.button("Reset", icon=":material/restart_alt:", key="btn_reset", on_click=runs.reset, disabled=cur is None,
-              width="stretch", help="Stop and clear the page (the run stays on the Compare page).")
+    c = st.columns([1.1, 1.1, 1, 1, 1, 2.2], vertical_alignment="center")
+    c[0].button("Start", icon=":material/play_arrow:", type="primary", key="btn_start", on_click=_start,
+                args=(runs,), disabled=active or bool(problems), width="stretch",
+                help="Start a new run with the settings in the sidebar (earlier runs stay on the Compare page).")
+    c[1].button("Resume" if paused else "Pause", icon=":material/play_arrow:" if paused else ":material/pause:",
+                key="btn_pause", on_click=_pause_resume, args=(runs,),
+                disabled=state not in (RUNNING, PAUSED, QUEUED), width="stretch")
+    c[2].button("Step", icon=":material/skip_next:", key="btn_step", on_click=_step, args=(runs,),
+                disabled=(not active and bool(problems)), width="stretch", help="One more iteration, then pause.")
+    c[3].button("Stop", icon=":material/stop:", key="btn_stop", on_click=_stop, args=(runs,), disabled=not active,
+                width="stretch", help="End the run; the iterations finished so far are kept.")
+    c[4].button("Reset", icon=":material/restart_alt:", key="btn_reset", on_click=runs.reset,
+                disabled=runs.current is None, width="stretch",
+                help="Stop and clear the page (the run stays on the Compare page).")
+    with c[5]:
+        download(runs.current, snap)
 
 
-def download(entry: Optional[RunEntry], where=None) -> None:
+def download(entry: Optional[RunEntry], snap) -> None:
     """Zip of the Serket-layout export and history.json, built only when the button is clicked."""
-    if entry is None:
-        return
-    snap = entry.run.snapshot()
-    if snap.state not in TERMINAL or not snap.history:
+    if entry is None or snap is None or snap.state not in TERMINAL or not snap.history:
         return
     run = entry.run
+    state = snap.state
 
     def build() -> bytes:
-        if snap.state not in entry.zip_cache:
-            entry.zip_cache[snap.state] = zip_run(run.config, run.history, run.labels, status=snap.state)
-        return entry.zip_cache[snap.state]
+        if state not in entry.zip_cache:
+            entry.zip_cache[state] = zip_run(run.config, run.history, run.labels, status=state)
+        return entry.zip_cache[state]
 
-    (where if where is not None else st.sidebar).download_button(
-        f"Download run #{run.id} (zip)", icon=":material/download:", data=build, file_name=f"vaegmm_run{run.id}.zip",
-        mime="application/zip", key=f"dl_{run.id}", width="stretch",
-        help="Serket-layout folders (module001_vae, module002_gmm) and history.json.")
+    st.download_button(f"Download run #{run.id} (zip)", icon=":material/download:", data=build,
+                       file_name=f"vaegmm_run{run.id}.zip", mime="application/zip", key=f"dl_{run.id}",
+                       width="stretch", on_click="ignore",
+                       help="Serket-layout folders (module001_vae, module002_gmm) and history.json.")
 
 
 # ---------------------------------------------------------------------------------------------- panels
@@ -317,15 +332,26 @@ def metric_cards(snap) -> None:
     c[4].metric("time / iteration", _fmt_seconds(snap.seconds_per_iteration))
 
 
+def cached_figure(entry: RunEntry, key: tuple, build):
+    """A Plotly figure built once per run and ``key`` (building a 3000-point figure costs ~60 ms; the live
+    fragment draws it at every refresh)."""
+    cache = entry.figure_cache
+    fig = cache.get(key)
+    if fig is None:
+        fig = cache[key] = build()
+        while len(cache) > 12:
+            cache.pop(next(iter(cache)))
+    return fig
+
+
 def charts_panel(entry: RunEntry, snap) -> None:
-    """Latent scatter (selected iteration) and before vs after. Drawn on full reruns (one per finished
-    iteration) and when its own widgets change, not on every poll: a 3000-point scatter is the heaviest thing
-    on the page for the browser."""
+    """Latent scatter (the selected iteration, or the codes right now while the VAE trains) and before vs after."""
     run = entry.run
     h = snap.history
     labels = run.labels
     if not h or labels is None:
-        st.info("Iteration 0 (the untrained encoder) appears here as soon as the run starts.")
+        st.info("Iteration 0 (the untrained encoder) appears here as soon as the run starts.",
+                icon=":material/hourglass_top:")
         return
     c1, c2 = st.columns([1, 1])
     colour = c1.segmented_control("Colour by", ["digit", "GMM class"], default="digit", key="colour_by",
@@ -338,25 +364,31 @@ def charts_panel(entry: RunEntry, snap) -> None:
                         f"iteration {o}" + ("" if o in done else " (not yet)"))
     result = done.get(pick, h[-1])
     by = "class" if colour == "GMM class" else "digit"
-    st.plotly_chart(charts.latent_scatter(result, labels, by, title=f"Latent space, iteration {result.iteration}: "
-                                          f"2-D PCA of the codes · accuracy {result.accuracy:.3f}"),
-                    key="scatter_main", config={"displaylogo": False})
+    title = (f"Latent space, iteration {result.iteration}: 2-D PCA of the codes · accuracy {result.accuracy:.3f}")
+    fig = cached_figure(entry, ("main", result.iteration, by), lambda: charts.latent_scatter(result, labels, by, title=title))
+    st.plotly_chart(fig, key="scatter_main", config={"displaylogo": False})
     st.markdown("**Before vs after** (iteration 0, the untrained encoder, and the latest iteration)")
     b1, b2 = st.columns(2)
-    b1.plotly_chart(charts.latent_scatter(h[0], labels, by, title=f"before: iteration 0 · acc {h[0].accuracy:.3f}",
-                                          height=340, webgl=False), key="scatter_before", config={"displaylogo": False})
-    if len(h) > 1:
-        b2.plotly_chart(charts.latent_scatter(h[-1], labels, by, height=340, webgl=False,
-                                              title=f"after: iteration {h[-1].iteration} · acc {h[-1].accuracy:.3f}"),
-                        key="scatter_after", config={"displaylogo": False})
-    else:
-        b2.info("The “after” picture appears when iteration 1 finishes.")
+    first, last = h[0], h[-1]
+    with b1:
+        st.plotly_chart(cached_figure(entry, ("small", 0, by), lambda: charts.latent_scatter(
+            first, labels, by, title=f"before: iteration 0 · acc {first.accuracy:.3f}", height=340, webgl=False)),
+            key="scatter_before", config={"displaylogo": False})
+    with b2:
+        if len(h) > 1:
+            st.plotly_chart(cached_figure(entry, ("small", last.iteration, by), lambda: charts.latent_scatter(
+                last, labels, by, height=340, webgl=False, title=f"after: iteration {last.iteration} · acc "
+                                                                   f"{last.accuracy:.3f}")),
+                key="scatter_after", config={"displaylogo": False})
+        else:
+            st.info("The “after” picture appears when iteration 1 finishes.")
 
 
-def metrics_panel(snap) -> None:
+def metrics_panel(entry: RunEntry, snap) -> None:
     st.markdown("**Accuracy, NMI and ARI per iteration**")
     if snap.history:
-        st.plotly_chart(charts.metrics_chart(snap.history), key="metrics_chart", config={"displaylogo": False})
+        fig = cached_figure(entry, ("metrics", len(snap.history)), lambda: charts.metrics_chart(snap.history))
+        st.plotly_chart(fig, key="metrics_chart", config={"displaylogo": False})
 
 
 def loss_panel(snap) -> None:
@@ -368,46 +400,47 @@ def loss_panel(snap) -> None:
                         key="loss_chart", config={"displaylogo": False})
 
 
-def live_panels(entry: Optional[RunEntry]) -> None:
-    """Status, charts and losses. While the run is queued or running, the status and the loss chart are
-    refreshed by fragments every STATUS_EVERY / CHARTS_EVERY seconds; a new finished iteration or a new state
-    triggers one full rerun, which redraws the scatters and the metrics chart. Polling stops when the run ends."""
-    if entry is None:
-        return
-    rendered = entry.run.snapshot()
-    polling = rendered.state in (QUEUED, RUNNING)
-    waiting_for_first = not rendered.history
-    # poll faster until iteration 0 is there, so the first picture appears as soon as it exists
-    status_every = (STATUS_EVERY / 2 if waiting_for_first else STATUS_EVERY) if polling else None
+def _idle_hint() -> None:
+    st.info("Choose a preset or settings in the sidebar and press **Start**. Iteration 0 (the untrained "
+            "encoder's codes, clustered) appears at once; then every mutual iteration trains the VAE and refits "
+            "the GMM. **How it works** (left) explains what you see.", icon=":material/arrow_back:")
+    placeholder_chart()
 
-    @st.fragment(run_every=status_every)
-    def status_fragment():
-        snap = entry.run.snapshot()
-        if snap.state != rendered.state or len(snap.history) != len(rendered.history):
-            st.rerun()  # one full rerun: new iteration drawn, buttons follow the state, polling stops at the end
+
+def live_page(runs: SessionRuns) -> None:
+    """The main page's live part: one fragment, polled every ``LIVE_EVERY`` seconds for the whole session (see
+    the module docstring), drawing the controls and whatever the current run has to show."""
+
+    @st.fragment(run_every=LIVE_EVERY)
+    def live():
+        problems = check_settings(_current_settings())
+        entry = runs.current
+        snap = entry.run.snapshot() if entry is not None else None
+        controls(runs, snap, problems)
+        if entry is None:
+            _idle_hint()
+            return
         status_line(snap)
         metric_cards(snap)
+        charts_panel(entry, snap)
+        m1, m2 = st.columns(2)
+        with m1:
+            metrics_panel(entry, snap)
+        with m2:
+            loss_panel(snap)
 
-    @st.fragment
-    def charts_fragment():
-        charts_panel(entry, entry.run.snapshot())
+    live()
 
-    @st.fragment(run_every=CHARTS_EVERY if polling else None)
-    def loss_fragment():
-        loss_panel(entry.run.snapshot())
 
-    status_fragment()
-    charts_fragment()
-    m1, m2 = st.columns(2)
-    with m1:
-        metrics_panel(rendered)
-    with m2:
-        loss_fragment()
+_PLACEHOLDER = None
 
 
 def placeholder_chart() -> None:
     """An empty latent-space frame before the first Start (it also loads Plotly in the browser early)."""
-    st.plotly_chart(charts.placeholder(), key="placeholder", config={"displaylogo": False, "staticPlot": True})
+    global _PLACEHOLDER
+    if _PLACEHOLDER is None:
+        _PLACEHOLDER = charts.placeholder()
+    st.plotly_chart(_PLACEHOLDER, key="placeholder", config={"displaylogo": False, "staticPlot": True})
 
 
 def pick_run(runs: SessionRuns, label: str = "Run", key: str = "pick_run") -> Optional[RunEntry]:

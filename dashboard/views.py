@@ -11,7 +11,10 @@ from vaegmm.metrics import best_matching
 
 from . import charts
 from .session import RunEntry, SessionRuns
-from .ui import ACTIVE, decode
+from .ui import LIVE_EVERY, cached_figure, decode, pick_run
+
+COMPARE_EVERY = max(1.0, LIVE_EVERY)  # seconds between refreshes of the Compare page
+EXPLORER_EVERY = max(2.0, LIVE_EVERY)  # ... and of the Latent explorer (a new iteration shows up by itself)
 
 
 def _big(img: np.ndarray, scale: int = 5) -> np.ndarray:
@@ -44,6 +47,19 @@ def _selected_index(key: str) -> Optional[int]:
     return None
 
 
+def explorer_page(runs: SessionRuns) -> None:
+    """The Latent explorer's body: one fragment, refreshed every ``EXPLORER_EVERY`` seconds, so a run that is
+    still training shows its new iterations by itself."""
+
+    @st.fragment(run_every=EXPLORER_EVERY)  # constant: see dashboard/ui.py
+    def body():
+        entry = pick_run(runs)
+        if entry is not None:
+            explorer(entry)
+
+    body()
+
+
 def explorer(entry: RunEntry) -> None:
     run = entry.run
     history = run.history
@@ -61,8 +77,9 @@ def explorer(entry: RunEntry) -> None:
     with left:
         colour = st.segmented_control("Colour by", ["digit", "GMM class"], default="digit", key="explore_colour",
                                       required=True) or "digit"
-        fig = charts.latent_scatter(result, labels, "class" if colour == "GMM class" else "digit",
-                                    title=f"Iteration {result.iteration}: click a point", selected=idx, height=480)
+        by = "class" if colour == "GMM class" else "digit"
+        fig = cached_figure(entry, ("explore", result.iteration, by, idx), lambda: charts.latent_scatter(
+            result, labels, by, title=f"Iteration {result.iteration}: click a point", selected=idx, height=480))
         st.plotly_chart(fig, key="explore_scatter", on_select="rerun", selection_mode="points",
                         config={"displaylogo": False})
     with right:
@@ -99,8 +116,8 @@ def explorer(entry: RunEntry) -> None:
     st.subheader("Confusion matrix: GMM classes against digits")
     st.caption("Rows are GMM classes (ordered by the digit they are matched to), columns the true digits. A good "
                "clustering has one large number per row and column.")
-    st.plotly_chart(charts.confusion_chart(result.classes, labels, k), key="explore_confusion",
-                    config={"displaylogo": False})
+    st.plotly_chart(cached_figure(entry, ("confusion", result.iteration), lambda: charts.confusion_chart(
+        result.classes, labels, k)), key="explore_confusion", config={"displaylogo": False})
 
 
 def _row(e: RunEntry) -> dict:
@@ -127,12 +144,9 @@ def compare(runs: SessionRuns) -> None:
         st.info("No run yet in this session. Start one on the main page (**app**), change a setting (for example "
                 "alpha from 1 to 0, or switch feedback off) and start again: every run appears here.")
         return
-    active = any(e.run.state in ACTIVE for e in entries)
 
-    @st.fragment(run_every=1.0 if active else None)
+    @st.fragment(run_every=COMPARE_EVERY)  # constant: see dashboard/ui.py
     def body():
-        if active and not any(e.run.state in ACTIVE for e in entries):
-            st.rerun()  # the last active run ended: one full rerun, then polling stops
         st.subheader("Settings and final metrics")
         df = pd.DataFrame([_row(e) for e in entries])
         st.dataframe(df, hide_index=True, width="stretch")

@@ -6,6 +6,4 @@ from dashboard import ui, views
 ui.page_setup("Latent explorer", "🔍")
 runs = ui.session_runs()
 st.title("Latent explorer")
-entry = ui.pick_run(runs)
-if entry is not None:
-    views.explorer(entry)
+views.explorer_page(runs)

@@ -1,11 +1,13 @@
 """The dashboard's pages driven by streamlit.testing.v1.AppTest (tiny runs: 200 images, 2 epochs, 2 iterations)."""
 from __future__ import annotations
 
+import base64
 import json
 import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -46,8 +48,21 @@ def finish(at, timeout=90):
     return run
 
 
+def _decode(value):
+    """Plotly sends numpy arrays as ``{"dtype": "f4", "bdata": base64}``: back to a list."""
+    if isinstance(value, dict) and "bdata" in value:
+        shape = tuple(int(s) for s in str(value.get("shape", "")).split(",") if s.strip())
+        arr = np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
+        return (arr.reshape(shape) if shape else arr).tolist()
+    if isinstance(value, dict):
+        return {k: _decode(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_decode(v) for v in value]
+    return value
+
+
 def plotly_specs(at) -> list[dict]:
-    return [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
+    return [_decode(json.loads(el.proto.spec)) for el in at.get("plotly_chart")]
 
 
 def by_meta(specs, meta):

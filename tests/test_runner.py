@@ -1,6 +1,7 @@
 """TrainingRun: state machine, responsiveness of stop/pause/step, failures, the server-wide cap."""
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -64,7 +65,9 @@ def test_tiny_run_finishes_with_full_history(slots):
     assert s.first_result_seconds is not None and s.first_result_seconds < 5
     assert s.seconds_per_iteration is not None and s.seconds_per_iteration > 0
     assert run.labels.shape == (300,) and run.images_u8.shape == (300, 784)
-    assert run._learner is None  # the model was freed
+    pid = run.worker_pid
+    assert pid is not None and pid != os.getpid()  # it trained in its own process ...
+    assert not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z"  # now gone
     assert slots.running == 0
 
 
@@ -143,10 +146,12 @@ def test_divergence_fails_naming_the_iteration_and_keeps_history(slots):
     assert slots.running == 0
 
 
-def test_worker_exception_and_data_errors_are_messages(slots):
-    def broken_loader(n, digits, seed, source):
-        raise RuntimeError("disk on fire")
+def broken_loader(n, digits, seed, source):
+    """A data source that breaks (module level: the loader runs in the worker process, so it is pickled)."""
+    raise RuntimeError("disk on fire")
 
+
+def test_worker_exception_and_data_errors_are_messages(slots):
     run = TrainingRun(tiny(), slots=slots, loader=broken_loader)
     run.start()
     assert run.join(10)

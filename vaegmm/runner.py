@@ -1,19 +1,19 @@
-"""A training run in a background thread, for the dashboard (no Streamlit in here).
+"""A training run in a worker process, for the dashboard (no Streamlit in here).
 
-:class:`TrainingRun` owns one worker thread that loads the data, builds a :class:`~vaegmm.mutual.MutualLearner`,
-computes iteration 0 (the untrained picture) and then one mutual iteration after the other. The page never waits
-on it: it calls :meth:`TrainingRun.snapshot` (a consistent copy taken under a lock) and sends commands
-(:meth:`start`, :meth:`pause`, :meth:`resume`, :meth:`step`, :meth:`stop`). The commands go through a
-:class:`~vaegmm.control.RunControl`, which the training loop checks between mini-batches, so they take effect
-within a fraction of a second even in the middle of a VAE update.
+:class:`TrainingRun` trains one run in its own process (:mod:`vaegmm.worker`): load the data, build a
+:class:`~vaegmm.mutual.MutualLearner`, compute iteration 0 (the untrained picture) and then one mutual iteration
+after the other. The page never waits on it: it calls :meth:`TrainingRun.snapshot` (a consistent copy taken under
+a lock) and sends commands (:meth:`start`, :meth:`pause`, :meth:`resume`, :meth:`step`, :meth:`stop`). The
+commands reach the worker through a pipe; its training loop checks them between mini-batches, so they take
+effect within a fraction of a second even in the middle of a VAE update.
 
 A server-wide :class:`SlotManager` caps how many runs train at once (default: the number of CPU cores, or
 ``$VAEGMM_MAX_RUNS``). A run beyond the cap waits in a FIFO queue, shows its position, starts by itself when a
 slot frees, and can be stopped while it waits.
 
-Threads and torch: ``torch.set_num_threads`` is process-wide. :func:`configure_torch_threads` sets it once, the
-first time a run starts, to ``max(1, cores // cap)`` (or ``$VAEGMM_TORCH_THREADS``), so that ``cap`` runs side by
-side use about all cores without oversubscribing them. Every run shares the same cores.
+Threads: each worker runs ``max(1, cores // cap)`` torch and BLAS threads (or ``$VAEGMM_TORCH_THREADS``), so
+that ``cap`` runs side by side use about all cores without oversubscribing them, at a lower priority than the
+server (``$VAEGMM_WORKER_NICE``). Every run shares the same cores.
 """
 from __future__ import annotations
 
@@ -28,8 +28,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from .config import RunConfig
-from .control import RunControl, StopRequested
-from .mutual import IterationResult, MutualLearner, ProgressEvent
+from .mutual import IterationResult, ProgressEvent
 from .threads import TORCH_THREADS_ENV, configure_torch_threads, cpu_count  # noqa: F401 (re-exported)
 
 MAX_RUNS_ENV = "VAEGMM_MAX_RUNS"
@@ -133,22 +132,27 @@ _warm_thread: Optional[threading.Thread] = None
 
 
 def warm_up(background: bool = True) -> Optional[threading.Thread]:
-    """Pay torch's one-time start-up costs (building the first Adam optimiser imports a lot, ~2-3 s) before
-    the first Start, so iteration 0 appears quickly. Idempotent; returns the warm-up thread."""
+    """Start the training fork server (:mod:`vaegmm.worker`: it imports torch and builds the first optimiser,
+    ~2-4 s) before the first Start, so iteration 0 appears quickly. Idempotent; returns the warm-up thread."""
     global _warm_thread
-
-    def _go():
-        from .vae import VAE, make_optimizer
-
-        make_optimizer(VAE(2, 4), 1e-3)
+    from .worker import start_fork_server
 
     with _default_lock:
         if _warm_thread is None:
-            _warm_thread = threading.Thread(target=_go, name="vaegmm-warm-up", daemon=True)
+            _warm_thread = threading.Thread(target=start_fork_server, name="vaegmm-warm-up", daemon=True)
             _warm_thread.start()
     if not background:
         _warm_thread.join()
     return _warm_thread
+
+
+def threads_per_run(capacity: int) -> int:
+    """Torch and BLAS threads of each run: ``$VAEGMM_TORCH_THREADS``, else ``max(1, cores // capacity)`` so that
+    ``capacity`` runs side by side fill the cores without oversubscribing them."""
+    raw = os.environ.get(TORCH_THREADS_ENV, "").strip()
+    if raw.isdigit() and int(raw) > 0:
+        return int(raw)
+    return max(1, cpu_count() // max(1, capacity))
 
 
 # ---------------------------------------------------------------------------------------------- run
@@ -184,6 +188,7 @@ class Snapshot:
     seconds_per_iteration: Optional[float]  # mean wall seconds of finished iterations 1..
     iteration_started: Optional[float]  # time.monotonic() when the iteration in progress started
     marks: dict = field(default_factory=dict)  # seconds after start(): "slot", "data", "model", "first"
+    live: object = None  # the latest in-update code snapshot (vaegmm.snapshots.CodeSnapshot) or None
 
     @property
     def iterations_done(self) -> int:
@@ -202,40 +207,51 @@ class Snapshot:
 _ids = itertools.count(1)
 
 Loader = Callable[..., tuple]
+STOP_GRACE = 5.0  # seconds a worker gets to end by itself after Stop before it is killed
 
 
 class TrainingRun:
-    """One mutual-learning run in its own thread. Thread-safe; every public method returns at once.
+    """One mutual-learning run, trained in its own worker process (:mod:`vaegmm.worker`). Thread-safe; every
+    public method returns at once.
 
-    ``slots``: the :class:`SlotManager` to queue on (default :func:`default_slots`). ``loader``: the data
-    loader, ``load_mnist`` by default (tests inject synthetic data). ``keep_images``: keep a uint8 copy of the
-    images for the latent explorer.
+    A thread of this process (the *pump*) waits for a slot, starts the worker, and applies what the worker
+    reports (progress, finished iterations, the end) to this object under a lock; the commands go to the worker
+    through a pipe and take effect at its next mini-batch.
+
+    ``slots``: the :class:`SlotManager` to queue on (default :func:`default_slots`). ``loader``: the data loader,
+    ``load_mnist`` by default; it runs in the worker, so it must be picklable (a module-level function).
+    ``keep_images``: keep a uint8 copy of the images for the latent explorer.
     """
 
     def __init__(self, config: RunConfig, slots: Optional[SlotManager] = None, loader: Optional[Loader] = None,
-                 name: str = "", keep_images: bool = True):
+                 name: str = "", keep_images: bool = True, snapshot_every: Optional[float] = None):
         self.config = config
         self.id = next(_ids)
         self.name = name or f"run {self.id}"
         self._slots = slots
         self._loader = loader
         self._keep_images = keep_images
+        self._snapshot_every = snapshot_every
         self._lock = threading.Lock()
-        self._control = RunControl()
+        self._send_lock = threading.Lock()
         self._cancel = threading.Event()  # set by stop(): leaves the queue / ends the worker
+        self._paused_request = False  # Pause pressed while queued
         self._state = IDLE
         self._message = ""
         self._history: list[IterationResult] = []
+        self._snapshots: list = []  # vaegmm.snapshots.CodeSnapshot of the VAE update in progress (latest last)
         self._progress = Progress(iterations=config.iterations, epochs=config.vae.epochs)
         self._pause_after: Optional[int] = None  # pause once this iteration has finished (Step)
         self._thread: Optional[threading.Thread] = None
-        self._learner: Optional[MutualLearner] = None
+        self._commands = None  # the pipe to the worker, while it runs
         self._started_at: Optional[float] = None
         self._t_start: Optional[float] = None
         self._first_result: Optional[float] = None
         self._marks: dict = {}
         self._iter_started: Optional[float] = None
         self._iter_seconds: list[float] = []
+        self._stop_sent: Optional[float] = None
+        self.worker_pid: Optional[int] = None
         self.labels: Optional[np.ndarray] = None
         self.images_u8: Optional[np.ndarray] = None  # (N, 784) uint8, for the explorer
 
@@ -247,14 +263,14 @@ class TrainingRun:
         return self._slots
 
     def start(self) -> bool:
-        """Start the worker (queues when the server is full). Only from ``idle``; returns whether it started."""
+        """Start the run (queues when the server is full). Only from ``idle``; returns whether it started."""
         with self._lock:
             if self._state != IDLE:
                 return False
             self._state = QUEUED
             self._started_at = time.time()
             self._t_start = time.monotonic()
-            self._thread = threading.Thread(target=self._work, name=f"vaegmm-run-{self.id}", daemon=True)
+            self._thread = threading.Thread(target=self._pump, name=f"vaegmm-run-{self.id}", daemon=True)
             self._thread.start()
             return True
 
@@ -262,18 +278,23 @@ class TrainingRun:
         """Pause at the next mini-batch boundary (a queued run pauses as soon as it gets its slot)."""
         with self._lock:
             if self._state in (QUEUED, RUNNING):
-                self._control.pause()
                 self._pause_after = None
+                self._send("pause_after", None)
                 if self._state == RUNNING:
                     self._state = PAUSED
+                    self._send("pause")
+                else:
+                    self._paused_request = True
 
     def resume(self) -> None:
         with self._lock:
             self._pause_after = None
-            if self._state == PAUSED or (self._state == QUEUED and self._control.paused):
-                self._control.resume()
-                if self._state == PAUSED:
-                    self._state = RUNNING
+            self._send("pause_after", None)
+            if self._state == PAUSED:
+                self._state = RUNNING
+                self._send("resume")
+            elif self._state == QUEUED:
+                self._paused_request = False
 
     def step(self) -> None:
         """One more iteration, then pause. From ``idle`` this starts the run and pauses after iteration 1."""
@@ -289,9 +310,12 @@ class TrainingRun:
             if self._state in (RUNNING, PAUSED, QUEUED):
                 # running: finish the iteration in progress, then pause; paused: do the next one, then pause
                 self._pause_after = done + 1
+                self._send("pause_after", done + 1)
                 if self._state == PAUSED:
-                    self._control.resume()
                     self._state = RUNNING
+                    self._send("resume")
+                elif self._state == QUEUED:
+                    self._paused_request = False
 
     def stop(self, reason: str = "") -> None:
         """Stop at the next mini-batch boundary (at once when idle or queued). The history so far is kept."""
@@ -305,12 +329,13 @@ class TrainingRun:
             if reason:
                 self._message = reason
             self._cancel.set()
-            self._control.stop()
+            self._stop_sent = time.monotonic()
+            self._send("stop")
         if self._slots is not None:
             self._slots.wake()
 
     def join(self, timeout: Optional[float] = None) -> bool:
-        """Wait for the worker thread to end; True when it has (or never started)."""
+        """Wait for the run to end; True when it has (or never started)."""
         t = self._thread
         if t is None:
             return True
@@ -329,6 +354,12 @@ class TrainingRun:
             return list(self._history)
 
     @property
+    def snapshots(self) -> list:
+        """The in-update code snapshots kept so far (:class:`vaegmm.snapshots.CodeSnapshot`, oldest first)."""
+        with self._lock:
+            return list(self._snapshots)
+
+    @property
     def thread_alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
@@ -341,104 +372,159 @@ class TrainingRun:
             secs = (sum(self._iter_seconds) / len(self._iter_seconds)) if self._iter_seconds else None
             snap = Snapshot(self.id, self.name, self.config, state, self._message, 0, prog, list(self._history),
                             self._started_at, self._first_result, secs, self._iter_started, dict(self._marks))
+            snap.live = self._snapshots[-1] if self._snapshots else None
         if state == QUEUED and self._slots is not None:
             snap.queue_position = self._slots.position(self)
         return snap
 
-    # ------------------------------------------------------------------------------------------ worker
+    # ------------------------------------------------------------------------------------------ the pump
+    def _send(self, *msg) -> None:
+        """A command to the worker, if one runs (callers may hold ``_lock``)."""
+        conn = self._commands
+        if conn is None:
+            return
+        with self._send_lock:
+            try:
+                conn.send(msg)
+            except (OSError, ValueError):  # the worker has just ended
+                pass
+
+    def _pump(self) -> None:
+        slots = self.slots
+        if not slots.acquire(self, self._cancel):
+            self._finish(STOPPED, self._message or "stopped while waiting in the queue")
+            return
+        with self._lock:  # at once: a run holding a slot is never shown as queued
+            if self._state == QUEUED:
+                self._state = PAUSED if self._paused_request else RUNNING
+                self._progress.phase = "loading"
+        self._mark("slot")
+        try:
+            self._run_worker(slots.capacity)
+        except Exception as e:  # pragma: no cover - a bug on this side; shown, never silent
+            self._finish(FAILED, f"failed: {type(e).__name__}: {e}")
+        finally:
+            slots.release(self)
+
+    def _run_worker(self, capacity: int) -> None:
+        from multiprocessing.connection import wait
+
+        from .worker import Job, WorkerProcess, serve_run, worker_context, worker_nice
+
+        ctx = worker_context()
+        with self._lock:
+            if self._cancel.is_set():
+                self._state, self._progress.phase = STOPPED, "done"
+                return
+            paused = self._state == PAUSED
+            job = Job(self.config.to_dict(), threads=threads_per_run(capacity), nice=worker_nice(),
+                      loader=self._loader, keep_images=self._keep_images, paused=paused,
+                      pause_after=self._pause_after,
+                      snapshots={} if self._snapshot_every is None else {"every": self._snapshot_every})
+        cmd_recv, cmd_send = ctx.Pipe(duplex=False)
+        ev_recv, ev_send = ctx.Pipe(duplex=False)
+        proc = WorkerProcess(target=serve_run, args=(job, cmd_recv, ev_send), name=f"vaegmm-worker-{self.id}",
+                           daemon=True)
+        ended = False
+        try:
+            proc.start()
+            cmd_recv.close()
+            ev_send.close()
+            with self._lock:
+                self.worker_pid = proc.pid
+                self._commands = cmd_send
+                # commands given while the worker was starting
+                self._send("pause_after", self._pause_after)
+                if self._state == PAUSED and not job.paused:
+                    self._send("pause")
+                elif self._state == RUNNING and job.paused:
+                    self._send("resume")
+                if self._cancel.is_set():
+                    self._send("stop")
+            self._set(_iter_started=time.monotonic())
+            while not ended:
+                ready = wait([ev_recv, proc.sentinel], timeout=0.25)
+                if ev_recv in ready or ev_recv.poll():
+                    try:
+                        msg = ev_recv.recv()
+                    except (EOFError, OSError):
+                        msg = None
+                    if msg is not None:
+                        ended = self._on_message(msg)
+                        continue
+                if not proc.is_alive() or (ready and proc.sentinel in ready and not ev_recv.poll()):
+                    proc.join(1)
+                    self._finish(STOPPED if self._cancel.is_set() else FAILED,
+                                 self._message if self._cancel.is_set() else
+                                 f"the training process ended unexpectedly (exit code {proc.exitcode})")
+                    ended = True
+                elif self._stop_sent is not None and time.monotonic() - self._stop_sent > STOP_GRACE:
+                    proc.kill()  # it did not stop by itself: a stuck data source, say
+        finally:
+            with self._lock:
+                self._commands = None
+            for conn in (cmd_send, ev_recv):
+                conn.close()
+            proc.join(2)
+            if proc.is_alive():
+                proc.kill()
+                proc.join(2)
+
+    def _on_message(self, msg: tuple) -> bool:
+        """Apply one message of the worker; True for the last one."""
+        kind = msg[0]
+        if kind == "progress":
+            self._on_progress(msg[1], msg[2], msg[3])
+        elif kind == "snapshot":
+            with self._lock:
+                if self._snapshots and self._snapshots[-1].iteration != msg[1].iteration:
+                    self._snapshots = []
+                self._snapshots.append(msg[1])
+        elif kind == "result":
+            result, seconds = msg[1], msg[2]
+            with self._lock:
+                self._history.append(result)
+                self._snapshots = []
+                self._progress.phase = "done"
+                if result.iteration == 0:
+                    self._first_result = time.monotonic() - self._t_start
+                    self._marks["first"] = round(self._first_result, 3)
+                else:
+                    self._iter_seconds.append(seconds)
+                self._iter_started = time.monotonic()
+        elif kind == "paused":
+            with self._lock:
+                if self._pause_after is not None and msg[1] >= self._pause_after:
+                    self._pause_after = None
+                if self._state == RUNNING:
+                    self._state = PAUSED
+        elif kind == "data":
+            self.labels, self.images_u8 = msg[1], msg[2]
+        elif kind == "mark":
+            self._mark(msg[1])
+        elif kind == "end":
+            self._finish(msg[1], msg[2] or (self._message if msg[1] == STOPPED else ""))
+            return True
+        return False
+
     def _set(self, **kw) -> None:
         with self._lock:
             for k, v in kw.items():
                 setattr(self, k, v)
 
-    def _on_progress(self, ev: ProgressEvent) -> None:
+    def _on_progress(self, ev: ProgressEvent, recon: list, kl: list) -> None:
         with self._lock:
             p = self._progress
-            if ev.phase == "vae":
-                if ev.iteration != p.iteration:
-                    p.recon, p.kl = [], []
-                p.recon.append(ev.recon)
-                p.kl.append(ev.kl)
-            elif ev.phase == "gmm" and ev.iteration != p.iteration:
+            if ev.iteration != p.iteration:
                 p.recon, p.kl = [], []
+            p.recon.extend(recon)
+            p.kl.extend(kl)
             p.phase, p.iteration, p.iterations = ev.phase, ev.iteration, ev.iterations
             p.epoch, p.epochs, p.seconds = ev.epoch, (ev.epochs or p.epochs), ev.seconds
-
-    def _work(self) -> None:
-        slots = self.slots
-        if not slots.acquire(self, self._cancel):
-            self._finish(STOPPED, self._message or "stopped while waiting in the queue")
-            return
-        iteration = 0
-        self._mark("slot")
-        try:
-            configure_torch_threads(slots.capacity)
-            with self._lock:
-                if self._state == QUEUED:
-                    self._state = PAUSED if self._control.paused else RUNNING
-                self._progress.phase = "loading"
-            cfg = self.config.validate()
-            try:
-                loader = self._loader
-                if loader is None:
-                    from .data import load_mnist as loader
-                images, labels = loader(cfg.data.n, cfg.data.digits, cfg.seed, cfg.data.source)
-            except ValueError as e:  # DataSourceError is a ValueError
-                raise _Failure(f"could not load the data: {e}") from None
-            self._mark("data")
-            self.labels = np.asarray(labels)
-            if self._keep_images:
-                self.images_u8 = np.clip(np.rint(np.asarray(images) * 255.0), 0, 255).astype(np.uint8)
-            self._control.checkpoint()
-            learner = MutualLearner(cfg, images, labels, callbacks=[self._on_progress], control=self._control)
-            self._learner = learner
-            self._mark("model")
-            self._set(_iter_started=time.monotonic())
-            first = learner.begin()
-            with self._lock:
-                self._history.append(first)
-                self._first_result = time.monotonic() - self._t_start
-                self._marks["first"] = round(self._first_result, 3)
-            self._after_iteration(0)
-            while learner.iteration < cfg.iterations:
-                self._control.checkpoint()
-                iteration = learner.iteration + 1
-                with self._lock:
-                    self._iter_started = time.monotonic()
-                    self._progress.iteration, self._progress.epoch = iteration, 0
-                    self._progress.recon, self._progress.kl = [], []
-                result = learner.step()
-                with self._lock:
-                    self._history.append(result)
-                    self._iter_seconds.append(time.monotonic() - self._iter_started)
-                self._after_iteration(result.iteration)
-        except StopRequested:
-            self._finish(STOPPED, self._message)
-        except _Failure as e:
-            self._finish(FAILED, str(e))
-        except Exception as e:  # shown on the page; the history so far is kept
-            text = str(e) or type(e).__name__
-            if not text.startswith(f"iteration {iteration}"):
-                text = f"iteration {iteration}: {type(e).__name__}: {text}"
-            self._finish(FAILED, f"failed in {text}")
-        else:
-            self._finish(FINISHED, "")
-        finally:
-            self._learner = None  # frees the model, optimiser and data tensor; history keeps decoder weights
-            slots.release(self)
 
     def _mark(self, name: str) -> None:
         with self._lock:
             self._marks[name] = round(time.monotonic() - self._t_start, 3)
-
-    def _after_iteration(self, it: int) -> None:
-        with self._lock:
-            self._progress.phase = "done"
-            if self._pause_after is not None and it >= self._pause_after and it < self.config.iterations:
-                self._pause_after = None
-                self._control.pause()
-                if self._state == RUNNING:
-                    self._state = PAUSED
 
     def _finish(self, state: str, message: str) -> None:
         with self._lock:
@@ -446,7 +532,3 @@ class TrainingRun:
             self._message = message
             self._progress.phase = "done"
             self._iter_started = None
-
-
-class _Failure(Exception):
-    """A failure whose message is already written for the user."""

@@ -1,0 +1,18 @@
+"""Imported once by the training fork server (:mod:`vaegmm.worker`), before it forks any worker: the heavy
+imports and torch's first optimiser (about 2-3 s together) are paid here, once, instead of in every run.
+
+The fork server keeps one torch thread and runs only tiny operations, so no OpenMP thread pool exists when it
+forks; each worker then sets its own thread count.
+"""
+import numpy  # noqa: F401
+import scipy.optimize  # noqa: F401  (Hungarian matching)
+import sklearn.metrics  # noqa: F401
+import sklearn.mixture  # noqa: F401
+import threadpoolctl  # noqa: F401
+import torch
+
+from vaegmm import data, mutual, snapshots, worker  # noqa: F401
+from vaegmm.vae import VAE, make_optimizer
+
+torch.set_num_threads(1)
+make_optimizer(VAE(2, 4), 1e-3)
