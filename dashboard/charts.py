@@ -33,14 +33,18 @@ def _base_layout(fig: go.Figure, meta: str, title: str = "", height: int = 420) 
 
 def latent_scatter(result, labels: np.ndarray, colour_by: str = "digit", title: str = "",
                    height: int = 460, show_means: bool = True, selected: Optional[int] = None,
-                   webgl: bool = True) -> go.Figure:
+                   webgl: bool = True, max_points: Optional[int] = None) -> go.Figure:
     """Scatter of ``result.projection (N, 2)`` (WebGL unless ``webgl=False``): one trace per digit (or GMM
-    class), hover = index, digit, class; the GMM class means as black crosses."""
+    class), hover = index, digit, class; the GMM class means as black crosses. ``max_points``: draw an evenly
+    spaced subset of at most that many points (the same points at every iteration), for small copies."""
     trace = go.Scattergl if webgl else go.Scatter
     xy = np.asarray(result.projection, dtype=np.float32)
     labels = np.asarray(labels)
     classes = np.asarray(result.classes)
     idx = np.arange(len(xy), dtype=np.int32)
+    if max_points is not None and len(xy) > max_points:
+        keep = np.linspace(0, len(xy) - 1, max_points).round().astype(np.int64)
+        xy, labels, classes, idx = xy[keep], labels[keep], classes[keep], idx[keep]
     groups = classes if colour_by == "class" else labels
     data = []
     # numpy arrays travel as binary (base64) in Plotly's JSON: a third of the size of number lists, and built

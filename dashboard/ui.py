@@ -39,6 +39,7 @@ def _refresh_every() -> float:
 
 
 LIVE_EVERY = _refresh_every()  # constant for the life of the server: see the module docstring
+SMALL_POINTS = 600  # points in the small "before vs after" copies (SVG, redrawn at every refresh)
 _RUNS_KEY = "_vaegmm_runs"
 STATE_COLOURS = {IDLE: "#888", QUEUED: "#b8860b", RUNNING: "#2e7d32", PAUSED: "#1565c0", FINISHED: "#1b5e20",
                  STOPPED: "#616161", FAILED: "#c62828"}
@@ -333,13 +334,13 @@ def metric_cards(snap) -> None:
 
 
 def cached_figure(entry: RunEntry, key: tuple, build):
-    """A Plotly figure built once per run and ``key`` (building a 3000-point figure costs ~60 ms; the live
-    fragment draws it at every refresh)."""
-    cache = entry.figure_cache
+    """A Plotly figure built once per run and ``key`` (``key[0]`` names the kind of chart; building a
+    3000-point figure costs ~60 ms, and the live fragment draws it at every refresh)."""
+    cache = entry.figure_cache.setdefault(key[0], {})  # per kind of chart: a live loss chart cannot evict a scatter
     fig = cache.get(key)
     if fig is None:
         fig = cache[key] = build()
-        while len(cache) > 12:
+        while len(cache) > 6:
             cache.pop(next(iter(cache)))
     return fig
 
@@ -367,18 +368,20 @@ def charts_panel(entry: RunEntry, snap) -> None:
     title = (f"Latent space, iteration {result.iteration}: 2-D PCA of the codes · accuracy {result.accuracy:.3f}")
     fig = cached_figure(entry, ("main", result.iteration, by), lambda: charts.latent_scatter(result, labels, by, title=title))
     st.plotly_chart(fig, key="scatter_main", config={"displaylogo": False})
-    st.markdown("**Before vs after** (iteration 0, the untrained encoder, and the latest iteration)")
+    n = len(labels)
+    shown = f" ({SMALL_POINTS} of the {n} points)" if n > SMALL_POINTS else ""
+    st.markdown(f"**Before vs after** (iteration 0, the untrained encoder, and the latest iteration{shown})")
     b1, b2 = st.columns(2)
     first, last = h[0], h[-1]
     with b1:
         st.plotly_chart(cached_figure(entry, ("small", 0, by), lambda: charts.latent_scatter(
-            first, labels, by, title=f"before: iteration 0 · acc {first.accuracy:.3f}", height=340, webgl=False)),
-            key="scatter_before", config={"displaylogo": False})
+            first, labels, by, title=f"before: iteration 0 · acc {first.accuracy:.3f}", height=340, webgl=False,
+            max_points=SMALL_POINTS)), key="scatter_before", config={"displaylogo": False})
     with b2:
         if len(h) > 1:
             st.plotly_chart(cached_figure(entry, ("small", last.iteration, by), lambda: charts.latent_scatter(
-                last, labels, by, height=340, webgl=False, title=f"after: iteration {last.iteration} · acc "
-                                                                   f"{last.accuracy:.3f}")),
+                last, labels, by, height=340, webgl=False, max_points=SMALL_POINTS,
+                title=f"after: iteration {last.iteration} · acc {last.accuracy:.3f}")),
                 key="scatter_after", config={"displaylogo": False})
         else:
             st.info("The “after” picture appears when iteration 1 finishes.")
@@ -391,13 +394,15 @@ def metrics_panel(entry: RunEntry, snap) -> None:
         st.plotly_chart(fig, key="metrics_chart", config={"displaylogo": False})
 
 
-def loss_panel(snap) -> None:
+def loss_panel(entry: RunEntry, snap) -> None:
     st.markdown("**VAE loss terms per epoch** (reconstruction and alpha·KL)")
     p = snap.progress
     live = p.iteration if snap.state in ACTIVE and p.recon else None
     if snap.history:
-        st.plotly_chart(charts.loss_chart(snap.history, snap.config.vae.alpha, p.recon, p.kl, live),
-                        key="loss_chart", config={"displaylogo": False})
+        key = ("losses", len(snap.history), live, len(p.recon))  # rebuilt only when an epoch was added
+        fig = cached_figure(entry, key, lambda: charts.loss_chart(snap.history, snap.config.vae.alpha, p.recon,
+                                                                   p.kl, live))
+        st.plotly_chart(fig, key="loss_chart", config={"displaylogo": False})
 
 
 def _idle_hint() -> None:
@@ -427,7 +432,7 @@ def live_page(runs: SessionRuns) -> None:
         with m1:
             metrics_panel(entry, snap)
         with m2:
-            loss_panel(snap)
+            loss_panel(entry, snap)
 
     live()
 
