@@ -1,6 +1,8 @@
 """The runs of one browser session (pure Python; the page keeps one :class:`SessionRuns` per session)."""
 from __future__ import annotations
 
+import os
+import threading
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
@@ -8,6 +10,19 @@ from vaegmm.config import RunConfig
 from vaegmm.runner import SlotManager, TrainingRun
 
 from .settings import describe
+
+GRACE_ENV = "VAEGMM_RECONNECT_GRACE"
+DEFAULT_GRACE = 120.0
+SESSION_ENDED = "the browser session ended"
+
+
+def reconnect_grace() -> float:
+    """Seconds a disconnected session's runs keep training, waiting for the tab to reconnect
+    (``$VAEGMM_RECONNECT_GRACE``, default 120; 0 stops them at once)."""
+    try:
+        return max(0.0, float(os.environ.get(GRACE_ENV, DEFAULT_GRACE)))
+    except ValueError:
+        return DEFAULT_GRACE
 
 
 @dataclass
@@ -34,6 +49,8 @@ class SessionRuns:
         self.slots = slots
         self.factory = factory or TrainingRun
         self.released = False
+        self._timer: Optional[threading.Timer] = None
+        self._lock = threading.Lock()
 
     @property
     def current(self) -> Optional[RunEntry]:
@@ -68,10 +85,37 @@ class SessionRuns:
         for e in self.entries:
             e.run.stop(reason)
 
-    def release(self) -> None:
-        """The browser session ended: stop every run so no thread outlives its tab."""
-        self.released = True
-        self.stop_all("the browser session ended")
+    def release(self, grace: float = 0.0) -> None:
+        """The browser session disconnected. With ``grace`` > 0 the runs go on for that many seconds, so a tab
+        that reconnects (a network blip: Streamlit reconnects by itself) finds them still live; after that, or at
+        once without grace, every run is stopped, so no run outlives its tab."""
+        with self._lock:
+            self.released = True
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            if grace > 0:
+                self._timer = threading.Timer(grace, self._expire)
+                self._timer.daemon = True
+                self._timer.name = "vaegmm-reconnect-grace"
+                self._timer.start()
+                return
+        self.stop_all(SESSION_ENDED)
+
+    def reattach(self) -> None:
+        """The session runs a script again (the tab is back): cancel a pending :meth:`release`."""
+        with self._lock:
+            self.released = False
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+
+    def _expire(self) -> None:
+        with self._lock:
+            if not self.released:
+                return
+            self._timer = None
+        self.stop_all(SESSION_ENDED)
 
     def with_history(self) -> list[RunEntry]:
         return [e for e in self.entries if e.run.history]

@@ -23,7 +23,7 @@ from vaegmm.runner import (ACTIVE, FAILED, FINISHED, IDLE, PAUSED, QUEUED, RUNNI
                            default_slots, warm_up)
 
 from . import charts
-from .session import RunEntry, SessionRuns
+from .session import RunEntry, SessionRuns, reconnect_grace
 from .settings import (FIELDS, KEYS, PRESET_LABELS, check_settings, config_from_settings, data_note,
                        parse_query, preset_settings, settings_equal, to_query)
 
@@ -47,15 +47,18 @@ STATE_COLOURS = {IDLE: "#888", QUEUED: "#b8860b", RUNNING: "#2e7d32", PAUSED: "#
 
 # ---------------------------------------------------------------------------------------------- session
 class _SessionGuard:
-    """Lives in a session-scoped resource cache: Streamlit calls ``on_release`` when the browser session
-    disconnects (tab closed or refreshed), which stops every run of that session."""
+    """Lives in a session-scoped resource cache: Streamlit calls ``on_release`` when the browser session's
+    websocket goes away (tab closed or refreshed, or a network blip). The session's runs then keep training for
+    ``$VAEGMM_RECONNECT_GRACE`` seconds: Streamlit keeps a disconnected session for reconnection
+    (``server.disconnectedSessionTTL``, 120 s), and a tab that comes back within the grace period finds its runs
+    live (:func:`session_runs` reattaches them). After it, they stop."""
 
     def __init__(self) -> None:
         self.runs: Optional[SessionRuns] = None
 
     def release(self) -> None:
         if self.runs is not None:
-            self.runs.release()
+            self.runs.release(reconnect_grace())
 
 
 @st.cache_resource(scope="session", on_release=lambda guard: guard.release(), show_spinner=False)
@@ -75,7 +78,8 @@ def session_runs() -> SessionRuns:
     runs = st.session_state.get(_RUNS_KEY)
     if runs is None:
         runs = st.session_state[_RUNS_KEY] = SessionRuns(slots=default_slots())
-    runs.released = False
+    if runs.released:
+        runs.reattach()
     _session_guard().runs = runs
     return runs
 

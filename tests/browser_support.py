@@ -156,3 +156,84 @@ def wait_for_chart(page, meta: str, points: int, timeout: float = 15.0) -> list[
         if time.monotonic() > deadline:
             raise AssertionError(f"no {meta!r} chart with {points} points after {timeout} s: {found}")
         page.wait_for_timeout(100)
+
+
+class TcpRelay:
+    """A TCP relay from ``127.0.0.1:<port>`` to ``127.0.0.1:<target>``, whose :meth:`cut` closes every
+    connection and refuses new ones for a while: a real network blip (Playwright's offline mode leaves an open
+    websocket alive)."""
+
+    def __init__(self, target: int) -> None:
+        import threading
+
+        self.target = target
+        self.port = free_port()
+        self._lock = threading.Lock()
+        self._socks: set = set()
+        self._listener = None
+        self._open = threading.Event()
+        self._closed = False
+        self._listen()
+
+    def _listen(self) -> None:
+        import threading
+
+        ls = socket.socket()
+        ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        ls.bind(("127.0.0.1", self.port))
+        ls.listen(64)
+        self._listener = ls
+        threading.Thread(target=self._accept, args=(ls,), daemon=True).start()
+
+    def _accept(self, ls) -> None:
+        import threading
+
+        while True:
+            try:
+                client, _ = ls.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target))
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._socks |= {client, upstream}
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    def _pipe(self, src, dst) -> None:
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+                s.close()
+            with self._lock:
+                self._socks -= {src, dst}
+
+    def cut(self, seconds: float) -> None:
+        """Close the listener and every open connection; listen again after ``seconds``."""
+        self._listener.close()
+        with self._lock:
+            socks = list(self._socks)
+        for s in socks:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            s.close()
+        time.sleep(seconds)
+        self._listen()
+
+    def close(self) -> None:
+        self._listener.close()
+        with self._lock:
+            for s in list(self._socks):
+                s.close()

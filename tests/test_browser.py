@@ -19,13 +19,15 @@ pytestmark = pytest.mark.browser
 
 TINY = {"n": 300, "latent": 4, "epochs": 3, "iterations": 2, "batch": 100, "codes": "mean"}
 LONG = {**TINY, "epochs": 1000, "batch": 20}
+GRACE = 3  # seconds a closed tab's runs keep their slot (VAEGMM_RECONNECT_GRACE)
 
 
 
 @pytest.fixture(scope="module")
 def server():
-    """The app on a free port (2 training slots); its whole process group is ended after the module's tests."""
-    with streamlit_server({"VAEGMM_MAX_RUNS": "2"}) as (url, _proc):
+    """The app on a free port (2 training slots, a 3 s reconnect grace period); its whole process group is ended
+    after the module's tests."""
+    with streamlit_server({"VAEGMM_MAX_RUNS": "2", "VAEGMM_RECONNECT_GRACE": str(GRACE)}) as (url, _proc):
         yield url
 
 
@@ -196,8 +198,8 @@ def test_two_sessions_one_stopped_other_finishes(browser, server):
 
 
 def test_closed_tabs_free_their_slots(browser, server):
-    """Two long runs fill both slots (VAEGMM_MAX_RUNS=2); closing their tabs must stop them, or a third
-    session's tiny run would wait in the queue for minutes."""
+    """Two long runs fill both slots (VAEGMM_MAX_RUNS=2); closing their tabs must stop them once the reconnect
+    grace period (3 s here) is over, or a third session's tiny run would wait in the queue for minutes."""
     pages = []
     for _ in range(2):
         ctx = browser.new_context(viewport={"width": 1200, "height": 900})
@@ -207,16 +209,20 @@ def test_closed_tabs_free_their_slots(browser, server):
         button(page, "Start").click()
         wait_state(page, "running", 30)
         pages.append(page)
-    for page in pages:
-        page.context.close()  # the websocket goes away: Streamlit releases the session's resources
     ctx = browser.new_context(viewport={"width": 1200, "height": 900})
     page = ctx.new_page()
     page.goto(f"{server}/?{urlencode(TINY)}")
     button(page, "Start").wait_for(timeout=30000)
+    for closed in pages:
+        closed.context.close()  # the websocket goes away: Streamlit releases the session's resources
     t0 = time.monotonic()
     button(page, "Start").click()
+    wait_state(page, "queued", 5)  # both slots are still held during the grace period
+    waited = wait_state(page, "running", GRACE + 10)
     wait_state(page, "finished", 60)
     no_exceptions(page)
     with open(ARTIFACTS / "timings.txt", "a") as f:
-        f.write(f"after_closing_two_tabs_third_run_finished_s {time.monotonic() - t0:.2f}\n")
+        f.write(f"after_closing_two_tabs_third_run_started_s {waited:.2f} (grace {GRACE} s), finished "
+                f"{time.monotonic() - t0:.2f}\n")
+    assert waited <= GRACE + 1.5, f"the closed tabs' slots were freed {waited:.1f} s after closing"
     ctx.close()

@@ -163,3 +163,24 @@ def test_divergence_keeps_history_and_names_the_iteration():
     assert "iteration 1" in s.message and "not finite" in s.message, s.message
     assert [r.iteration for r in s.history] == [0]
     normal_run_works(slots)
+
+
+def test_a_disconnected_session_keeps_its_run_for_the_grace_period_then_stops_it():
+    """Issue 10: a network blip does not stop the run; a tab closed for good frees its slot after the grace."""
+    slots = SlotManager(1)
+    cfg = tiny(vae__epochs=5000, vae__batch_size=20)
+    session = SessionRuns(slots=slots)
+    run = session.new_run(cfg, settings_from_config(cfg)).run
+    run.start()
+    wait_for(lambda: run.state == RUNNING, 30)
+    session.release(grace=0.6)  # the websocket dropped
+    time.sleep(0.3)
+    session.reattach()  # ... and came back within the grace period
+    time.sleep(0.6)
+    assert run.state == RUNNING and not session.released
+    t0 = time.monotonic()
+    session.release(grace=0.6)  # gone for good
+    wait_for(lambda: run.state == STOPPED, 10)
+    assert 0.6 <= time.monotonic() - t0 <= 0.6 + 1.0
+    assert run.snapshot().message == "the browser session ended"
+    assert run.join(5) and slots.running == 0
