@@ -15,6 +15,7 @@ from vaegmm.metrics import best_matching, confusion
 
 CLASS_COLOURS = DIGIT_COLOURS + ["#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2",
                                  "#c7c7c7", "#dbdb8d", "#9edae5"]
+WEBGL_FROM = 1000  # points from which the latent scatter uses WebGL
 METRIC_COLOURS = {"accuracy": "#1f77b4", "NMI": "#ff7f0e", "ARI": "#2ca02c"}
 
 
@@ -37,7 +38,9 @@ def latent_scatter(result, labels: np.ndarray, colour_by: str = "digit", title: 
     """Scatter of ``result.projection (N, 2)`` (WebGL unless ``webgl=False``): one trace per digit (or GMM
     class), hover = index, digit, class; the GMM class means as black crosses. ``max_points``: draw an evenly
     spaced subset of at most that many points (the same points at every iteration), for small copies."""
-    trace = go.Scattergl if webgl else go.Scatter
+    # WebGL pays off for thousands of points; below that SVG is lighter (Chromium without a GPU draws WebGL in
+    # software, which a classroom of tabs on one machine feels)
+    trace = go.Scattergl if webgl and len(result.projection) > WEBGL_FROM else go.Scatter
     xy = np.asarray(result.projection, dtype=np.float32)
     labels = np.asarray(labels)
     classes = np.asarray(result.classes)

@@ -294,9 +294,10 @@ def status_line(snap) -> None:
                 f'font-weight:600">{snap.state}</span> &nbsp;{snap.name} · <b>{it_text}</b> · {per_it_text}</div>',
                 unsafe_allow_html=True)
     if snap.state == QUEUED:
-        pos = snap.queue_position
+        pos = snap.queue_position  # 0 for the instant between Start and joining the queue
         cap = default_slots().capacity
-        st.info(f"Waiting for a free training slot: position {pos} in the queue. The server trains at most "
+        where = f"position {pos} in the queue" if pos else "joining the queue"
+        st.info(f"Waiting for a free training slot: {where}. The server trains at most "
                 f"{cap} run{'s' if cap != 1 else ''} at a time; this run starts by itself when a slot frees.",
                 icon=":material/hourglass_top:")
     if p.phase == "loading" and snap.state == RUNNING:
