@@ -41,16 +41,18 @@ class _NoStep:
 
 
 def test_fused_step_gradients_match_autograd():
-    for b, alpha in ((50, 1.0), (37, 2.5)):
+    # prior_var: the message N(mu_c, v I) of issue 12's option (v = 1 is Serket's)
+    for b, alpha, prior_var in ((50, 1.0, 1.0), (37, 2.5, 1.0), (41, 1.5, 0.25), (29, 0.7, 3.0)):
         g = torch.Generator().manual_seed(b)
         model = VAE(6, 32, generator=g)
         ref = copy.deepcopy(model)
         x, prior, eps = torch.rand(b, 784, generator=g), torch.randn(b, 6, generator=g), torch.randn(b, 6, generator=g)
         mu, logvar = ref.encode(x)
         logits = ref.decode(mu + eps * torch.exp(0.5 * logvar))
-        loss, recon, kl = negative_elbo(logits, x, mu, logvar, prior, alpha)
+        loss, recon, kl = negative_elbo(logits, x, mu, logvar, prior, alpha, prior_var)
         loss.backward()
-        bce_sum, kl_sum = _Step(model, 64, torch.float32, torch.device("cpu"))(x, prior, eps, alpha, _NoStep())
+        bce_sum, kl_sum = _Step(model, 64, torch.float32, torch.device("cpu"))(x, prior, eps, alpha, _NoStep(),
+                                                                             prior_var)
         torch.testing.assert_close(bce_sum / b, recon.detach(), rtol=1e-5, atol=1e-3)
         torch.testing.assert_close(kl_sum / b, kl.detach(), rtol=1e-5, atol=1e-5)
         for (name, p), q in zip(model.named_parameters(), ref.parameters()):

@@ -19,6 +19,10 @@ def test_kl_matches_closed_form_and_torch_distributions():
     torch.testing.assert_close(ours, closed)
     torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-5)
     assert torch.allclose(kl_to_prior(prior, torch.zeros_like(prior), prior), torch.zeros(7))
+    # the message with variance v (issue 12's option): KL to N(prior, v I)
+    for v in (0.25, 3.0):
+        ref_v = kl_divergence(Normal(mu, sd), Normal(prior, torch.full_like(prior, v) ** 0.5)).sum(1)
+        torch.testing.assert_close(kl_to_prior(mu, logvar, prior, v), ref_v, rtol=1e-5, atol=1e-5)
 
 
 def test_reconstruction_is_bernoulli_nll_and_alpha_weights_kl():

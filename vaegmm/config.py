@@ -27,6 +27,8 @@ class VAEConfig:
     batch_size: int = 500  # images per mini-batch
     lr: float = 1e-3  # Adam learning rate
     alpha: float = 1.0  # weight of KL(q(z|o) || N(mu_c, I)) in the objective
+    message_var: float = 1.0  # v in the message N(mu_c, v I) from the GMM (1 = Serket; < 1 pulls harder)
+    warmup_epochs: int = 0  # KL warm-up over the first update's first epochs (0 = none, as Serket)
     device: str = "auto"  # "auto" (CUDA when present), "cpu" or "cuda"
 
 
@@ -40,6 +42,8 @@ class GMMConfig:
     warm_start: bool = False  # start each GMM update from the previous one's state
     chains: int = 1  # Gibbs only: independent chains, the one whose last sample has the highest log p(z, c) kept
     reg_covar: float = 0.1  # EM only: added to each class covariance's diagonal (scikit-learn's own default: 1e-6)
+    select: str = "likelihood"  # EM only: which restart is kept: "likelihood", "consensus" or "previous" (stability)
+    keep_previous: bool = False  # EM only: the previous partition as one more restart, kept when it wins
 
 
 @dataclass
@@ -53,6 +57,7 @@ class RunConfig:
     iterations: int = 5  # mutual iterations (VAE update, then GMM update)
     codes: str = "sample"  # codes sent to the GMM: one "sample" of q(z|o) (Serket) or its "mean"
     feedback: bool = True  # send class means back to the VAE; False = prior stays N(0, I)
+    alpha_schedule: tuple[float, ...] = ()  # alpha per mutual iteration (the last repeats); () = vae.alpha always
     seed: int = 0  # seeds data subset, torch and the GMMs
 
     def validate(self) -> "RunConfig":
@@ -72,6 +77,10 @@ class RunConfig:
         _check(isinstance(v.batch_size, int) and v.batch_size >= 1, f"batch_size must be >= 1, got {v.batch_size!r}")
         _check(_finite(v.lr) and v.lr > 0, f"lr must be > 0, got {v.lr!r}")
         _check(_finite(v.alpha) and v.alpha >= 0, f"alpha must be a finite number >= 0, got {v.alpha!r}")
+        _check(_finite(v.message_var) and v.message_var > 0,
+               f"message_var must be a finite number > 0, got {v.message_var!r}")
+        _check(isinstance(v.warmup_epochs, int) and not isinstance(v.warmup_epochs, bool) and v.warmup_epochs >= 0,
+               f"warmup_epochs must be an integer >= 0, got {v.warmup_epochs!r}")
         _check(v.device in ("auto", "cpu", "cuda"), f"device must be 'auto', 'cpu' or 'cuda', got {v.device!r}")
         _check(isinstance(g.n_classes, int) and g.n_classes >= 1, f"n_classes must be >= 1, got {g.n_classes!r}")
         _check(g.n_classes <= d.n, f"n_classes ({g.n_classes}) must not exceed the number of images ({d.n})")
@@ -85,7 +94,12 @@ class RunConfig:
                and g.reg_covar >= 0,
                f"reg_covar must be a finite number >= 0, got {g.reg_covar!r}")
         _check(isinstance(self.iterations, int) and self.iterations >= 0, f"iterations must be >= 0, got {self.iterations!r}")
+        _check(g.select in ("likelihood", "consensus", "previous"),
+               f"gmm select must be 'likelihood', 'consensus' or 'previous', got {g.select!r}")
+        _check(isinstance(g.keep_previous, bool), f"keep_previous must be True or False, got {g.keep_previous!r}")
         _check(self.codes in CODE_KINDS, f"codes must be one of {CODE_KINDS}, got {self.codes!r}")
+        _check(all(_finite(a) and a >= 0 for a in self.alpha_schedule),
+               f"alpha_schedule must hold finite numbers >= 0, got {self.alpha_schedule!r}")
         _check(isinstance(self.seed, int) and self.seed >= 0, f"seed must be an integer >= 0, got {self.seed!r}")
         return self
 
@@ -107,7 +121,16 @@ class RunConfig:
             parts[name] = sub(**raw)
         unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
         _check(not unknown, f"unknown settings: {sorted(unknown)}")
+        if "alpha_schedule" in d:
+            d["alpha_schedule"] = tuple(d["alpha_schedule"] or ())
         return cls(**parts, **d)
+
+    def alpha_at(self, iteration: int) -> float:
+        """The KL weight of mutual iteration ``iteration`` (1-based): ``alpha_schedule`` (its last value repeats
+        past its end), else ``vae.alpha``."""
+        if not self.alpha_schedule:
+            return float(self.vae.alpha)
+        return float(self.alpha_schedule[min(iteration, len(self.alpha_schedule)) - 1])
 
     def replace(self, **changes) -> "RunConfig":
         """Copy with changes; nested fields as ``vae__alpha=0.5``."""

@@ -235,39 +235,82 @@ def kmeanspp_labels(z: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarr
 
 class EMGMM:
     """scikit-learn ``GaussianMixture`` (EM, full covariance) behind the same interface; with ``warm_start`` the
-    next fit starts from the previous fit's means."""
+    next fit starts from the previous fit's means.
+
+    Which of the ``n_init`` restarts is kept (``select``):
+
+    * ``"likelihood"``: the highest likelihood, as scikit-learn does (the default);
+    * ``"consensus"``: the restart whose partition agrees most, on average, with the other restarts' partitions
+      (Hungarian-matched agreement): the typical solution rather than a lucky or merged one;
+    * ``"previous"``: the restart whose partition agrees most with the previous fit's labels (stability).
+
+    ``keep_previous``: one more candidate, started from the previous fit's partition (its class means on the new
+    codes); under ``"likelihood"`` it is kept only when its likelihood wins, so the partition carries over
+    without the lock-in of a full warm start. ``candidates_`` records every candidate's likelihood and agreement.
+    """
 
     def __init__(self, n_components: int = 10, n_init: int = 1, max_iter: int = 200, reg_covar: float = 1e-6,
-                 warm_start: bool = False, random_state=None):
+                 warm_start: bool = False, random_state=None, select: str = "likelihood",
+                 keep_previous: bool = False):
         self.n_components = n_components
         self.n_init = n_init
         self.max_iter = max_iter
         self.reg_covar = reg_covar
         self.warm_start = warm_start
         self.random_state = random_state
+        self.select = select
+        self.keep_previous = keep_previous
 
-    def fit(self, z, checkpoint=None) -> "EMGMM":
-        """Fit by EM on ``z (N, D)``."""
-        from sklearn.mixture import GaussianMixture
-
+    def _validate(self) -> None:
         _check_params(self.n_components, self.random_state)
         _check_count("n_init", self.n_init)
         if isinstance(self.reg_covar, bool) or not isinstance(self.reg_covar, (int, float)) \
                 or not np.isfinite(self.reg_covar) or self.reg_covar < 0:
             raise ValueError(f"reg_covar must be a finite number >= 0, got {self.reg_covar!r}")
+        if self.select not in EM_SELECT:
+            raise ValueError(f"select must be one of {EM_SELECT}, got {self.select!r}")
+
+    def fit(self, z, checkpoint=None) -> "EMGMM":
+        """Fit by EM on ``z (N, D)``."""
+        from sklearn.mixture import GaussianMixture
+
+        self._validate()
         z = _check_data(z, self.n_components)
         if checkpoint is not None:
             checkpoint()
+        previous = getattr(self, "labels_", None)
+        if previous is not None and len(previous) != len(z):
+            previous = None
         means_init = None
         if self.warm_start and getattr(self, "means_", None) is not None and self.means_.shape[1] == z.shape[1]:
             means_init = self.means_
         seed = self.random_state
         if isinstance(seed, np.random.Generator):
             seed = int(seed.integers(2 ** 31 - 1))
-        gm = GaussianMixture(n_components=int(self.n_components), covariance_type="full",
-                             n_init=1 if means_init is not None else int(self.n_init), max_iter=self.max_iter,
-                             reg_covar=self.reg_covar, means_init=means_init, random_state=seed)
-        gm.fit(z)
+        k = int(self.n_components)
+
+        def em(n_init=1, random_state=seed, means=None):
+            return GaussianMixture(n_components=k, covariance_type="full", n_init=n_init, max_iter=self.max_iter,
+                                   reg_covar=self.reg_covar, means_init=means, random_state=random_state).fit(z)
+
+        self.candidates_ = []
+        if means_init is not None:
+            gm = em(means=means_init)
+        elif self.select == "likelihood" and not (self.keep_previous and previous is not None):
+            gm = em(n_init=int(self.n_init))  # scikit-learn's own best-of-n_init
+        else:
+            seeds = np.random.default_rng(seed).integers(2 ** 31 - 1, size=int(self.n_init))
+            fits = []
+            for s in seeds:
+                if checkpoint is not None:
+                    checkpoint()
+                fits.append(("restart", em(random_state=int(s))))
+            if self.keep_previous and previous is not None:
+                present = [c for c in range(k) if np.any(previous == c)]
+                if len(present) == k:
+                    means = np.stack([z[previous == c].mean(axis=0) for c in range(k)])
+                    fits.append(("previous", em(random_state=int(seeds[0]), means=means)))
+            gm = self._choose(fits, z, previous)
         self.model_ = gm
         self.resp_ = gm.predict_proba(z)
         self.labels_ = self.resp_.argmax(axis=1).astype(np.int64)
@@ -276,9 +319,34 @@ class EMGMM:
         self.n_iter_ = int(gm.n_iter_)
         return self
 
+    def _choose(self, fits: list, z: np.ndarray, previous: Optional[np.ndarray]):
+        """The kept candidate of ``fits = [(kind, GaussianMixture), ...]`` by ``select``; fills ``candidates_``."""
+        from .metrics import clustering_accuracy
+
+        labels = [gm.predict(z) for _, gm in fits]
+        loglik = np.array([gm.score(z) for _, gm in fits])  # mean log-likelihood per point
+        n = len(fits)
+        if self.select == "consensus" and n > 1:
+            agree = np.array([[clustering_accuracy(labels[i], labels[j]) if i != j else 0.0 for j in range(n)]
+                              for i in range(n)])
+            score = agree.sum(axis=1) / (n - 1)
+        elif self.select == "previous" and previous is not None:
+            score = np.array([clustering_accuracy(lab, previous) for lab in labels])
+        else:
+            score = loglik
+        # ties (identical partitions) go to the higher likelihood
+        best = max(range(n), key=lambda i: (round(float(score[i]), 9), loglik[i]))
+        self.candidates_ = [{"kind": kind, "loglik": float(loglik[i]), "score": float(score[i]), "kept": i == best}
+                            for i, (kind, _) in enumerate(fits)]
+        return fits[best][1]
+
+
+EM_SELECT = ("likelihood", "consensus", "previous")
+
 
 def make_gmm(backend: str, n_components: int, sweeps: int = 100, n_init: int = 1, init: str = "random",
-             warm_start: bool = False, random_state=None, reg_covar: float = 1e-6, chains: int = 1):
+             warm_start: bool = False, random_state=None, reg_covar: float = 1e-6, chains: int = 1,
+             select: str = "likelihood", keep_previous: bool = False):
     """The GMM named by ``backend`` (``"gibbs"`` or ``"em"``). ``n_init`` and ``reg_covar`` are EM's restarts and
     covariance floor; ``chains`` is the Gibbs sampler's number of chains (its ``n_init``)."""
     if backend == "gibbs":
@@ -286,5 +354,5 @@ def make_gmm(backend: str, n_components: int, sweeps: int = 100, n_init: int = 1
                         n_init=chains)
     if backend == "em":
         return EMGMM(n_components, n_init=n_init, warm_start=warm_start, random_state=random_state,
-                     reg_covar=reg_covar)
+                     reg_covar=reg_covar, select=select, keep_previous=keep_previous)
     raise ValueError(f"gmm backend must be 'gibbs' or 'em', got {backend!r}")

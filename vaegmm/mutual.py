@@ -97,7 +97,7 @@ class MutualLearner:
         g = config.gmm
         self.gmm = make_gmm(g.backend, g.n_classes, sweeps=g.sweeps, n_init=g.n_init, init=g.init,
                             warm_start=g.warm_start, random_state=self._np_rng, reg_covar=g.reg_covar,
-                            chains=g.chains)
+                            chains=g.chains, select=g.select, keep_previous=g.keep_previous)
         self.history: list[IterationResult] = []
 
     # ------------------------------------------------------------------------------------------------
@@ -166,8 +166,12 @@ class MutualLearner:
                                      time.perf_counter() - t0))
 
         try:
-            losses = train_epochs(self.model, self.optimizer, self.x, self.prior_mu, cfg.vae.alpha, cfg.vae.epochs,
-                                  cfg.vae.batch_size, self._torch_gen, on_epoch, self.control.checkpoint)
+            # the message N(mu_c, v I) exists from iteration 2 on (with feedback); iteration 1 is a plain VAE
+            message = cfg.feedback and it > 1
+            losses = train_epochs(self.model, self.optimizer, self.x, self.prior_mu, cfg.alpha_at(it), cfg.vae.epochs,
+                                  cfg.vae.batch_size, self._torch_gen, on_epoch, self.control.checkpoint,
+                                  prior_var=cfg.vae.message_var if message else 1.0,
+                                  warmup=cfg.vae.warmup_epochs if it == 1 else 0)
         except Exception as e:
             if type(e).__name__ == "TrainingDiverged":
                 raise type(e)(f"iteration {it}: {e}") from None

@@ -84,18 +84,22 @@ def reconstruction_nll(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(dim=1)
 
 
-def kl_to_prior(mu: torch.Tensor, logvar: torch.Tensor, prior_mu: torch.Tensor | float = 0.0) -> torch.Tensor:
-    """KL(N(mu, diag(exp(logvar))) || N(prior_mu, I)) in closed form, per row, (B,):
+def kl_to_prior(mu: torch.Tensor, logvar: torch.Tensor, prior_mu: torch.Tensor | float = 0.0,
+                prior_var: float = 1.0) -> torch.Tensor:
+    """KL(N(mu, diag(exp(logvar))) || N(prior_mu, v I)) in closed form, per row, (B,), with ``v = prior_var``
+    (1 in Serket's model):
 
-        0.5 * sum_d [ exp(logvar_d) + (mu_d - prior_mu_d)^2 - 1 - logvar_d ]
+        0.5 * sum_d [ (exp(logvar_d) + (mu_d - prior_mu_d)^2) / v - 1 + log v - logvar_d ]
     """
-    return 0.5 * (logvar.exp() + (mu - prior_mu).pow(2) - 1.0 - logvar).sum(dim=1)
+    v = float(prior_var)
+    return 0.5 * ((logvar.exp() + (mu - prior_mu).pow(2)) / v - 1.0 + math.log(v) - logvar).sum(dim=1)
 
 
-def negative_elbo(logits, x, mu, logvar, prior_mu, alpha: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def negative_elbo(logits, x, mu, logvar, prior_mu, alpha: float,
+                  prior_var: float = 1.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Batch mean of ``-L = recon + alpha * KL``; returns (loss, mean recon, mean KL)."""
     recon = reconstruction_nll(logits, x).mean()
-    kl = kl_to_prior(mu, logvar, prior_mu).mean()
+    kl = kl_to_prior(mu, logvar, prior_mu, prior_var).mean()
     return recon + alpha * kl, recon, kl
 
 
@@ -131,8 +135,8 @@ class _Step:
     Gradients, for a batch of B images (``s = exp(logvar / 2)``, ``z = mu + s * eps``)::
 
         d logits = (sigmoid(logits) - x) / B                                 (BCE with logits)
-        d mu     = dz + alpha (mu - mu_c) / B                                (KL to N(mu_c, I))
-        d logvar = dz * eps * s / 2 + alpha (s^2 - 1) / (2 B)
+        d mu     = dz + alpha (mu - mu_c) / (v B)                            (KL to N(mu_c, v I); v = 1 in Serket)
+        d logvar = dz * eps * s / 2 + alpha (s^2 / v - 1) / (2 B)
     """
 
     def __init__(self, model: VAE, rows: int, dtype: torch.dtype, device: torch.device):
@@ -156,9 +160,9 @@ class _Step:
 
     @torch.no_grad()
     def __call__(self, x: torch.Tensor, prior: torch.Tensor, eps: torch.Tensor, alpha: float,
-                 optimizer: torch.optim.Optimizer) -> tuple[torch.Tensor, torch.Tensor]:
-        """Update the model on ``x (B, 784)``, ``prior (B, D)``, ``eps (B, D)``; returns the batch sums of
-        BCE and KL (0-d tensors, before the update)."""
+                 optimizer: torch.optim.Optimizer, prior_var: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+        """Update the model on ``x (B, 784)``, ``prior (B, D)``, ``eps (B, D)`` with the prior N(prior, v I),
+        ``v = prior_var``; returns the batch sums of BCE and KL (0-d tensors, before the update)."""
         b, d = x.shape[0], self.d
         l1, l2, l3, l4 = self.layers
         h1, enc, s, z = self.h1[:b], self.enc[:b], self.s[:b], self.z[:b]
@@ -186,7 +190,8 @@ class _Step:
         dmu, dlv = d_enc[:, :d], d_enc[:, d:]
         torch.sub(mu, prior, out=dmu)  # mu - mu_c, reused by the gradient below
         torch.mul(s, s, out=dlv)  # exp(logvar)
-        kl = 0.5 * (dlv.sum() + dmu.pow(2).sum() - logvar.sum()) - 0.5 * b * d
+        inv_v = 1.0 / float(prior_var)
+        kl = 0.5 * ((dlv.sum() + dmu.pow(2).sum()) * inv_v - logvar.sum()) + 0.5 * b * d * (math.log(prior_var) - 1.0)
         # ---- backward (the first layer needs no input gradient)
         g = sig.sub_(x)  # d logits * B
         torch.addmm(l4.weight.grad, g.t(), h2, beta=0, alpha=inv_b, out=l4.weight.grad)
@@ -196,10 +201,12 @@ class _Step:
         torch.addmm(l3.weight.grad, dh2.t(), z, beta=0, alpha=inv_b, out=l3.weight.grad)
         torch.addmv(l3.bias.grad, dh2.t(), ones, beta=0, alpha=inv_b, out=l3.bias.grad)
         torch.mm(dh2, l3.weight, out=dz)  # dz * B
-        dlv.sub_(1.0).mul_(0.5 * alpha)  # alpha (s^2 - 1) / 2
+        if inv_v != 1.0:
+            dlv.mul_(inv_v)
+        dlv.sub_(1.0).mul_(0.5 * alpha)  # alpha (s^2 / v - 1) / 2
         torch.mul(eps, s, out=tmp).mul_(0.5).mul_(dz)
         dlv.add_(tmp)
-        dmu.mul_(alpha).add_(dz)
+        dmu.mul_(alpha * inv_v).add_(dz)
         torch.addmm(l2.weight.grad, d_enc.t(), h1, beta=0, alpha=inv_b, out=l2.weight.grad)
         torch.addmv(l2.bias.grad, d_enc.t(), ones, beta=0, alpha=inv_b, out=l2.bias.grad)
         torch.mm(d_enc, l2.weight, out=dh1)
@@ -253,10 +260,13 @@ class _Step:
 def train_epochs(model: VAE, optimizer: torch.optim.Optimizer, x: torch.Tensor, prior_mu: torch.Tensor,
                  alpha: float, epochs: int, batch_size: int, generator: torch.Generator,
                  on_epoch: Optional[Callable[[EpochLoss], None]] = None,
-                 checkpoint: Optional[Callable[[], None]] = None) -> list[EpochLoss]:
+                 checkpoint: Optional[Callable[[], None]] = None, prior_var: float = 1.0,
+                 warmup: int = 0) -> list[EpochLoss]:
     """One VAE update: ``epochs`` passes of shuffled mini-batches over ``x (N, 784)`` with per-image prior means
-    ``prior_mu (N, D)``. ``checkpoint()`` is called between mini-batches (it may block to pause or raise to stop).
-    Raises :class:`TrainingDiverged` when an epoch's loss is not finite.
+    ``prior_mu (N, D)`` and prior variance ``prior_var`` (the prior is N(prior_mu, prior_var I)). ``warmup``:
+    the KL weight rises linearly from ``alpha / warmup`` to ``alpha`` over the first ``warmup`` epochs (KL
+    annealing, Bowman et al. 2016). ``checkpoint()`` is called between mini-batches (it may block to pause or
+    raise to stop). Raises :class:`TrainingDiverged` when an epoch's loss is not finite.
 
     Each mini-batch minimises the batch mean of ``-L`` (:func:`negative_elbo`) by one step of ``optimizer``, with
     the gradient computed by :class:`_Step` (checked against autograd in the tests).
@@ -268,6 +278,7 @@ def train_epochs(model: VAE, optimizer: torch.optim.Optimizer, x: torch.Tensor, 
     step = _Step(model, batch_size, x.dtype, x.device)
     losses = []
     for epoch in range(1, epochs + 1):
+        epoch_alpha = alpha * min(1.0, epoch / warmup) if warmup > 0 else alpha
         perm = torch.randperm(n, generator=generator).to(x.device)
         eps = torch.randn((n, d), generator=generator if on_cpu else None, device=x.device, dtype=x.dtype)
         bce_sum = kl_sum = 0.0
@@ -279,7 +290,7 @@ def train_epochs(model: VAE, optimizer: torch.optim.Optimizer, x: torch.Tensor, 
             # gathered per mini-batch, into a fixed buffer: still in cache when the first GEMM reads it
             xb = torch.index_select(x, 0, idx, out=step.xb[:b])
             pb = torch.index_select(prior_mu, 0, idx, out=step.pb[:b])
-            bce, kl = step(xb, pb, eps[start:start + b], alpha, optimizer)
+            bce, kl = step(xb, pb, eps[start:start + b], epoch_alpha, optimizer, prior_var)
             bce_sum = bce_sum + bce
             kl_sum = kl_sum + kl
         record = EpochLoss(epoch, float(bce_sum) / n, float(kl_sum) / n)
