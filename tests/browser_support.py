@@ -50,8 +50,9 @@ def wait_healthy(url: str, proc: subprocess.Popen, log_path: Path, timeout: floa
 
 @contextlib.contextmanager
 def streamlit_server(env: Optional[dict] = None, log_name: str = "server.log", port: Optional[int] = None,
-                     script: str = "app.py") -> Iterator[tuple[str, subprocess.Popen]]:
-    """``(url, process)`` of ``streamlit run app.py`` with ``env`` added; its whole process group is ended after."""
+                     script: str = "app.py", root: Optional[Path] = None) -> Iterator[tuple[str, subprocess.Popen]]:
+    """``(url, process)`` of ``streamlit run app.py`` (in ``root``, default this checkout) with ``env`` added; its
+    whole process group is ended after."""
     port = port or free_port()
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -60,7 +61,7 @@ def streamlit_server(env: Optional[dict] = None, log_name: str = "server.log", p
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", script, "--server.headless", "true", "--server.port", str(port),
          "--server.address", "127.0.0.1", "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        cwd=root or ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(url, proc, log_path)

@@ -140,3 +140,76 @@ def test_project_defaults_are_the_benchmarked_ones():
     g = cfg.gmm
     assert (g.backend, g.n_init, g.reg_covar, g.warm_start) == ("em", 10, 0.1, False)
     assert (cfg.codes, cfg.vae.alpha, cfg.iterations, cfg.feedback) == ("sample", 1.0, 5, True)
+
+
+# ---------------------------------------------------------------- issue 12: which EM restart is kept
+def _four_blobs(seed=0):
+    rng = np.random.default_rng(seed)
+    centers = np.array([[0.0, 0.0], [8.0, 0.0], [0.0, 8.0], [8.0, 8.0]])
+    y = np.repeat(np.arange(4), 150)
+    return centers[y] + rng.normal(0, 1.0, (len(y), 2)), y, centers
+
+
+@pytest.fixture
+def planted_merge(monkeypatch):
+    """Every EM restart started at random lands in a planted local optimum that merges two blobs and splits
+    another (two means in the lower-left blob, one between the two right ones); a start from given means (the
+    previous partition's) is left alone."""
+    import sklearn.mixture
+
+    real = sklearn.mixture.GaussianMixture
+
+    def planted(**kwargs):
+        if kwargs.get("means_init") is None:
+            kwargs["means_init"] = np.array([[-0.5, 0.0], [0.5, 0.0], [0.0, 8.0], [8.0, 4.0]])
+        return real(**kwargs)
+
+    monkeypatch.setattr(sklearn.mixture, "GaussianMixture", planted)
+
+
+def test_previous_partition_restart_undoes_a_planted_merge(planted_merge):
+    from vaegmm.gmm import EMGMM
+    from vaegmm.metrics import clustering_accuracy
+
+    z, y, _ = _four_blobs()
+    plain = EMGMM(4, n_init=3, reg_covar=0.1, random_state=0)
+    plain.labels_ = y.copy()  # a previous fit that had it right
+    plain.fit(z)
+    assert clustering_accuracy(plain.labels_, y) < 0.8  # the restarts merge two blobs
+    kept = EMGMM(4, n_init=3, reg_covar=0.1, random_state=0, keep_previous=True)
+    kept.labels_ = y.copy()
+    kept.fit(z)
+    assert clustering_accuracy(kept.labels_, y) == 1.0
+    restart, previous = kept.candidates_
+    assert previous["kind"] == "previous" and previous["kept"] and previous["loglik"] > restart["loglik"]
+
+
+def test_keep_previous_changes_nothing_when_the_restarts_win():
+    from vaegmm.gmm import EMGMM
+
+    z, y, _ = _four_blobs(1)
+    a = EMGMM(4, n_init=3, reg_covar=0.1, random_state=5).fit(z)
+    b = EMGMM(4, n_init=3, reg_covar=0.1, random_state=5, keep_previous=True)
+    b.labels_ = np.roll(y, 37)  # a poor previous partition
+    b.fit(z)
+    np.testing.assert_array_equal(a.labels_, b.labels_)
+    assert [c["kind"] for c in b.candidates_ if c["kept"]] == ["restart"]
+
+
+def test_stability_and_consensus_choices_on_planted_candidates():
+    from sklearn.mixture import GaussianMixture
+
+    from vaegmm.gmm import EMGMM
+
+    z, y, centers = _four_blobs(2)
+    merged = GaussianMixture(4, means_init=np.array([[-0.5, 0.0], [0.5, 0.0], [0.0, 8.0], [8.0, 4.0]]),
+                             reg_covar=0.1).fit(z)
+    right = [GaussianMixture(4, means_init=centers + 0.1 * i, reg_covar=0.1).fit(z) for i in range(2)]
+    fits = [("restart", merged)] + [("restart", g) for g in right]
+    for select, previous in (("previous", y), ("consensus", None), ("likelihood", None)):
+        g = EMGMM(4, select=select)
+        chosen = g._choose(fits, z, previous)
+        assert chosen is not merged, select
+    # agreeing with a merged previous partition keeps the merge: stability alone can lock a mistake in
+    g = EMGMM(4, select="previous")
+    assert g._choose(fits, z, merged.predict(z)) is merged

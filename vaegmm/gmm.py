@@ -296,8 +296,13 @@ class EMGMM:
         self.candidates_ = []
         if means_init is not None:
             gm = em(means=means_init)
-        elif self.select == "likelihood" and not (self.keep_previous and previous is not None):
-            gm = em(n_init=int(self.n_init))  # scikit-learn's own best-of-n_init
+        elif self.select == "likelihood":
+            fits = [("restart", em(n_init=int(self.n_init)))]  # scikit-learn's own best of n_init
+            previous_fit = self._previous_fit(em, z, previous, seed)
+            if previous_fit is None:
+                gm = fits[0][1]
+            else:
+                gm = self._choose(fits + [previous_fit], z, previous)
         else:
             seeds = np.random.default_rng(seed).integers(2 ** 31 - 1, size=int(self.n_init))
             fits = []
@@ -305,12 +310,8 @@ class EMGMM:
                 if checkpoint is not None:
                     checkpoint()
                 fits.append(("restart", em(random_state=int(s))))
-            if self.keep_previous and previous is not None:
-                present = [c for c in range(k) if np.any(previous == c)]
-                if len(present) == k:
-                    means = np.stack([z[previous == c].mean(axis=0) for c in range(k)])
-                    fits.append(("previous", em(random_state=int(seeds[0]), means=means)))
-            gm = self._choose(fits, z, previous)
+            previous_fit = self._previous_fit(em, z, previous, int(seeds[0]))
+            gm = self._choose(fits + ([previous_fit] if previous_fit else []), z, previous)
         self.model_ = gm
         self.resp_ = gm.predict_proba(z)
         self.labels_ = self.resp_.argmax(axis=1).astype(np.int64)
@@ -318,6 +319,15 @@ class EMGMM:
         self.point_means_ = self.means_[self.labels_]
         self.n_iter_ = int(gm.n_iter_)
         return self
+
+    def _previous_fit(self, em, z: np.ndarray, previous: Optional[np.ndarray], seed):
+        """With ``keep_previous``: EM started from the previous partition's class means on ``z`` (None when there
+        is no previous partition or one of its classes is empty)."""
+        k = int(self.n_components)
+        if not self.keep_previous or previous is None or np.bincount(previous, minlength=k).min() == 0:
+            return None
+        means = np.stack([z[previous == c].mean(axis=0) for c in range(k)])
+        return ("previous", em(random_state=seed, means=means))
 
     def _choose(self, fits: list, z: np.ndarray, previous: Optional[np.ndarray]):
         """The kept candidate of ``fits = [(kind, GaussianMixture), ...]`` by ``select``; fills ``candidates_``."""

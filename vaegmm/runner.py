@@ -252,6 +252,7 @@ class TrainingRun:
         self._iter_seconds: list[float] = []
         self._stop_sent: Optional[float] = None
         self.worker_pid: Optional[int] = None
+        self.recorder = None  # a vaegmm.library.RunRecorder: the run is saved as it goes (set before start())
         self.labels: Optional[np.ndarray] = None
         self.images_u8: Optional[np.ndarray] = None  # (N, 784) uint8, for the explorer
 
@@ -399,12 +400,18 @@ class TrainingRun:
                 self._state = PAUSED if self._paused_request else RUNNING
                 self._progress.phase = "loading"
         self._mark("slot")
+        if self.recorder is not None:
+            self.recorder.begin()
         try:
             self._run_worker(slots.capacity)
         except Exception as e:  # pragma: no cover - a bug on this side; shown, never silent
             self._finish(FAILED, f"failed: {type(e).__name__}: {e}")
         finally:
             slots.release(self)
+        if self.recorder is not None:  # after the slot is free: the export must not hold up the queue
+            with self._lock:
+                state, message = self._state, self._message
+            self.recorder.end(state, message)
 
     def _run_worker(self, capacity: int) -> None:
         from multiprocessing.connection import wait
@@ -482,6 +489,8 @@ class TrainingRun:
                 self._snapshots.append(msg[1])
         elif kind == "result":
             result, seconds = msg[1], msg[2]
+            if self.recorder is not None:
+                self.recorder.iteration(result)
             with self._lock:
                 self._history.append(result)
                 self._snapshots = []
@@ -500,6 +509,8 @@ class TrainingRun:
                     self._state = PAUSED
         elif kind == "data":
             self.labels, self.images_u8 = msg[1], msg[2]
+            if self.recorder is not None:
+                self.recorder.data(msg[1], msg[2])
         elif kind == "mark":
             self._mark(msg[1])
         elif kind == "end":

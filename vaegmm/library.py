@@ -1,0 +1,279 @@
+"""The run library: every dashboard and CLI run kept on disk, so it survives a closed tab and a server restart.
+
+A run is a row in the results store (:mod:`vaegmm.store`: settings, status, timings, per-iteration metrics) and
+a folder next to the database, ``<db folder>/runs/<run id>/``::
+
+    data.npz            labels (N,) and the images as uint8 (N, 784): what the Latent explorer shows
+    iterations/NNN.npz  one file per finished iteration: the explorer's arrays (codes and encoder means as
+                        float16, the 2-D projection, classes, class means, the decoder's weights as float16)
+    serket/             the Serket-layout export (module001_vae/..., module002_gmm/..., history.json, pca.png),
+                        written when the run ends
+
+Every file is written to a temporary name and renamed, and the store gets one transaction per iteration, so a
+``kill -9`` of the server loses only the iteration in progress; runs it left ``running`` are marked
+``interrupted`` when the next server opens the store (:meth:`RunStore.recover`).
+
+Size: a classic run (3000 images, D=18, 5 iterations) takes about 3 MB. The folders are capped at
+``$VAEGMM_RUNS_CAP_MB`` (default 2000 MB): when a run ends, the oldest finished runs' folders are deleted until
+the total fits (their metrics stay in the store; only the explorer's arrays and the export go).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from .config import RunConfig
+from .mutual import IterationResult
+from .projection import Projection2D
+
+CAP_ENV = "VAEGMM_RUNS_CAP_MB"
+DEFAULT_CAP_MB = 2000.0
+TERMINAL_STATES = ("finished", "failed", "stopped", "interrupted")
+
+
+def runs_dir(store) -> Path:
+    """The folder of the run folders: ``runs/`` beside the store's database file."""
+    return Path(store.path).parent / "runs"
+
+
+def cap_mb() -> float:
+    try:
+        return max(0.0, float(os.environ.get(CAP_ENV, DEFAULT_CAP_MB)))
+    except ValueError:
+        return DEFAULT_CAP_MB
+
+
+def _atomic_savez(path: Path, **arrays) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def iteration_arrays(r: IterationResult) -> dict:
+    """What the explorer needs of one iteration, as arrays (float16 where precision does not show)."""
+    out = {
+        "iteration": np.int64(r.iteration), "codes": r.codes.astype(np.float16),
+        "encoder_mean": r.encoder_mean.astype(np.float16), "projection": r.projection.astype(np.float32),
+        "classes": r.classes.astype(np.int16), "class_means": r.class_means.astype(np.float32),
+        "class_means_2d": r.class_means_2d.astype(np.float32), "class_counts": r.class_counts.astype(np.int64),
+        "metrics": np.array([r.accuracy, r.nmi, r.ari, r.seconds_vae, r.seconds_gmm], dtype=np.float64),
+        "recon": np.asarray(r.recon, dtype=np.float32), "kl": np.asarray(r.kl, dtype=np.float32),
+    }
+    for k, v in (r.decoder_state or {}).items():
+        out[f"decoder.{k}"] = np.asarray(v, dtype=np.float16)
+    if r.pca is not None:
+        out.update({"pca.center": r.pca.center, "pca.components": r.pca.components, "pca.rotation": r.pca.rotation,
+                    "pca.explained": r.pca.explained})
+    return out
+
+
+def iteration_from_arrays(a) -> IterationResult:
+    """The inverse of :func:`iteration_arrays` (float16 arrays come back as float32)."""
+    acc, nmi, ari, s_vae, s_gmm = (float(x) for x in a["metrics"])
+    decoder = {k[len("decoder."):]: np.asarray(a[k], dtype=np.float32) for k in a.files if k.startswith("decoder.")}
+    pca = None
+    if "pca.center" in a.files:
+        pca = Projection2D(a["pca.center"], a["pca.components"], a["pca.rotation"], a["pca.explained"])
+    return IterationResult(
+        iteration=int(a["iteration"]), codes=np.asarray(a["codes"], dtype=np.float32),
+        encoder_mean=np.asarray(a["encoder_mean"], dtype=np.float32), projection=np.asarray(a["projection"]),
+        classes=np.asarray(a["classes"], dtype=np.int64), class_means=np.asarray(a["class_means"]),
+        class_means_2d=np.asarray(a["class_means_2d"]), class_counts=np.asarray(a["class_counts"]),
+        accuracy=acc, nmi=nmi, ari=ari, recon=[float(x) for x in a["recon"]], kl=[float(x) for x in a["kl"]],
+        seconds_vae=s_vae, seconds_gmm=s_gmm, decoder_state=decoder, pca=pca)
+
+
+class RunRecorder:
+    """Records one live run as it goes: :meth:`begin` (a ``running`` row and its folder), :meth:`data`,
+    :meth:`iteration` (the row's metrics and the explorer file, per finished iteration), :meth:`end` (status,
+    message, seconds, the Serket export, the size cap). Called from the run's pump thread; never raises (a full
+    disk or a locked database must not stop the training): the first problem is kept in ``error``."""
+
+    def __init__(self, store, config: RunConfig, source: str = "dashboard", label: str = "", preset: str = ""):
+        self.store = store
+        self.config = config
+        self.source, self.label, self.preset = source, label, preset
+        self.run_id: Optional[int] = None
+        self.folder: Optional[Path] = None
+        self.error = ""
+        self._labels: Optional[np.ndarray] = None
+        self._history: list[IterationResult] = []
+        self._t0 = time.monotonic()
+
+    def _safe(self, what: str, fn, *args) -> None:
+        try:
+            fn(*args)
+        except Exception as e:  # kept for the page, never raised into the training's pump
+            if not self.error:
+                self.error = f"could not save the run ({what}): {e}"
+
+    def begin(self) -> None:
+        def go():
+            self.run_id = self.store.begin_run(self.config, self.config.seed, self.source, label=self.label,
+                                               preset=self.preset)
+            self.folder = runs_dir(self.store) / str(self.run_id)
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self.store.set_export_dir(self.run_id, str(self.folder))
+
+        self._safe("begin", go)
+
+    def data(self, labels: np.ndarray, images_u8: Optional[np.ndarray]) -> None:
+        self._labels = np.asarray(labels)
+        if self.folder is None:
+            return
+        arrays = {"labels": np.asarray(labels, dtype=np.int64)}
+        if images_u8 is not None:
+            arrays["images_u8"] = np.asarray(images_u8, dtype=np.uint8)
+        self._safe("images", _atomic_savez, self.folder / "data.npz", **arrays)
+
+    def iteration(self, result: IterationResult) -> None:
+        self._history.append(result)
+        if self.run_id is None:
+            return
+        self._safe("iteration files", _atomic_savez, self.folder / "iterations" / f"{result.iteration:03d}.npz",
+                   **iteration_arrays(result))
+        self._safe("metrics", self.store.add_iteration, self.run_id, result.metrics())
+
+    def end(self, state: str, message: str) -> None:
+        if self.run_id is None:
+            return
+        status = state if state in TERMINAL_STATES else "failed"
+        self._safe("status", self.store.finish_run, self.run_id, status, message or "",
+                   time.monotonic() - self._t0)
+        if self._history and self._labels is not None:
+            from .export import write_run
+
+            self._safe("Serket export", write_run, self.folder / "serket", self.config, self._history,
+                       self._labels, status)
+        self._safe("size cap", enforce_cap, self.store)
+
+
+@dataclass
+class SavedRun:
+    """A run read back from the library, with the reading side of a :class:`~vaegmm.runner.TrainingRun`
+    (``id``, ``name``, ``config``, ``history``, ``labels``, ``images_u8``, ``state``, :meth:`snapshot`), so the
+    pages draw it as they draw a live run. Read-only: the commands do nothing."""
+
+    id: int
+    name: str
+    config: RunConfig
+    status: str
+    message: str
+    history: list = field(default_factory=list)
+    labels: Optional[np.ndarray] = None
+    images_u8: Optional[np.ndarray] = None
+    seconds: Optional[float] = None
+    created: Optional[float] = None
+    source: str = ""
+    saved: bool = True
+    snapshots: list = field(default_factory=list)
+
+    @property
+    def state(self) -> str:
+        return self.status
+
+    def snapshot(self):
+        from .runner import Progress, Snapshot
+
+        its = max(0, len(self.history) - 1)
+        per_it = self.seconds / its if self.seconds and its else None
+        progress = Progress("done", its, self.config.iterations, self.config.vae.epochs, self.config.vae.epochs)
+        return Snapshot(self.id, self.name, self.config, self.status, self.message, 0, progress, list(self.history),
+                        self.created, None, per_it, None, {})
+
+    def start(self) -> bool:
+        return False
+
+    def pause(self) -> None:
+        pass
+
+    resume = step = pause
+
+    def stop(self, reason: str = "") -> None:
+        pass
+
+    def join(self, timeout: Optional[float] = None) -> bool:
+        return True
+
+
+def load_run(store, run_id: int) -> SavedRun:
+    """The saved run ``run_id`` (its folder's arrays when they are still there; else the metrics alone).
+    Raises ``ValueError`` when the store has no such run."""
+    row = store.get_run(int(run_id))
+    if row is None:
+        raise ValueError(f"there is no saved run {run_id} in {store.path}")
+    config = RunConfig.from_dict(row["config"])
+    folder = Path(row["export_dir"]) if row.get("export_dir") else None
+    history, labels, images = [], None, None
+    if folder is not None and folder.is_dir():
+        for f in sorted((folder / "iterations").glob("[0-9][0-9][0-9].npz")):
+            with np.load(f) as a:
+                history.append(iteration_from_arrays(a))
+        if (folder / "data.npz").exists():
+            with np.load(folder / "data.npz") as d:
+                labels = d["labels"]
+                images = d["images_u8"] if "images_u8" in d.files else None
+    name = row.get("label") or f"saved run {row['id']}"
+    return SavedRun(int(row["id"]), f"#{row['id']} {name}".strip(), config, row["status"], row.get("message") or "",
+                    history, labels, images, row.get("seconds"), row.get("created"), row.get("source", ""))
+
+
+def folder_size_mb(path: Path) -> float:
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for f in files:
+            try:
+                total += os.path.getsize(os.path.join(root, f))
+            except OSError:
+                pass
+    return total / 2 ** 20
+
+
+_cap_lock = threading.Lock()
+
+
+def enforce_cap(store, limit_mb: Optional[float] = None) -> list[int]:
+    """Delete the oldest ended runs' folders until the library fits in ``limit_mb`` (default :func:`cap_mb`);
+    their rows and metrics stay. Returns the run ids whose folders went."""
+    limit = cap_mb() if limit_mb is None else float(limit_mb)
+    root = runs_dir(store)
+    if not root.is_dir():
+        return []
+    with _cap_lock:
+        folders = {int(p.name): p for p in root.iterdir() if p.is_dir() and p.name.isdigit()}
+        sizes = {i: folder_size_mb(p) for i, p in folders.items()}
+        total = sum(sizes.values())
+        removed = []
+        if total <= limit:
+            return removed
+        ended = {r["id"] for r in store.list_runs(status=list(TERMINAL_STATES))}
+        for run_id in sorted(folders):  # oldest first: ids grow with time
+            if total <= limit:
+                break
+            if run_id not in ended:
+                continue
+            shutil.rmtree(folders[run_id], ignore_errors=True)
+            total -= sizes[run_id]
+            removed.append(run_id)
+            try:
+                store.set_export_dir(run_id, None)
+            except Exception:
+                pass
+        return removed
