@@ -7,7 +7,7 @@ def test_serket_classic_preset_matches_the_tutorial():
     c = preset("serket-classic")
     assert (c.data.n, c.vae.latent_dim, c.gmm.n_classes, c.vae.alpha) == (3000, 18, 10, 1.0)
     assert (c.vae.epochs, c.vae.batch_size, c.iterations) == (200, 500, 5)
-    assert c.codes == "sample" and c.gmm.backend == "gibbs" and c.gmm.init == "random" and not c.gmm.warm_start
+    assert c.codes == "sample" and c.gmm.backend == "collapsed" and c.gmm.init == "random" and not c.gmm.warm_start
     assert c.feedback
 
 

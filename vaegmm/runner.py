@@ -133,14 +133,20 @@ _warm_thread: Optional[threading.Thread] = None
 
 
 def warm_up(background: bool = True) -> Optional[threading.Thread]:
-    """Pay torch's one-time start-up costs (building the first Adam optimiser imports a lot, ~2-3 s) before
-    the first Start, so iteration 0 appears quickly. Idempotent; returns the warm-up thread."""
+    """Pay torch's one-time start-up costs (building the first Adam optimiser imports a lot, ~2-3 s) and the
+    collapsed Gibbs sampler's (numba's import and loading its compiled loop, ~0.5 s; compiling it, ~5 s, where
+    no cache is on disk yet) before the first Start, so iteration 0 appears quickly. Idempotent; returns the
+    warm-up thread."""
     global _warm_thread
 
     def _go():
+        import numpy as np
+
+        from .gmm import CollapsedGibbsGMM
         from .vae import VAE, make_optimizer
 
         make_optimizer(VAE(2, 4), 1e-3)
+        CollapsedGibbsGMM(2, n_sweeps=1, random_state=0).fit(np.arange(8.0).reshape(4, 2))
 
     with _default_lock:
         if _warm_thread is None:
