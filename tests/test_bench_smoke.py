@@ -30,8 +30,9 @@ def test_speed_benchmark_quick_writes_its_section(tmp_path):
     text = out.read_text()
     assert "OLD SPEED TEXT" not in text and "## Quality\n\nkept" in text  # only the Speed section is replaced
     assert text.index("## Speed") < text.index("## Quality")
-    for needle in ("VAE update, ours", "naive (DataLoader)", "matmul limit", "GFLOP/s", "GibbsGMM", "EMGMM",
-                   "collapsed Gibbs reference", "whole run", "Targets:", "bench/speed.py --quick"):
+    for needle in ("VAE update, ours", "naive (DataLoader)", "matmul limit", "GFLOP/s", "whole run", "Targets:",
+                   "bench/speed.py --quick", "## GMM speed", "CollapsedGibbsGMM", "GibbsGMM, blocked", "EMGMM",
+                   "per-point collapsed reference"):
         assert needle in text, needle
 
 
