@@ -87,7 +87,7 @@ from pathlib import Path  # noqa: E402
 from vaegmm.gmm import CollapsedGibbsGMM  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-from gibbs_reference import collapsed_gibbs, serket_readout, student_t_logpdf  # noqa: E402
+from gibbs_reference import collapsed_gibbs, collapsed_gibbs_numpy, serket_readout, student_t_logpdf  # noqa: E402
 
 
 def small_blobs(seed=0, n_per=20, k=3, d=3, spread=2.5):
@@ -104,6 +104,8 @@ def test_collapsed_equals_the_plain_reference_sweep_for_sweep(seed):
     for sweeps in range(1, 7):  # each fit draws the same stream: start, then one uniform per point per sweep
         g = CollapsedGibbsGMM(4, n_sweeps=sweeps, random_state=np.random.default_rng(seed)).fit(z)
         np.testing.assert_array_equal(g.sampled_labels_, trace[sweeps - 1], err_msg=f"sweep {sweeps}")
+    # the numpy form that bench/speed.py times is the same sampler too
+    np.testing.assert_array_equal(collapsed_gibbs_numpy(z, 4, 6, np.random.default_rng(seed)), trace[-1])
 
 
 def test_collapsed_equals_the_reference_from_given_labels_and_s0():
