@@ -2,7 +2,10 @@
 """Does our Serket sampler sample like Serket? Collapsed vs blocked Gibbs vs Serket's own ``gmm.train`` (issue 13).
 
 The data: the codes the ``serket-classic`` preset sends to the GMM after its first VAE update (iteration 1), for
-each seed (made here with one VAE update per seed, about 10 s of CPU, and cached in ``--codes-dir``). On each,
+each seed, as the issue took them: with the preset's GMM at the time, the blocked sampler, at iteration 0. (The
+encoder after update 1 is the same whichever GMM runs at iteration 0, but the codes are one sample of q(z|o) each,
+and their noise comes from the generator the iteration-0 GMM has drawn from.) Made here with one VAE update per
+seed, about 10 s of CPU, and cached in ``--codes-dir``. On each,
 ``--chains`` independent chains of :class:`vaegmm.gmm.CollapsedGibbsGMM` (Serket's sampler, backend
 ``collapsed``) and of :class:`vaegmm.gmm.GibbsGMM` (blocked, backend ``gibbs``), ``--sweeps`` sweeps from a random
 start each, scored by Hungarian accuracy of the reported classes (the argmax of Pdz for the collapsed sampler).
@@ -56,7 +59,7 @@ def iteration1_codes(seed: int, codes_dir: Path) -> tuple[np.ndarray, np.ndarray
         from vaegmm.mutual import MutualLearner
 
         torch.set_num_threads(1)
-        cfg = preset("serket-classic").replace(seed=seed)
+        cfg = preset("serket-classic").replace(seed=seed, gmm__backend="gibbs")  # as the issue took them
         images, labels = load_mnist(cfg.data.n, cfg.data.digits, seed, cfg.data.source)
         learner = MutualLearner(cfg, images, labels)
         learner.begin()
@@ -165,7 +168,8 @@ def main(argv=None) -> int:
                    help="JSON lines of Serket's chains; chains already there are reused")
     p.add_argument("--stepcheck", type=int, default=0, metavar="SWEEPS",
                    help="with --serket-gmm: Serket and ours from the same random streams for SWEEPS sweeps "
-                        "(3 streams, first seed's codes)")
+                        "(first seed's codes)")
+    p.add_argument("--stepcheck-streams", type=int, default=2, help="how many streams --stepcheck compares")
     p.add_argument("--markdown", default=str(ROOT / "BENCHMARKS.md"),
                    help=f"file whose '{SECTION}' section is (re)written; '-' writes nothing")
     p.add_argument("--note-file", type=Path, default=None, help="text placed under the tables")
@@ -201,7 +205,7 @@ def main(argv=None) -> int:
                 f.write(json.dumps(r) + "\n")
             done.append(r)
         serket_runs = sorted([r for r in done if r["chain"] <= a.serket_chains], key=lambda r: r["chain"])
-        for chain in range(1, 4) if a.stepcheck else ():
+        for chain in range(101, 101 + a.stepcheck_streams) if a.stepcheck else ():
             checks.append(stepcheck(serket, z, y, chain, a.stepcheck))
             print(f"  same streams, chain {chain}: {checks[-1]}", flush=True)
 

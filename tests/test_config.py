@@ -60,3 +60,9 @@ def test_quick_demo_is_the_project_default_smaller():
     q, d = preset("quick-demo"), preset("project-default")
     assert q.data.n < d.data.n and q.vae.epochs < d.vae.epochs
     assert (q.gmm, q.codes, q.vae.alpha, q.iterations) == (d.gmm, d.codes, d.vae.alpha, d.iterations)
+
+
+def test_collapsed_backend_runs_one_chain():
+    RunConfig().replace(gmm__backend="gibbs", gmm__chains=3).validate()
+    with pytest.raises(ValueError, match="chains = 3"):
+        RunConfig().replace(gmm__backend="collapsed", gmm__chains=3).validate()

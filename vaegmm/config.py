@@ -82,8 +82,8 @@ class RunConfig:
         _check(g.init in ("random", "kmeans++"), f"gmm init must be 'random' or 'kmeans++', got {g.init!r}")
         _check(isinstance(g.chains, int) and not isinstance(g.chains, bool) and g.chains >= 1,
                f"chains must be an integer >= 1, got {g.chains!r}")
-        _check(g.chains == 1 or g.backend == "gibbs",
-               f"chains = {g.chains!r} needs the blocked 'gibbs' backend (the {g.backend!r} backend runs one chain)")
+        _check(g.chains == 1 or g.backend != "collapsed",
+               f"chains = {g.chains!r} is the blocked 'gibbs' backend's option; 'collapsed' runs one chain, as Serket")
         _check(isinstance(g.reg_covar, (int, float)) and not isinstance(g.reg_covar, bool) and _finite(g.reg_covar)
                and g.reg_covar >= 0,
                f"reg_covar must be a finite number >= 0, got {g.reg_covar!r}")
