@@ -87,7 +87,7 @@ class CollapsedGibbsGMM:
 
     Serket's backward message ``bias_dz`` multiplies the weights; in the VAE+GMM tutorial nothing sends the GMM
     one, so it is uniform and left out here. The inner loop is compiled with numba (``vaegmm/_collapsed.py``):
-    about 0.5 s for 100 sweeps of 3000 x 18 codes with K = 10 (Serket's Python loop: about 4 min).
+    about 0.5 s of CPU for 100 sweeps of 3000 x 18 codes with K = 10 (Serket's Python loop: about 3 min).
     """
 
     def __init__(self, n_components: int = 10, n_sweeps: int = 100, s0: float = 0.1, r0: float = 1.0,
