@@ -5,7 +5,8 @@ Variants (the classic setting: 3000 images, D=18, K=10, 200 epochs, batch 500):
 
 * ``default``     (a) the project's default mutual learning: ``RunConfig()``
 * ``no-feedback`` (b) the same VAE and GMM, the prior stays N(0, I): ``RunConfig(feedback=False)``
-* ``serket``      (c) Serket-faithful: the ``serket-classic`` preset (sampled codes, random-init Gibbs each update)
+* ``serket``      (c) Serket-faithful: the ``serket-classic`` preset (sampled codes, Serket's collapsed Gibbs
+                  sampler from random labels each update)
 * ``alpha0``      (d) the default with alpha = 0 (no KL term: an autoencoder-like VAE)
 
 Usage::
@@ -44,7 +45,7 @@ from markdown_section import write_section  # noqa: E402
 VARIANTS = {
     "default": "(a) project default mutual learning",
     "no-feedback": "(b) no feedback (prior stays N(0, I))",
-    "serket": "(c) Serket-faithful (sampled codes, random-init Gibbs)",
+    "serket": "(c) Serket-faithful (sampled codes, Serket's collapsed Gibbs)",
     "alpha0": "(d) alpha = 0",
 }
 QUICK = dict(data__n=100, vae__epochs=2, vae__batch_size=50, iterations=2, gmm__sweeps=10)
@@ -196,8 +197,12 @@ def exploration_table(results: list[dict]) -> str:
 
 def describe(cfg: RunConfig) -> str:
     g = cfg.gmm
-    gmm = (f"Gibbs GMM ({g.sweeps} sweeps, init {g.init}, {g.chains} chain(s))" if g.backend == "gibbs"
-           else f"EM GMM (best of {g.n_init} restart(s), reg_covar {g.reg_covar:g})")
+    if g.backend == "collapsed":
+        gmm = f"Serket's collapsed Gibbs GMM ({g.sweeps} sweeps, init {g.init})"
+    elif g.backend == "gibbs":
+        gmm = f"blocked Gibbs GMM ({g.sweeps} sweeps, init {g.init}, {g.chains} chain(s))"
+    else:
+        gmm = f"EM GMM (best of {g.n_init} restart(s), reg_covar {g.reg_covar:g})"
     return (f"{cfg.data.n} images, D={cfg.vae.latent_dim}, K={g.n_classes}, {cfg.vae.epochs} epochs, batch "
             f"{cfg.vae.batch_size}, alpha={cfg.vae.alpha:g}, {cfg.iterations} iterations, codes={cfg.codes}, {gmm}, "
             f"warm_start={g.warm_start}, feedback={cfg.feedback}")

@@ -9,12 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Optional
 
-from vaegmm.config import RunConfig, preset
+from vaegmm.config import GMM_BACKENDS, RunConfig, preset
 from vaegmm.data import BUNDLED_PER_DIGIT, per_digit_counts
 
 DEFAULT_PRESET = "quick-demo"
 PRESET_LABELS = {"quick-demo": "Quick demo", "serket-classic": "Serket classic",
                  "project-default": "Project default (best measured)", "no-feedback": "No feedback baseline"}
+GMM_LABELS = {"collapsed": "Collapsed Gibbs (Serket)", "gibbs": "Blocked Gibbs", "em": "EM"}
 MAX_IMAGES = 70000  # the full MNIST; the bundled copy holds 500 per digit
 MNIST_MIN_PER_DIGIT = 6313  # the rarest digit (5) in the 70 000 MNIST images
 
@@ -42,8 +43,9 @@ FIELDS: dict[str, Field] = {f.key: f for f in (
     Field("iterations", "Mutual iterations", "int", 1, 50, help="VAE update, then GMM update, this many times."),
     Field("epochs", "VAE epochs per iteration", "int", 1, 1000),
     Field("batch", "Batch size", "int", 1, 10000),
-    Field("gmm", "GMM backend", "choice", choices=("gibbs", "em"),
-          help="gibbs: Serket's Bayesian GMM by Gibbs sampling; em: scikit-learn's EM."),
+    Field("gmm", "GMM backend", "choice", choices=GMM_BACKENDS,
+          help="Collapsed Gibbs: Serket's own sampler (one point at a time); Blocked Gibbs: the same Bayesian GMM, "
+               "all points at once, empty classes can come back; EM: scikit-learn's GaussianMixture."),
     Field("codes", "Codes sent to the GMM", "choice", choices=("mean", "sample"),
           help="The encoder's mean, or one sample of q(z|o) as in Serket."),
     Field("feedback", "Feedback (GMM -> VAE)", "bool",

@@ -24,7 +24,7 @@ from vaegmm.runner import (ACTIVE, FAILED, FINISHED, IDLE, PAUSED, QUEUED, RUNNI
 
 from . import charts
 from .session import RunEntry, SessionRuns, reconnect_grace
-from .settings import (FIELDS, KEYS, PRESET_LABELS, check_settings, config_from_settings, data_note,
+from .settings import (FIELDS, GMM_LABELS, KEYS, PRESET_LABELS, check_settings, config_from_settings, data_note,
                        parse_query, preset_settings, settings_equal, to_query)
 
 REFRESH_ENV = "VAEGMM_REFRESH"
@@ -160,7 +160,7 @@ def sidebar_settings(disabled: bool = False) -> dict:
     c2.number_input(f["seed"].label, int(f["seed"].lo), int(f["seed"].hi), step=1, key=_w("seed"),
                     disabled=disabled)
     sb.radio(f["gmm"].label, list(f["gmm"].choices), horizontal=True, key=_w("gmm"), help=f["gmm"].help,
-             format_func={"gibbs": "Gibbs (Serket)", "em": "EM"}.get, disabled=disabled)
+             format_func=GMM_LABELS.get, disabled=disabled)
     sb.radio(f["codes"].label, list(f["codes"].choices), horizontal=True, key=_w("codes"), help=f["codes"].help,
              disabled=disabled)
     sb.toggle(f["feedback"].label, key=_w("feedback"), help=f["feedback"].help, disabled=disabled)

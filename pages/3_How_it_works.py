@@ -35,9 +35,14 @@ st.latex(r"\mathcal{L}_{\text{plain VAE}} = -\,\mathrm{KL}\big(q(z\mid o)\,\|\,\
 st.header("2. The GMM groups the codes")
 st.markdown("""
 Given the codes of all images, the GMM finds K clusters: for each class $c$ a mean $\\mu_c$, a covariance and a
-weight, and for each image the class it most likely belongs to. The dashboard offers two ways to fit it:
-**Gibbs sampling** of a Bayesian GMM (what Serket uses; it is random, so classes can move between runs) and
-**EM** (scikit-learn's deterministic maximum-likelihood fit).
+weight, and for each image the class it most likely belongs to. The dashboard offers three ways to fit it:
+
+* **Collapsed Gibbs (Serket)**: Serket's own sampler. One image at a time leaves its class and picks a new one at
+  random, with a chance proportional to how many images the class holds times how well the image fits the
+  class's other images; 100 passes over all images. A class that loses its last image is gone for good. It is
+  random, so classes can differ between runs.
+* **Blocked Gibbs**: the same Bayesian model, sampled for all images at once (empty classes can come back).
+* **EM**: scikit-learn's deterministic maximum-likelihood fit.
 """)
 
 st.header("3. The messages: mutual learning")
@@ -47,7 +52,8 @@ The two models talk in a loop. One **iteration** is:
 1. **VAE → GMM:** the VAE encodes every image and sends its code $z$ (its mean, or one random sample of
    $q(z \\mid o)$) to the GMM.
 2. The GMM clusters the codes.
-3. **GMM → VAE:** the GMM sends back, for every image, the mean $\\mu_c$ of the class that image was put in.
+3. **GMM → VAE:** the GMM sends back, for every image, the mean $\\mu_c$ of the class that image was put in
+   (for Serket's sampler: the class it was drawn into on the last pass).
 4. The VAE trains again, but now the centre of each image's prior is *its class mean* instead of the origin:
 """)
 st.latex(r"\mathcal{L}(\theta, \phi; o) = -\,\alpha\,\mathrm{KL}\big(q_\phi(z\mid o)\,\|\,"

@@ -30,9 +30,32 @@ def test_speed_benchmark_quick_writes_its_section(tmp_path):
     text = out.read_text()
     assert "OLD SPEED TEXT" not in text and "## Quality\n\nkept" in text  # only the Speed section is replaced
     assert text.index("## Speed") < text.index("## Quality")
-    for needle in ("VAE update, ours", "naive (DataLoader)", "matmul limit", "GFLOP/s", "GibbsGMM", "EMGMM",
-                   "collapsed Gibbs reference", "whole run", "Targets:", "bench/speed.py --quick"):
+    for needle in ("VAE update, ours", "naive (DataLoader)", "matmul limit", "GFLOP/s", "whole run", "Targets:",
+                   "bench/speed.py --quick", "## GMM speed", "CollapsedGibbsGMM", "GibbsGMM, blocked", "EMGMM",
+                   "per-point collapsed reference"):
         assert needle in text, needle
+
+
+def test_gibbs_match_quick_writes_its_section(tmp_path):
+    """bench/gibbs_match.py end to end on small stand-in codes (no VAE update, no Serket copy)."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    centers = rng.normal(0, 4, (10, 4))
+    labels = np.repeat(np.arange(10), 20)
+    codes = tmp_path / "codes"
+    codes.mkdir()
+    np.savez(codes / "seed0.npz", codes=(centers[labels] + rng.normal(size=(200, 4))).astype(np.float32),
+             labels=labels)
+    out = tmp_path / "BENCHMARKS.md"
+    out.write_text("# Benchmarks\n\n## Speed\n\nkept\n")
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "gibbs_match.py"), "--seeds", "0", "--chains", "2",
+                           "--sweeps", "3", "--codes-dir", str(codes), "--markdown", str(out)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    text = out.read_text()
+    assert "## Speed\n\nkept" in text and "## Collapsed vs blocked Gibbs" in text
+    assert "| 0 | 2 |" in text and "bench/gibbs_match.py --seeds 0" in text
 
 
 class _NoStep:

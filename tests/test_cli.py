@@ -15,6 +15,12 @@ def test_preset_and_overrides():
     assert cfg.gmm.n_classes == 2 and cfg.feedback is False
 
 
+def test_gmm_backends_by_name():
+    for name in ("collapsed", "gibbs", "em"):
+        assert config_from_args(build_parser().parse_args(["run", "--gmm", name])).gmm.backend == name
+    assert config_from_args(build_parser().parse_args(["run", "--preset", "serket-classic"])).gmm.backend == "collapsed"
+
+
 @pytest.mark.parametrize("args, fragment", [
     (["run", "--alpha", "-1"], "alpha must be"),
     (["run", "--gmm", "dp"], "invalid choice"),

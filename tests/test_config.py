@@ -7,7 +7,7 @@ def test_serket_classic_preset_matches_the_tutorial():
     c = preset("serket-classic")
     assert (c.data.n, c.vae.latent_dim, c.gmm.n_classes, c.vae.alpha) == (3000, 18, 10, 1.0)
     assert (c.vae.epochs, c.vae.batch_size, c.iterations) == (200, 500, 5)
-    assert c.codes == "sample" and c.gmm.backend == "gibbs" and c.gmm.init == "random" and not c.gmm.warm_start
+    assert c.codes == "sample" and c.gmm.backend == "collapsed" and c.gmm.init == "random" and not c.gmm.warm_start
     assert c.feedback
 
 
@@ -60,3 +60,9 @@ def test_quick_demo_is_the_project_default_smaller():
     q, d = preset("quick-demo"), preset("project-default")
     assert q.data.n < d.data.n and q.vae.epochs < d.vae.epochs
     assert (q.gmm, q.codes, q.vae.alpha, q.iterations) == (d.gmm, d.codes, d.vae.alpha, d.iterations)
+
+
+def test_collapsed_backend_runs_one_chain():
+    RunConfig().replace(gmm__backend="gibbs", gmm__chains=3).validate()
+    with pytest.raises(ValueError, match="chains = 3"):
+        RunConfig().replace(gmm__backend="collapsed", gmm__chains=3).validate()

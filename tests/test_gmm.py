@@ -78,3 +78,167 @@ def test_bad_data_is_refused():
         GibbsGMM(2).fit(np.zeros(5))
     with pytest.raises(ValueError, match="backend"):
         make_gmm("dp", 3)
+
+
+# ---------------------------------------------------------------------------------------- CollapsedGibbsGMM
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from vaegmm.gmm import CollapsedGibbsGMM  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+from gibbs_reference import collapsed_gibbs, collapsed_gibbs_numpy, serket_readout, student_t_logpdf  # noqa: E402
+
+
+def small_blobs(seed=0, n_per=20, k=3, d=3, spread=2.5):
+    """Overlapping blobs, so that labels keep moving and every sweep exercises the sampler."""
+    return blobs(n_per=n_per, k=k, d=d, spread=spread, seed=seed)[0]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_collapsed_equals_the_plain_reference_sweep_for_sweep(seed):
+    z = small_blobs(seed)
+    trace = []
+    collapsed_gibbs(z, 4, 6, np.random.default_rng(seed), trace=trace)
+    assert any((a != b).any() for a, b in zip(trace, trace[1:]))  # the chain moves: the test has teeth
+    for sweeps in range(1, 7):  # each fit draws the same stream: start, then one uniform per point per sweep
+        g = CollapsedGibbsGMM(4, n_sweeps=sweeps, random_state=np.random.default_rng(seed)).fit(z)
+        np.testing.assert_array_equal(g.sampled_labels_, trace[sweeps - 1], err_msg=f"sweep {sweeps}")
+    # the numpy form that bench/speed.py times is the same sampler too
+    np.testing.assert_array_equal(collapsed_gibbs_numpy(z, 4, 6, np.random.default_rng(seed)), trace[-1])
+
+
+def test_collapsed_equals_the_reference_from_given_labels_and_s0():
+    z = small_blobs(5, n_per=15, k=4, d=5)
+    start = np.arange(len(z)) % 5
+    rng_a, rng_b = np.random.default_rng(9), np.random.default_rng(9)
+    ref = collapsed_gibbs(z, 5, 4, rng_a, labels=start, s0=0.5, r0=2.0, nu0=9.0)
+    g = CollapsedGibbsGMM(5, n_sweeps=4, s0=0.5, r0=2.0, nu0=9.0, random_state=rng_b).fit(z, init_labels=start)
+    np.testing.assert_array_equal(g.sampled_labels_, ref)
+
+
+def test_reference_predictive_is_the_student_t():
+    from scipy.stats import multivariate_t
+
+    rng = np.random.default_rng(0)
+    x, loc = rng.normal(size=4), rng.normal(size=4)
+    a = rng.normal(size=(4, 4))
+    scale = a @ a.T + np.eye(4)
+    assert student_t_logpdf(x, loc, scale, 7.5) == pytest.approx(multivariate_t(loc, scale, df=7.5).logpdf(x))
+
+
+def test_collapsed_read_out_is_serkets():
+    z = small_blobs(3)
+    g = CollapsedGibbsGMM(4, n_sweeps=5, random_state=3).fit(z)
+    # Serket: Pdz[n, k] ∝ N_k p(z_n | class k), as a ratio of marginal likelihoods; classes = argmax Pdz;
+    # mu[n] = posterior mean of n's last sampled class
+    pdz, mu = serket_readout(z, g.sampled_labels_, 4)
+    np.testing.assert_allclose(g.resp_, pdz, atol=1e-10)
+    np.testing.assert_array_equal(g.labels_, pdz.argmax(axis=1))
+    np.testing.assert_allclose(g.point_means_, mu, atol=1e-12)
+    np.testing.assert_array_equal(g.point_means_, g.means_[g.sampled_labels_])
+    np.testing.assert_array_equal(g.counts_, np.bincount(g.sampled_labels_, minlength=4))
+    for k in range(4):
+        members = z[g.sampled_labels_ == k]
+        np.testing.assert_allclose(g.means_[k], (z.mean(axis=0) + members.sum(axis=0)) / (1 + len(members)))
+    assert g.resp_.shape == (len(z), 4) and np.allclose(g.resp_.sum(axis=1), 1.0)
+    assert g.moves_.shape == (5,) and g.n_iter_ == 5
+
+
+def test_collapsed_empty_class_stays_empty():
+    z = small_blobs(1, n_per=30)
+    start = np.arange(len(z)) % 3  # class 3 of 4 starts empty: weight N_3 = 0, so nobody ever joins it
+    g = CollapsedGibbsGMM(4, n_sweeps=1, warm_start=True, random_state=0)
+    g.fit(z, init_labels=start)
+    alive = set(np.unique(g.sampled_labels_))
+    assert 3 not in alive
+    for _ in range(30):  # one sweep at a time: the set of classes in use never grows
+        g.fit(z)
+        now = set(np.unique(g.sampled_labels_))
+        assert now <= alive
+        alive = now
+    assert g.counts_[3] == 0 and np.all(g.resp_[:, 3] == 0) and 3 not in g.labels_
+    np.testing.assert_array_equal(g.means_[3], z.mean(axis=0))  # an empty class's mean is the prior's, m0
+
+
+def test_collapsed_recovers_well_separated_blobs():
+    z, y, centers = blobs()
+    g = CollapsedGibbsGMM(5, n_sweeps=30, init="kmeans++", random_state=1).fit(z)
+    assert clustering_accuracy(g.labels_, y) == 1.0 and (g.counts_ == 150).all()
+    assert np.linalg.norm(g.means_[:, None] - centers[None], axis=2).min(axis=1).max() < 0.5
+    # the true partition is where the posterior sits: a chain started there stays there
+    g = CollapsedGibbsGMM(5, n_sweeps=30, random_state=2).fit(z, init_labels=y)
+    np.testing.assert_array_equal(g.sampled_labels_, y)
+    assert g.moves_.sum() == 0
+
+
+def test_collapsed_is_reproducible_and_calls_checkpoint_every_sweep():
+    z = small_blobs(0)
+    calls = []
+    a = CollapsedGibbsGMM(3, n_sweeps=7, random_state=4).fit(z, checkpoint=lambda: calls.append(1))
+    b = CollapsedGibbsGMM(3, n_sweeps=7, random_state=4).fit(z.astype(np.float32))
+    assert len(calls) == 7
+    np.testing.assert_array_equal(a.sampled_labels_, b.sampled_labels_)
+
+    class Stop(Exception):
+        pass
+
+    def stop():
+        raise Stop()
+
+    with pytest.raises(Stop):
+        CollapsedGibbsGMM(3, n_sweeps=7, random_state=4).fit(z, checkpoint=stop)
+
+
+@pytest.mark.parametrize("make, fragment", [
+    (lambda: CollapsedGibbsGMM(0), "n_components"),
+    (lambda: CollapsedGibbsGMM(3, n_sweeps=0), "n_sweeps"),
+    (lambda: CollapsedGibbsGMM(3, s0=0.0), "s0"),
+    (lambda: CollapsedGibbsGMM(3, r0=float("nan")), "r0"),
+    (lambda: CollapsedGibbsGMM(3, nu0=2.0), "nu0"),
+    (lambda: CollapsedGibbsGMM(3, init="best"), "'best'"),
+    (lambda: CollapsedGibbsGMM(3, random_state="x"), "random_state"),
+])
+def test_collapsed_bad_parameters_raise_value_error_naming_them(make, fragment):
+    z, *_ = blobs(n_per=10)  # D = 6, so nu0 = 2 is not > D - 1
+    with pytest.raises(ValueError) as e:
+        make().fit(z)
+    assert fragment in str(e.value)
+
+
+def test_collapsed_bad_data_and_labels_are_refused():
+    with pytest.raises(ValueError, match="exceeds"):
+        CollapsedGibbsGMM(10).fit(np.zeros((5, 2)))
+    with pytest.raises(ValueError, match="NaN"):
+        CollapsedGibbsGMM(2).fit(np.array([[0.0, 1.0], [np.nan, 0.0], [1.0, 1.0]]))
+    with pytest.raises(ValueError, match="init_labels"):
+        CollapsedGibbsGMM(2).fit(np.zeros((4, 2)), init_labels=[0, 1, 2, 0])
+
+
+def test_make_gmm_names_the_samplers():
+    assert isinstance(make_gmm("collapsed", 4, sweeps=7), CollapsedGibbsGMM)
+    assert make_gmm("collapsed", 4, sweeps=7).n_sweeps == 7
+    assert isinstance(make_gmm("gibbs", 4), GibbsGMM) and isinstance(make_gmm("em", 4), EMGMM)
+    with pytest.raises(ValueError, match="chains"):
+        make_gmm("collapsed", 4, chains=3)
+
+
+def test_collapsed_works_where_numba_can_write_no_cache():
+    """Where no cache folder is writable (read-only install, no home), numba refuses ``cache=True`` at decoration;
+    the package then compiles in memory. A fresh process, with numba's own writability check made to fail."""
+    import subprocess
+
+    code = (
+        "import numba.core.caching as c, numpy as np\n"
+        "def deny(self):\n"
+        "    raise PermissionError(13, 'read-only file system', self.get_cache_path())\n"
+        "c._CacheLocator.ensure_cache_path = deny\n"
+        "from vaegmm import _collapsed\n"
+        "assert type(_collapsed.sweep._cache).__name__ == 'NullCache'  # compiled in memory\n"
+        "from vaegmm.gmm import CollapsedGibbsGMM\n"
+        "g = CollapsedGibbsGMM(3, n_sweeps=3, random_state=0).fit(np.random.default_rng(0).normal(size=(60, 2)))\n"
+        "print(int(g.counts_.sum()))\n")
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "60"

@@ -77,6 +77,22 @@ def test_same_seed_same_numbers(images):
     assert a != c
 
 
+def test_collapsed_backend_sends_serkets_messages(images):
+    """The collapsed sampler in the loop: classes (and accuracy) are the argmax of Pdz; the prior each image gets
+    for the next VAE update is the mean of its last sampled class (Serket's mu)."""
+    from vaegmm.gmm import CollapsedGibbsGMM
+
+    x, y = images
+    L = MutualLearner(small(gmm__backend="collapsed", gmm__sweeps=10, codes="sample", iterations=1), x, y)
+    L.run()
+    g, last = L.gmm, L.history[-1]
+    assert isinstance(g, CollapsedGibbsGMM)
+    np.testing.assert_array_equal(last.classes, g.resp_.argmax(axis=1))
+    np.testing.assert_allclose(L.prior_mu.cpu().numpy(), g.means_[g.sampled_labels_].astype(np.float32))
+    a = [r.accuracy for r in MutualLearner(small(gmm__backend="collapsed", gmm__sweeps=10), x, y).run()]
+    assert a == [r.accuracy for r in MutualLearner(small(gmm__backend="collapsed", gmm__sweeps=10), x, y).run()]
+
+
 def test_projection_is_aligned_between_iterations(images):
     x, y = images
     hist = MutualLearner(small(iterations=3, vae__epochs=2), x, y).run()

@@ -92,7 +92,7 @@ def test_chains_validated(bad):
 
 def test_serket_preset_stays_faithful():
     cfg = preset("serket-classic")
-    assert cfg.codes == "sample" and cfg.gmm.backend == "gibbs" and cfg.gmm.init == "random"
+    assert cfg.codes == "sample" and cfg.gmm.backend == "collapsed" and cfg.gmm.init == "random"
     assert cfg.gmm.chains == 1 and not cfg.gmm.warm_start and cfg.vae.alpha == 1.0 and cfg.iterations == 5
     assert cfg.data.n == 3000 and cfg.vae.latent_dim == 18 and cfg.vae.epochs == 200 and cfg.vae.batch_size == 500
 

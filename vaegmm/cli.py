@@ -6,7 +6,7 @@ import sys
 import time
 from pathlib import Path
 
-from .config import PRESETS, RunConfig, preset
+from .config import GMM_BACKENDS, PRESETS, RunConfig, preset
 
 
 class _Parser(argparse.ArgumentParser):
@@ -34,7 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--iterations", type=int, help="mutual iterations")
     r.add_argument("--epochs", type=int, help="VAE epochs per iteration")
     r.add_argument("--batch-size", type=int, help="VAE mini-batch size")
-    r.add_argument("--gmm", choices=["gibbs", "em"], help="GMM backend")
+    r.add_argument("--gmm", choices=list(GMM_BACKENDS),
+                   help="GMM backend: collapsed (Serket's sampler), gibbs (blocked sampler) or em")
     r.add_argument("--z", choices=["mean", "sample"], help="codes sent to the GMM")
     r.add_argument("--no-feedback", action="store_true", help="keep the prior at N(0, I) (baseline)")
     r.add_argument("--seed", type=int, help="random seed")

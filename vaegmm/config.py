@@ -8,7 +8,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 ALL_DIGITS: tuple[int, ...] = tuple(range(10))
-GMM_BACKENDS = ("gibbs", "em")
+GMM_BACKENDS = ("collapsed", "gibbs", "em")
 CODE_KINDS = ("mean", "sample")
 
 
@@ -35,12 +35,13 @@ class VAEConfig:
 @dataclass
 class GMMConfig:
     n_classes: int = 10  # K, number of mixture components
-    backend: str = "em"  # "em" (scikit-learn; default, see BENCHMARKS.md) or "gibbs" (Serket's Bayesian GMM)
-    sweeps: int = 100  # Gibbs sweeps per GMM update
+    backend: str = "em"  # "em" (scikit-learn; default, see BENCHMARKS.md), "collapsed" (Serket's own per-point
+    # collapsed Gibbs sampler) or "gibbs" (the same Bayesian GMM by blocked Gibbs sampling, Dirichlet(1) weights)
+    sweeps: int = 100  # Gibbs sweeps per GMM update (both samplers)
     n_init: int = 10  # EM restarts (best likelihood kept)
     init: str = "random"  # Gibbs start: "random" labels (Serket) or nearest "kmeans++" seed
     warm_start: bool = False  # start each GMM update from the previous one's state
-    chains: int = 1  # Gibbs only: independent chains, the one whose last sample has the highest log p(z, c) kept
+    chains: int = 1  # blocked Gibbs only: independent chains, the one whose last sample has the highest log p(z, c) kept
     reg_covar: float = 0.1  # EM only: added to each class covariance's diagonal (scikit-learn's own default: 1e-6)
     select: str = "likelihood"  # EM only: which restart is kept: "likelihood", "consensus" or "previous" (stability)
     keep_previous: bool = False  # EM only: the previous partition as one more restart, kept when it wins
@@ -90,6 +91,8 @@ class RunConfig:
         _check(g.init in ("random", "kmeans++"), f"gmm init must be 'random' or 'kmeans++', got {g.init!r}")
         _check(isinstance(g.chains, int) and not isinstance(g.chains, bool) and g.chains >= 1,
                f"chains must be an integer >= 1, got {g.chains!r}")
+        _check(g.chains == 1 or g.backend != "collapsed",
+               f"chains = {g.chains!r} is the blocked 'gibbs' backend's option; 'collapsed' runs one chain, as Serket")
         _check(isinstance(g.reg_covar, (int, float)) and not isinstance(g.reg_covar, bool) and _finite(g.reg_covar)
                and g.reg_covar >= 0,
                f"reg_covar must be a finite number >= 0, got {g.reg_covar!r}")
@@ -158,11 +161,12 @@ def _check(ok: bool, message: str) -> None:
 
 def serket_classic() -> RunConfig:
     """Serket's tutorial: 3000 images, D=18, K=10, alpha=1, 200 epochs, batch 500, 5 iterations,
-    sampled codes, Bayesian GMM by Gibbs sampling re-initialised each update."""
+    sampled codes, Serket's own GMM sampler (per-point collapsed Gibbs, 100 sweeps from random labels each
+    update)."""
     return RunConfig(
         data=DataConfig(n=3000),
         vae=VAEConfig(latent_dim=18, epochs=200, batch_size=500, alpha=1.0),
-        gmm=GMMConfig(n_classes=10, backend="gibbs", sweeps=100, init="random", chains=1, warm_start=False),
+        gmm=GMMConfig(n_classes=10, backend="collapsed", sweeps=100, init="random", chains=1, warm_start=False),
         iterations=5,
         codes="sample",
         feedback=True,

@@ -132,8 +132,10 @@ _warm_thread: Optional[threading.Thread] = None
 
 
 def warm_up(background: bool = True) -> Optional[threading.Thread]:
-    """Start the training fork server (:mod:`vaegmm.worker`: it imports torch and builds the first optimiser,
-    ~2-4 s) before the first Start, so iteration 0 appears quickly. Idempotent; returns the warm-up thread."""
+    """Start the training fork server (:mod:`vaegmm.worker`: it imports torch, builds the first optimiser and
+    loads the collapsed Gibbs sampler's compiled loop, ~2-4 s; compiling that loop where no numba cache is on
+    disk yet, ~5 s) before the first Start, so iteration 0 appears quickly. Idempotent; returns the warm-up
+    thread."""
     global _warm_thread
     from .worker import start_fork_server
 

@@ -8,7 +8,8 @@
     gmm1.connect(vae1)
     for i in range(5):
         vae1.update()   # trains with the class means the GMM last sent (0 before the first GMM update)
-        gmm1.update()   # clusters the VAE's codes and sends each point's class mean back
+        gmm1.update()   # clusters the VAE's codes (Serket's collapsed Gibbs sampler) and sends each point's class
+                        # mean back
 
 Learning modules are numbered in creation order (``module001_vae``, ``module002_gmm``) as Serket does, and each
 update writes the module's files at the top of its folder and in a numbered sub-folder (``001/``, ``002/``...).
@@ -127,9 +128,11 @@ class VAE(_Module):
 
 
 class GMM(_Module):
-    """Serket's GMM module: ``GMM(K, itr=sweeps, category=labels)``; Gibbs sampling by default."""
+    """Serket's GMM module: ``GMM(K, itr=sweeps, category=labels)``; by default Serket's own sampler
+    (:class:`vaegmm.gmm.CollapsedGibbsGMM`: per-point collapsed Gibbs, classes = argmax of Pdz, each point sent the
+    mean of its last sampled class). ``backend`` ``"gibbs"`` (blocked) or ``"em"`` swaps in another GMM."""
 
-    def __init__(self, n_classes: int, itr: int = 100, category=None, backend: str = "gibbs", seed: int = 0,
+    def __init__(self, n_classes: int, itr: int = 100, category=None, backend: str = "collapsed", seed: int = 0,
                  init: str = "random", save_dir=None):
         super().__init__("gmm", save_dir)
         self.category = None if category is None else np.asarray(category).astype(np.int64)

@@ -12,7 +12,10 @@ import threadpoolctl  # noqa: F401
 import torch
 
 from vaegmm import data, mutual, snapshots, worker  # noqa: F401
+from vaegmm.gmm import CollapsedGibbsGMM
 from vaegmm.vae import VAE, make_optimizer
 
 torch.set_num_threads(1)
 make_optimizer(VAE(2, 4), 1e-3)
+# numba's import and the collapsed Gibbs sampler's compiled loop (from numba's disk cache; compiled once if absent)
+CollapsedGibbsGMM(2, n_sweeps=1, random_state=0).fit(numpy.arange(8.0).reshape(4, 2))
