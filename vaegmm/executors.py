@@ -62,6 +62,14 @@ def _worker_main(conn) -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's: it stops the workers itself
+    parent = os.getppid()
+
+    def orphan_watch():  # a driver killed with SIGKILL cannot end us: do not train on for nobody
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(3)
+
+    threading.Thread(target=orphan_watch, name="vaegmm-orphan-watch", daemon=True).start()
     t0 = time.perf_counter()
     from vaegmm.sweep import run_one
     from vaegmm.vae import VAE, make_optimizer
@@ -162,26 +170,29 @@ class LocalPoolExecutor(Executor):
             self._drop(lane, w)
             raise WorkerDied(f"worker process {w.pid} was gone before the run started") from None
         while True:
+            # a message (the result) or the end of the pipe (EOF reads as ready too) or the process ending
             ready = wait([w.conn, w.process.sentinel], timeout=0.2)
             if w.conn in ready:
                 try:
                     kind, *payload = w.conn.recv()
-                except (EOFError, OSError):
-                    ready = [w.process.sentinel]
-                else:
-                    if kind == "ready":
-                        w.ready_seconds = time.perf_counter() - w.started
-                        self.worker_start_seconds.append(w.ready_seconds)
-                        continue
-                    return payload[0]
-            if w.process.sentinel in ready and not w.conn.poll():
-                w.process.join(1.0)
-                code = w.process.exitcode
-                self._drop(lane, w)
-                raise WorkerDied(f"worker process {w.pid} died (exit code {code})")
+                except (EOFError, OSError):  # the worker is gone; a result it sent before would have come first
+                    self._died(lane, w)
+                if kind == "ready":
+                    w.ready_seconds = time.perf_counter() - w.started
+                    self.worker_start_seconds.append(w.ready_seconds)
+                    continue
+                return payload[0]
+            if w.process.sentinel in ready:
+                self._died(lane, w)
             if cancel.is_set():
                 self._drop(lane, w, kill=True)
                 return _stopped()
+
+    def _died(self, lane: int, w: _Worker) -> None:
+        w.process.join(1.0)
+        code = w.process.exitcode
+        self._drop(lane, w)
+        raise WorkerDied(f"worker process {w.pid} died (exit code {code})")
 
     def _drop(self, lane: int, w: _Worker, kill: bool = False) -> None:
         with self._lock:
@@ -223,6 +234,15 @@ def _check_reachable(address: str, timeout: float) -> None:
                             "running there, and the port open?)") from None
 
 
+def _warm_worker() -> int:
+    """A Ray task that readies its worker process for runs (the same imports as a local pool worker)."""
+    from vaegmm.sweep import run_one  # noqa: F401
+    from vaegmm.vae import VAE, make_optimizer
+
+    make_optimizer(VAE(2, 4), 1e-3)
+    return os.getpid()
+
+
 class RayExecutor(Executor):
     """Each run is a Ray task needing 1 CPU (or ``gpus_per_run`` GPUs as well). ``address``: ``"host:port"`` of an
     existing cluster, ``"auto"`` (one started on this machine with ``ray start``), ``"local"`` (start a private
@@ -248,7 +268,8 @@ class RayExecutor(Executor):
         self._remote = None
         self._owns_session = False
         self._started = False
-        self.init_seconds: Optional[float] = None
+        self.init_seconds: Optional[float] = None  # ray.init (connect, or start a local instance)
+        self.warm_seconds: Optional[float] = None  # one warm worker per lane
 
     def connect(self) -> None:
         """Connect (or start a local instance); sets :attr:`lanes` from the cluster when ``jobs`` was not given.
@@ -295,7 +316,22 @@ class RayExecutor(Executor):
             self.lanes = max(1, lanes)
 
     def start(self) -> None:
+        """Connect, then warm one worker per lane (import torch and the package, first optimiser), as the local
+        pool does when it starts its processes; :attr:`warm_seconds` is how long that took."""
         self.connect()
+        import ray
+
+        t0 = time.perf_counter()
+        options = {"num_cpus": 1, "max_retries": 0}
+        if self.gpus_per_run:
+            options["num_gpus"] = self.gpus_per_run
+        warm = ray.remote(**options)(_warm_worker)
+        try:
+            ray.get([warm.remote() for _ in range(self.lanes)], timeout=300)
+        except Exception as e:
+            text = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+            raise ExecutorError(f"Ray workers could not start: {text}") from None
+        self.warm_seconds = time.perf_counter() - t0
 
     def run(self, lane: int, config: Mapping[str, Any], seed: int, cancel: threading.Event) -> dict:
         import ray
