@@ -281,6 +281,8 @@ class RayExecutor(Executor):
         except ImportError:
             raise ExecutorError("the Ray executor needs the 'ray' package: pip install -r requirements-ray.txt") from None
         t0 = time.perf_counter()
+        if self.address not in (None, "", "local", "auto"):
+            _check_reachable(self.address, self.connect_timeout)
         if not ray.is_initialized():
             address = self.address
             kwargs = dict(runtime_env={"py_modules": [str(Path(__file__).resolve().parent)]},
@@ -290,8 +292,6 @@ class RayExecutor(Executor):
                 if self.gpus_per_run == 0:
                     kwargs["num_gpus"] = 0
                 address = None
-            elif address != "auto":
-                _check_reachable(address, self.connect_timeout)
             try:
                 ray.init(address=address, **kwargs)
             except Exception as e:  # ConnectionError, RuntimeError...: one line

@@ -378,12 +378,10 @@ class SweepDriver:
     def __init__(self, store, spec: SweepSpec, name: str, executor, slots=None,
                  on_event: Optional[Callable[[SweepEvent], None]] = None, retry_failed: bool = False,
                  stop: Optional[threading.Event] = None):
-        from .runner import SlotManager
-
         if not name or not str(name).strip():
             raise SweepError("a sweep needs a name")
         self.store, self.spec, self.name, self.executor = store, spec, str(name).strip(), executor
-        self.slots = slots if slots is not None else SlotManager(max(1, executor.lanes))
+        self.slots = slots  # default: a private SlotManager(executor.lanes), made once the executor has started
         self.on_event = on_event
         self.stop_event = stop or threading.Event()
         self._lock = threading.Lock()
@@ -415,7 +413,8 @@ class SweepDriver:
     def stop(self) -> None:
         """End the sweep soon: no new runs; runs in flight are stopped (their workers ended) within seconds."""
         self.stop_event.set()
-        self.slots.wake()
+        if self.slots is not None:
+            self.slots.wake()
 
     def _emit(self, ev: SweepEvent) -> None:
         ev.progress = self.progress
@@ -432,12 +431,17 @@ class SweepDriver:
     # ------------------------------------------------------------------------------------------ running
     def run(self) -> Progress:
         """Train every run not in the store yet, ``executor.lanes`` at a time; returns the final counts."""
+        from .runner import SlotManager
+
         p = self.progress
         lanes = []
         status, message = "finished", ""
         try:
             if self._todo and not self.stop_event.is_set():
-                self.executor.start()
+                self.executor.start()  # Ray learns its lanes (the cluster's CPUs) here
+                if self.slots is None:
+                    self.slots = SlotManager(max(1, self.executor.lanes))
+                p.lanes = self.executor.lanes
                 lanes = [threading.Thread(target=self._lane, args=(i,), name=f"vaegmm-sweep-lane-{i}", daemon=True)
                          for i in range(max(1, min(self.executor.lanes, len(self._todo))))]
                 for t in lanes:
