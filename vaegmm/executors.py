@@ -1,8 +1,8 @@
 """Where a sweep's runs train: one interface, two engines.
 
-* :class:`LocalPoolExecutor` (the default): ``lanes`` long-lived worker processes started with
-  multiprocessing's ``spawn`` method (a clean interpreter: no copy of the driver's threads or torch state), one
-  per lane, each running :func:`vaegmm.sweep.run_one` for one task at a time. One process per lane, rather than
+* :class:`LocalPoolExecutor` (the default): ``lanes`` long-lived worker processes, each a fresh interpreter
+  (as multiprocessing's ``spawn`` makes: no copy of the driver's threads or torch state), one per lane, each
+  running :func:`vaegmm.sweep.run_one` for one task at a time. One process per lane, rather than
   ``concurrent.futures.ProcessPoolExecutor``, because that pool breaks as a whole when one worker dies (every
   task in flight fails with ``BrokenProcessPool``, and which one killed it is lost), and it cannot end a task in
   flight: here a dead worker is attributed to its run (which is retried once on a fresh worker), and Stop ends
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import threading
 import time
 from pathlib import Path
@@ -57,9 +58,11 @@ def _stopped() -> dict:
 
 
 # ---------------------------------------------------------------------------------------------- local
-def _worker_main(conn) -> None:
-    """A worker process: import the training code once, then run tasks until told to stop or the driver goes."""
+def worker_main(fd: int) -> None:
+    """A worker process (``python -m vaegmm._worker FD``): import the training code once, then run tasks
+    received on the socket ``fd`` until told to stop or the driver goes away."""
     import signal
+    from multiprocessing.connection import Connection
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's: it stops the workers itself
     parent = os.getppid()
@@ -70,6 +73,7 @@ def _worker_main(conn) -> None:
         os._exit(3)
 
     threading.Thread(target=orphan_watch, name="vaegmm-orphan-watch", daemon=True).start()
+    conn = Connection(fd)
     t0 = time.perf_counter()
     from vaegmm.sweep import run_one
     from vaegmm.vae import VAE, make_optimizer
@@ -92,37 +96,59 @@ def _worker_main(conn) -> None:
 
 
 class _Worker:
-    def __init__(self, ctx):
-        parent, child = ctx.Pipe()
-        self.conn = parent
-        self.process = ctx.Process(target=_worker_main, args=(child,), daemon=True, name="vaegmm-sweep-worker")
-        self.process.start()
-        child.close()
+    """One worker process and the socket to it. A fresh interpreter (``python -m vaegmm._worker``), as the
+    ``spawn`` start method makes, but started by module name: multiprocessing's spawn would re-run the parent's
+    ``__main__`` in the child, which inside Streamlit is the page script being run."""
+
+    def __init__(self):
+        import subprocess
+        from multiprocessing.connection import Connection
+
+        ours, theirs = socket.socketpair()
+        package_parent = str(Path(__file__).resolve().parent.parent)
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join([package_parent] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+        self.process = subprocess.Popen([sys.executable, "-m", "vaegmm._worker", str(theirs.fileno())],
+                                        pass_fds=(theirs.fileno(),), env=env, stdin=subprocess.DEVNULL,
+                                        close_fds=True)
+        theirs.close()
+        self.conn = Connection(ours.detach())
         self.pid = self.process.pid
         self.started = time.perf_counter()
-        self.ready_seconds: Optional[float] = None  # spawn + imports, measured by the parent
+        self.ready_seconds: Optional[float] = None  # start to ready (interpreter, imports), measured here
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def exit_code(self, wait: float = 1.0) -> Optional[int]:
+        import subprocess
+
+        try:
+            return self.process.wait(wait)
+        except subprocess.TimeoutExpired:
+            return None
 
     def end(self, grace: float = 2.0) -> None:
         try:
             self.conn.send(None)
         except (BrokenPipeError, OSError):
             pass
-        self.process.join(grace)
-        if self.process.is_alive():
-            self.process.terminate()
-            self.process.join(2.0)
-        if self.process.is_alive():  # pragma: no cover - ignored SIGTERM
-            self.process.kill()
-            self.process.join(2.0)
-        self.conn.close()
+        if self.exit_code(grace) is None:
+            self.kill_now()
+        self._close()
 
     def kill_now(self) -> None:
         self.process.terminate()
-        self.process.join(1.0)
-        if self.process.is_alive():
+        if self.exit_code(1.0) is None:
             self.process.kill()
-            self.process.join(2.0)
-        self.conn.close()
+            self.exit_code(2.0)
+        self._close()
+
+    def _close(self) -> None:
+        try:
+            self.conn.close()
+        except OSError:
+            pass
 
 
 class LocalPoolExecutor(Executor):
@@ -135,9 +161,6 @@ class LocalPoolExecutor(Executor):
         if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
             raise ExecutorError(f"jobs must be an integer >= 1, got {jobs!r}")
         self.lanes = jobs
-        import multiprocessing as mp
-
-        self._ctx = mp.get_context("spawn")
         self._workers: dict[int, _Worker] = {}
         self._lock = threading.Lock()
         self.worker_start_seconds: list[float] = []  # spawn to ready, per worker started
@@ -150,10 +173,10 @@ class LocalPoolExecutor(Executor):
     def _worker(self, lane: int) -> _Worker:
         with self._lock:
             w = self._workers.get(lane)
-            if w is None or not w.process.is_alive():
+            if w is None or not w.alive():
                 if w is not None:
-                    w.conn.close()
-                w = self._workers[lane] = _Worker(self._ctx)
+                    w.kill_now()
+                w = self._workers[lane] = _Worker()
             return w
 
     def worker_pid(self, lane: int) -> Optional[int]:
@@ -170,9 +193,8 @@ class LocalPoolExecutor(Executor):
             self._drop(lane, w)
             raise WorkerDied(f"worker process {w.pid} was gone before the run started") from None
         while True:
-            # a message (the result) or the end of the pipe (EOF reads as ready too) or the process ending
-            ready = wait([w.conn, w.process.sentinel], timeout=0.2)
-            if w.conn in ready:
+            # a message (the result), or the end of the socket: the process ended (EOF reads as ready too)
+            if wait([w.conn], timeout=0.2):
                 try:
                     kind, *payload = w.conn.recv()
                 except (EOFError, OSError):  # the worker is gone; a result it sent before would have come first
@@ -182,15 +204,12 @@ class LocalPoolExecutor(Executor):
                     self.worker_start_seconds.append(w.ready_seconds)
                     continue
                 return payload[0]
-            if w.process.sentinel in ready:
-                self._died(lane, w)
             if cancel.is_set():
                 self._drop(lane, w, kill=True)
                 return _stopped()
 
     def _died(self, lane: int, w: _Worker) -> None:
-        w.process.join(1.0)
-        code = w.process.exitcode
+        code = w.exit_code(2.0)
         self._drop(lane, w)
         raise WorkerDied(f"worker process {w.pid} died (exit code {code})")
 
@@ -201,10 +220,7 @@ class LocalPoolExecutor(Executor):
         if kill:
             w.kill_now()
         else:
-            try:
-                w.conn.close()
-            except OSError:
-                pass
+            w._close()
 
     def close(self) -> None:
         with self._lock:

@@ -722,11 +722,57 @@ def estimate_seconds(spec: SweepSpec, lanes: int, rate: Optional[float] = None) 
     return total / max(1, lanes)
 
 
-def calibrate(n: int = 500, epochs: int = 10) -> float:
-    """Seconds per work unit measured now with a short run (about 2 s of one core)."""
-    cfg = make_preset("project-default").replace(data__n=n, vae__epochs=epochs, iterations=1, gmm__n_init=2)
-    res = run_one(cfg.to_dict(), 0)
-    return res["train_seconds"] / work_units(cfg.to_dict())
+def calibration_config() -> dict:
+    return make_preset("project-default").replace(data__n=500, vae__epochs=10, iterations=1, gmm__n_init=2).to_dict()
+
+
+def calibrate() -> float:
+    """Seconds per work unit measured now: one short run (about 2 s of one core) in a worker process, so the
+    caller's threads (a server's live runs) are not touched."""
+    from .executors import LocalPoolExecutor
+
+    ex = LocalPoolExecutor(1)
+    try:
+        res = ex.run(0, calibration_config(), 0, threading.Event())
+    finally:
+        ex.close()
+    if res.get("status") != "finished":
+        raise RuntimeError(f"calibration run {res.get('status')}: {res.get('message')}")
+    return res["train_seconds"] / work_units(calibration_config())
+
+
+class Calibration:
+    """A calibration in a background thread, once per process: ``rate`` is None until it has finished."""
+
+    def __init__(self) -> None:
+        self.rate: Optional[float] = None
+        self.error = ""
+        self._thread: Optional[threading.Thread] = None
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        with self._lock:
+            if self._thread is not None:
+                return
+            self._thread = threading.Thread(target=self._go, name="vaegmm-calibrate", daemon=True)
+            self._thread.start()
+
+    def _go(self) -> None:
+        try:
+            self.rate = calibrate()
+        except Exception as e:  # the estimate falls back to the benchmark's constant
+            self.error = str(e)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+
+_calibration = Calibration()
+
+
+def server_calibration() -> Calibration:
+    return _calibration
 
 
 # ---------------------------------------------------------------------------------------------- manager
