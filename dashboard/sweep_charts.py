@@ -40,7 +40,7 @@ def curves_chart(curves_by_cell: Sequence[tuple[str, Sequence[Sequence[float]]]]
         its, mean, lo, hi = mean_ci_bands(curves)
         its = [int(x) for x in its]
         if np.isfinite(lo).any():
-            fig.add_trace(go.Scatter(x=its + its[::-1], y=_clean(list(hi) + list(lo[::-1])), fill="toself",
+            fig.add_trace(go.Scatter(x=its + its[::-1], y=_clean(list(hi) + list(lo[::-1])), fill="toself", mode="lines",
                                      fillcolor=_rgba(colour, 0.15), line=dict(width=0), hoverinfo="skip",
                                      name=f"{cell} 95 % CI", meta="band", legendgroup=cell, showlegend=False))
         fig.add_trace(go.Scatter(x=its, y=_clean(mean), mode="lines+markers", name=f"{cell} (n={len(curves)})",

@@ -390,8 +390,8 @@ def page() -> None:
         st.session_state["sw_pick"] = names[0]
     if names:
         by_name = {s["name"]: s for s in sweeps}
-        st.selectbox("Sweep", names, key="sw_pick",
-                     format_func=lambda n: f"{n} ({by_name[n]['status']}, "
+        st.selectbox("Sweep", names, key="sw_pick", help="Every sweep in the store, newest first.",
+                     format_func=lambda n: f"{n} (started "
                                            f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(by_name[n]['created']))})")
 
     @st.fragment(run_every=POLL_EVERY)
