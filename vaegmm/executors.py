@@ -301,8 +301,13 @@ class RayExecutor(Executor):
             _check_reachable(self.address, self.connect_timeout)
         if not ray.is_initialized():
             address = self.address
-            kwargs = dict(runtime_env={"py_modules": [str(Path(__file__).resolve().parent)]},
-                          log_to_driver=False, include_dashboard=False, configure_logging=False)
+            runtime_env = {"py_modules": [str(Path(__file__).resolve().parent)]}
+            from .data import IDX_ENV
+
+            if os.environ.get(IDX_ENV):  # the same IDX folder path on every node
+                runtime_env["env_vars"] = {IDX_ENV: os.environ[IDX_ENV]}
+            kwargs = dict(runtime_env=runtime_env, log_to_driver=False, include_dashboard=False,
+                          configure_logging=False)
             if address in (None, "", "local"):
                 kwargs["num_cpus"] = self.num_cpus or cpu_count()
                 if self.gpus_per_run == 0:
