@@ -274,6 +274,7 @@ def main(argv=None) -> int:
         base, base_name = preset("serket-classic"), "serket-classic"
         for spec_text in a.explore:
             label, _, changes = spec_text.partition(":")
+            label = "".join(c if c.isalnum() or c in "-_.+" else "_" for c in label.strip()) or "config"
             cfg = preset("serket-classic").replace(**parse_changes(changes), **quick).validate()
             labels.append(label)
             configs[label] = cfg

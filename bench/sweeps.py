@@ -125,6 +125,36 @@ def stop_ray() -> float:
     return time.perf_counter() - t0
 
 
+class _KeepOpen:
+    """An executor whose ``close`` waits for :meth:`really_close`, so one pool (or Ray session) serves every
+    round of the throughput measurement: its start-up is paid once, as in one 12-run sweep."""
+
+    def __init__(self, executor):
+        self.ex = executor
+        self.name, self.lanes = executor.name, executor.lanes
+
+    first_start_seconds = None
+
+    def start(self):
+        t0 = time.perf_counter()
+        self.ex.start()
+        if self.first_start_seconds is None:
+            self.first_start_seconds = time.perf_counter() - t0
+        self.lanes = self.ex.lanes
+
+    def run(self, *args):
+        return self.ex.run(*args)
+
+    def close(self):
+        pass
+
+    def describe(self):
+        return self.ex.describe()
+
+    def really_close(self):
+        self.ex.close()
+
+
 def measure(quick: bool, work: Path) -> dict:
     import torch
 
@@ -135,47 +165,58 @@ def measure(quick: bool, work: Path) -> dict:
     out = {"when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": f"{platform.machine()}, "
            f"{os.cpu_count()} CPUs, torch {torch.__version__}", "quick": quick}
     jobs = 2
-    n_runs = 4 if quick else 12
+    n_runs, per_round = (4, 2) if quick else (12, 4)
     quick_cfg = preset("quick-demo")
     if quick:
         quick_cfg = quick_cfg.replace(data__n=200, vae__epochs=2, iterations=2, vae__latent_dim=4)
     quick_cfg = quick_cfg.to_dict()
-    seeds = list(range(n_runs))
     out["throughput_config"] = "quick-demo preset" + (" (shrunk: --quick)" if quick else "") + \
         f": {quick_cfg['data']['n']} images, D={quick_cfg['vae']['latent_dim']}, {quick_cfg['vae']['epochs']} " \
         f"epochs of batch {quick_cfg['vae']['batch_size']}, {quick_cfg['iterations']} iterations, EM GMM"
+    out["rounds"] = n_runs // per_round
 
-    print(f"[{time.strftime('%H:%M:%S')}] throughput: {n_runs} runs one after the other", flush=True)
-    la = [load_avg()]
-    out["sequential"] = sequential(quick_cfg, seeds)
-    la.append(load_avg())
-    print(f"  {out['sequential']['wall']:.1f} s; local pool, --jobs {jobs}", flush=True)
-    out["local"] = sweep_timed(quick_cfg, seeds, LocalPoolExecutor(jobs), work / "throughput-local.db", "local")
-    la.append(load_avg())
-    print(f"  {out['local']['wall']:.1f} s; local Ray, 2 CPUs", flush=True)
+    # The three ways run the same runs in rounds of `per_round` seeds, interleaved (and in a rotating order), so
+    # that the load other processes put on this shared machine falls on all three alike. The pool and the Ray
+    # session stay up between rounds: their start-up is paid once, in the first round, as in one sweep.
     out["ray_init_seconds"] = start_ray(jobs)
-    ray_ex = RayExecutor(jobs=jobs)
-    out["ray"] = sweep_timed(quick_cfg, seeds, ray_ex, work / "throughput-ray.db", "ray")
-    out["ray"]["warm_seconds"] = ray_ex.warm_seconds
-    la.append(load_avg())
-    print(f"  {out['ray']['wall']:.1f} s", flush=True)
+    pool, ray_ex = _KeepOpen(LocalPoolExecutor(jobs)), _KeepOpen(RayExecutor(jobs=jobs))
+    blocks = {"sequential": [], "local": [], "ray": []}
+    la = [load_avg()]
+    rotation = [("sequential", "local", "ray"), ("local", "ray", "sequential"), ("ray", "sequential", "local")]
+    for r in range(n_runs // per_round):
+        seeds = list(range(r * per_round, (r + 1) * per_round))
+        for how in rotation[r % 3]:
+            print(f"[{time.strftime('%H:%M:%S')}] round {r + 1}: {how}, seeds {seeds}", flush=True)
+            if how == "sequential":
+                blocks[how].append(sequential(quick_cfg, seeds))
+            else:
+                ex = pool if how == "local" else ray_ex
+                blocks[how].append(sweep_timed(quick_cfg, seeds, ex, work / f"throughput-{how}.db", f"{how}-{r}"))
+            la.append(load_avg())
+    out["ray_warm_seconds"] = ray_ex.first_start_seconds
+    out["worker_start_seconds"] = pool.ex.worker_start_seconds
+    pool.really_close()
+    for how, parts in blocks.items():
+        out[how] = {"wall": sum(p["wall"] for p in parts), "round_walls": [p["wall"] for p in parts],
+                    **{k: sum((p[k] for p in parts), []) for k in ("run_seconds", "train_seconds", "cpu_seconds")}}
     out["load_avg"] = la
 
-    print(f"[{time.strftime('%H:%M:%S')}] overhead: 12 tiny runs, --jobs 1, local then Ray", flush=True)
+    n_tiny = 4 if quick else 12
+    print(f"[{time.strftime('%H:%M:%S')}] overhead: {n_tiny} tiny runs, --jobs 1, local then Ray", flush=True)
     tiny = preset("quick-demo").replace(data__n=200, vae__epochs=2, iterations=1, vae__latent_dim=4,
                                         vae__batch_size=100).to_dict()
     local1 = LocalPoolExecutor(1)
-    out["overhead_local"] = sweep_timed(tiny, list(range(100, 112)), local1, work / "overhead-local.db", "local")
+    tiny_seeds = list(range(100, 100 + n_tiny))
+    out["overhead_local"] = sweep_timed(tiny, tiny_seeds, local1, work / "overhead-local.db", "local")
     out["overhead_local"]["worker_start_seconds"] = local1.worker_start_seconds
-    ray1 = RayExecutor(jobs=1)
-    out["overhead_ray"] = sweep_timed(tiny, list(range(100, 112)), ray1, work / "overhead-ray.db", "ray-tiny")
-    out["overhead_ray"]["warm_seconds"] = ray1.warm_seconds
+    ray1 = RayExecutor(jobs=1)  # the same Ray session (its jobs=2 lanes' workers are warm already)
+    out["overhead_ray"] = sweep_timed(tiny, tiny_seeds, ray1, work / "overhead-ray.db", "ray-tiny")
     out["ray_shutdown_seconds"] = stop_ray()
 
-    print(f"[{time.strftime('%H:%M:%S')}] driver memory: a {20 if quick else 100}-run sweep in a fresh process",
-          flush=True)
+    n_rss = 6 if quick else 100
+    print(f"[{time.strftime('%H:%M:%S')}] driver memory: a {n_rss}-run sweep in a fresh process", flush=True)
     child = subprocess.run([sys.executable, __file__, "--rss-child", str(work / "rss.db"),
-                            "--rss-runs", str(20 if quick else 100)], capture_output=True, text=True, timeout=1800)
+                            "--rss-runs", str(n_rss)], capture_output=True, text=True, timeout=1800)
     if child.returncode != 0:
         raise RuntimeError(child.stderr[-3000:])
     out["rss"] = json.loads(child.stdout.strip().splitlines()[-1])
@@ -250,7 +291,12 @@ def render_measurements(m: dict) -> list[str]:
         "block, so wall times include other processes' use of the two cores; the runs' median seconds show how "
         "much each block was slowed).",
         "",
-        f"**Throughput**: {n} runs of the {m['throughput_config']}; seeds 0-{n - 1}.",
+        f"**Throughput**: {n} runs of the {m['throughput_config']}; seeds 0-{n - 1}. The three ways ran the same "
+        f"runs in {m['rounds']} interleaved rounds of {n // m['rounds']} seeds (in a rotating order), so that the "
+        "load of other processes fell on all three alike; the pool and the Ray session stayed up between rounds "
+        "(their start-up is in the first round, as in one sweep). Rounds' wall seconds: "
+        + "; ".join(f"{how} {', '.join(_f(x, 0) for x in m[how]['round_walls'])}" for how in
+                    ("sequential", "local", "ray")) + ".",
         "",
         "| how | wall s | vs one after the other | runs / min | median s per run | median CPU s per run |",
         "|---|---|---|---|---|---|",
@@ -267,15 +313,15 @@ def render_measurements(m: dict) -> list[str]:
         "another one than alone, as the two share the memory bandwidth and caches, which the median seconds per "
         "run show.)",
         "",
-        "**Overhead per run** (12 tiny runs of 200 images, 2 epochs, 1 iteration; `--jobs 1`): (sweep wall - the "
-        "runs' own training seconds) / runs.",
+        f"**Overhead per run** ({len(ol['train_seconds'])} tiny runs of 200 images, 2 epochs, 1 iteration; "
+        "`--jobs 1`): (sweep wall - the runs' own training seconds) / runs.",
         "",
         "| engine | per-run overhead s | of which: worker start, once (s) | data load, median s | store write, median ms |",
         "|---|---|---|---|---|",
-        f"| local process pool | **{per_local:.2f}** | {_f(med(ol.get('worker_start_seconds') or [None]))} (one "
-        f"worker, spread over 12 runs) | {_f(med(ol['load_seconds']), 3)} | "
+        f"| local process pool (a new one) | **{per_local:.2f}** | {_f(med(ol.get('worker_start_seconds') or [None]))} (one "
+        f"worker, spread over {len(ol['train_seconds'])} runs) | {_f(med(ol['load_seconds']), 3)} | "
         f"{_f(1000 * med(ol['store_write_seconds']), 1)} |",
-        f"| local Ray | {per_ray:.2f} | {_f(orr.get('warm_seconds'))} (one worker warmed) | "
+        f"| local Ray (its workers warm already) | {per_ray:.2f} | – | "
         f"{_f(med(orr['load_seconds']), 3)} | {_f(1000 * med(orr['store_write_seconds']), 1)} |",
         "",
         f"Target: per-run overhead of the local engine under {TARGETS['overhead_s']:.0f} s: {per_local:.2f} s "
@@ -283,7 +329,9 @@ def render_measurements(m: dict) -> list[str]:
         "",
         f"**Ray's start-up**, apart: `ray.init` of a local instance with 2 CPUs {_f(m['ray_init_seconds'])} s; "
         f"warming one worker per lane (start a worker process with the package as a runtime environment, import "
-        f"torch) {_f(ray.get('warm_seconds'))} s for 2 lanes; `ray.shutdown` {_f(m['ray_shutdown_seconds'])} s. "
+        f"torch) {_f(m.get('ray_warm_seconds'))} s for 2 lanes (the local pool's 2 workers: "
+        f"{', '.join(_f(x, 1) for x in m.get('worker_start_seconds') or [])} s to start, side by side); "
+        f"`ray.shutdown` {_f(m['ray_shutdown_seconds'])} s. "
         "Connecting to a cluster that is already up skips the first.",
         "",
         f"**Driver memory**: a fresh driver process (package, torch and pandas imported: {_f(rss['rss_before_mb'], 0)} "

@@ -188,6 +188,10 @@ class SweepSpec:
         for a in self.axes:
             if not a.values:
                 raise SweepError(f"axis {a.name!r} has no values")
+            for text in [a.name] + [v.label for v in a.values]:
+                if not text or any(c in text for c in " \t,&="):
+                    raise SweepError(f"axis {a.name!r}: names and values must not be empty or contain spaces, "
+                                     f"',', '&' or '=', got {text!r}")
         if self.n_runs > self.max_runs:
             raise SweepError(f"{self.n_cells} cells x {len(self.seeds)} seeds = {self.n_runs} runs, more than the "
                              f"maximum of {self.max_runs} (raise it with --max-runs, or use fewer values or seeds)")
@@ -518,9 +522,11 @@ class SweepDriver:
                     break
                 except WorkerDied as e:
                     self._emit(SweepEvent("worker_died", cell.name, seed, run_id, message=str(e)))
-                    if attempt == 2 or self.stop_event.is_set():
+                    if self.stop_event.is_set():
+                        result = {"status": "stopped", "attempts": attempt}
+                    elif attempt == 2:
                         result = {"status": "failed", "attempts": attempt,
-                                  "message": f"its worker process died twice ({e})" if attempt == 2 else str(e)}
+                                  "message": f"its worker process died twice ({e})"}
         finally:
             with self._lock:
                 p.running -= 1
