@@ -111,6 +111,9 @@ def sequential(config: dict, seeds: list) -> dict:
 def start_ray(cpus: int) -> float:
     import ray
 
+    # Ray starts its workers at nice 15 by default: on this shared machine they would lose the cores to every
+    # other process, while the local pool's workers run at our own niceness. Compare them on equal terms.
+    os.environ.setdefault("RAY_worker_niceness", "0")
     t0 = time.perf_counter()
     ray.init(num_cpus=cpus, num_gpus=0, include_dashboard=False, log_to_driver=False, configure_logging=False,
              runtime_env={"py_modules": [str(ROOT / "vaegmm")]})

@@ -21,10 +21,9 @@ import streamlit as st
 from vaegmm.executors import RAY_ADDRESS_ENV, ExecutorError, make_executor
 from vaegmm.params import FIELDS, PRESET_LABELS
 from vaegmm.runner import default_slots
-from vaegmm.stats import summarize
 from vaegmm.store import RunStore, StoreError, default_db_path
 from vaegmm.sweep import (MAX_PAGE_AXES, SweepError, SweepSpec, cell_table, compare_cells, default_sweep_name,
-                          estimate_seconds, get_manager, parse_cell, seconds_per_unit, server_calibration,
+                          estimate_seconds, get_manager, seconds_per_unit, server_calibration,
                           sweep_results)
 from vaegmm.threads import cpu_count
 
@@ -294,7 +293,9 @@ def results_panel(data: dict) -> None:
         "accuracy": [summarize_text(r, "accuracy") for _, r in table.iterrows()],
         "accuracy 95 % CI": [ci_text(r, "accuracy") for _, r in table.iterrows()],
         "NMI": [summarize_text(r, "nmi") for _, r in table.iterrows()],
+        "NMI 95 % CI": [ci_text(r, "nmi") for _, r in table.iterrows()],
         "ARI": [summarize_text(r, "ari") for _, r in table.iterrows()],
+        "ARI 95 % CI": [ci_text(r, "ari") for _, r in table.iterrows()],
         "failed": table["failed"], "s / run": table["s / run"].round(1)})
     st.dataframe(view, hide_index=True, width="stretch", key="sw_table")
     c1, c2 = st.columns(2)

@@ -309,6 +309,9 @@ class RayExecutor(Executor):
             kwargs = dict(runtime_env=runtime_env, log_to_driver=False, include_dashboard=False,
                           configure_logging=False)
             if address in (None, "", "local"):
+                # Ray starts its workers at nice 15 by default; a local instance shares this machine with the
+                # local pool's workers and live runs, which run at our own niceness: so should Ray's
+                os.environ.setdefault("RAY_worker_niceness", "0")
                 kwargs["num_cpus"] = self.num_cpus or cpu_count()
                 if self.gpus_per_run == 0:
                     kwargs["num_gpus"] = 0
