@@ -162,15 +162,14 @@ def test_a_dead_worker_is_reported_and_its_run_retried_once(tmp_path, kills, sta
     ex = LocalPoolExecutor(1)
     killed, events = [], []
 
-    def killer():
+    def killer():  # kill each worker process as soon as it has been sent the run
         deadline = time.monotonic() + 120
         while len(killed) < kills and time.monotonic() < deadline:
             w = ex._workers.get(0)
-            if w is not None and w.pid not in killed and w.ready_seconds is not None:
-                time.sleep(0.2)  # in the middle of the run
+            if w is not None and w.pid not in killed and w.tasks:
                 os.kill(w.pid, signal.SIGKILL)
                 killed.append(w.pid)
-            time.sleep(0.05)
+            time.sleep(0.01)
 
     t = threading.Thread(target=killer, daemon=True)
     t.start()

@@ -116,6 +116,7 @@ class _Worker:
         self.pid = self.process.pid
         self.started = time.perf_counter()
         self.ready_seconds: Optional[float] = None  # start to ready (interpreter, imports), measured here
+        self.tasks = 0  # tasks sent to it
 
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -189,6 +190,7 @@ class LocalPoolExecutor(Executor):
         w = self._worker(lane)
         try:
             w.conn.send((dict(config), int(seed)))
+            w.tasks += 1
         except (BrokenPipeError, OSError):
             self._drop(lane, w)
             raise WorkerDied(f"worker process {w.pid} was gone before the run started") from None
