@@ -36,12 +36,18 @@ def test_unreachable_address_is_one_line_and_quick():
 def local_ray():
     """A local Ray instance with 2 CPUs for this module; shut down at the end."""
     assert not ray.is_initialized()
+    niceness = os.environ.get("RAY_worker_niceness")
+    os.environ["RAY_worker_niceness"] = "0"  # Ray's default 15 starves its workers on a busy shared machine
     ray.init(num_cpus=2, num_gpus=0, include_dashboard=False, log_to_driver=False,
              runtime_env={"py_modules": [PACKAGE]})
     try:
         yield
     finally:
         ray.shutdown()
+        if niceness is None:
+            os.environ.pop("RAY_worker_niceness", None)
+        else:
+            os.environ["RAY_worker_niceness"] = niceness
 
 
 def test_ray_sweep_gives_the_local_numbers(local_ray, tmp_path):

@@ -353,8 +353,10 @@ class RayExecutor(Executor):
             options["num_gpus"] = self.gpus_per_run
         warm = ray.remote(**options)(_warm_worker)
         try:
-            ray.get([warm.remote() for _ in range(self.lanes)], timeout=300)
-        except Exception as e:
+            ray.get([warm.remote() for _ in range(self.lanes)], timeout=120)
+        except ray.exceptions.GetTimeoutError:
+            pass  # a busy cluster: the runs queue behind the warm-up tasks and start when workers are free
+        except Exception as e:  # e.g. the runtime environment cannot be set up on the workers
             text = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
             raise ExecutorError(f"Ray workers could not start: {text}") from None
         self.warm_seconds = time.perf_counter() - t0
