@@ -16,13 +16,16 @@ Usage::
     python bench/quality.py --explore "em10:codes=mean,gmm__backend=em,gmm__n_init=10" --seeds 0 1
         # exploration: the serket-classic preset with changes (RunConfig.replace keys), one JSON line per run
 
-Every finished run is appended as one JSON line to ``--results`` (so a long run can be followed, and an
-interrupted one resumed with ``--resume``). Each run uses one torch thread; ``--jobs`` runs seeds side by side.
+The variants (or the explored configs) are one axis, ``variant``, of a sweep run by the same engine as
+``python -m vaegmm sweep`` and the dashboard's Sweeps page (``vaegmm.sweep``): runs go to a local process pool
+(``--jobs``) or Ray (``--ray``), every result goes into a SQLite store (``--db``, default
+/tmp/vaegmm-bench/quality.db), and the tables are made from the store with ``vaegmm.stats``. Runs already in the
+store (same config and seed) are never trained again, so an interrupted benchmark simply continues when run
+again. ``--results`` also writes one JSON line per run. Each run uses one torch thread.
 """
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import sys
@@ -78,57 +81,8 @@ def parse_changes(text: str) -> dict:
     return out
 
 
-def config_key(cfg: dict, seed: int) -> str:
-    return hashlib.sha1(json.dumps([cfg, seed], sort_keys=True).encode()).hexdigest()[:16]
-
-
-def run_one(task: tuple) -> dict:
-    """Run one config dict with one seed; return the per-iteration metrics as a JSON-able dict."""
-    label, cfg_dict, seed = task
-    import torch
-
-    torch.set_num_threads(1)
-    from vaegmm.data import load_mnist
-    from vaegmm.mutual import MutualLearner
-
-    cfg = RunConfig.from_dict(cfg_dict).replace(seed=seed).validate()
-    images, labels = load_mnist(cfg.data.n, cfg.data.digits, cfg.seed, cfg.data.source)
-    t0 = time.perf_counter()
-    history = MutualLearner(cfg, images, labels).run()
-    return {
-        "label": label, "seed": seed, "key": config_key(cfg_dict, seed), "config": cfg_dict,
-        "accuracy": [r.accuracy for r in history], "nmi": [r.nmi for r in history], "ari": [r.ari for r in history],
-        "seconds": time.perf_counter() - t0,
-    }
-
-
-def run_tasks(tasks: list, jobs: int, results_path: Path, done: dict) -> list[dict]:
-    """Run the tasks not already in ``done`` (by key), ``jobs`` at a time; append each result to ``results_path``."""
-    todo = [t for t in tasks if config_key(t[1], t[2]) not in done]
-    out = [done[config_key(t[1], t[2])] for t in tasks if config_key(t[1], t[2]) in done]
-    results_path.parent.mkdir(parents=True, exist_ok=True)
-
-    def record(res: dict) -> None:
-        out.append(res)
-        with open(results_path, "a") as f:
-            f.write(json.dumps(res) + "\n")
-        acc = " ".join(f"{a:.3f}" for a in res["accuracy"])
-        print(f"[{time.strftime('%H:%M:%S')}] {res['label']:<24} seed {res['seed']}: acc {acc} "
-              f"({res['seconds']:.0f} s)", flush=True)
-
-    if jobs <= 1 or len(todo) <= 1:
-        for t in todo:
-            record(run_one(t))
-    else:
-        import multiprocessing as mp
-
-        with mp.get_context("spawn").Pool(min(jobs, len(todo))) as pool:
-            for res in pool.imap_unordered(run_one, todo):
-                record(res)
-    return out
-
-
 def load_results(path: Path) -> dict:
+    """Results of an older JSON-lines file (``--summarise``), by key."""
     done = {}
     if path.exists():
         for line in path.read_text().splitlines():
@@ -138,19 +92,88 @@ def load_results(path: Path) -> dict:
     return done
 
 
+def flat_changes(base: RunConfig, target: RunConfig) -> dict:
+    """The ``RunConfig.replace`` keys that turn ``base`` into ``target`` (seed excluded)."""
+    a, b = base.to_dict(), target.to_dict()
+    out = {}
+    for part in ("data", "vae", "gmm"):
+        out.update({f"{part}__{k}": v for k, v in b[part].items() if a[part][k] != v})
+    out.update({k: v for k, v in b.items() if k not in ("data", "vae", "gmm", "seed") and a[k] != v})
+    return out
+
+
+def build_spec(labels: list, configs: dict, seeds: list, base: RunConfig, preset_name: str):
+    """One axis, ``variant``, whose values are the labelled configs (as changes of ``base``)."""
+    from vaegmm.sweep import Axis, AxisValue, SweepSpec
+
+    values = [AxisValue(lab, json.loads(json.dumps(flat_changes(base, configs[lab])))) for lab in labels]
+    spec = SweepSpec(base=base.to_dict(), axes=[Axis("variant", values)], seeds=list(seeds), preset=preset_name,
+                     max_runs=max(500, len(labels) * len(seeds)))
+    return spec.validate()
+
+
+def results_from_store(store, name: str) -> list[dict]:
+    """The sweep's finished runs as the dicts the tables use: label, seed, key, config, per-iteration accuracy,
+    nmi, ari, seconds."""
+    from vaegmm.store import run_key
+    from vaegmm.sweep import parse_cell
+
+    info = store.get_sweep(name)
+    rows = [r for r in store.sweep_runs(info["id"]) if r["status"] == "finished"]
+    its = store.iterations([r["run_id"] for r in rows])
+    out = []
+    for r in rows:
+        run = store.get_run(r["run_id"])
+        cur = its[its["run_id"] == r["run_id"]].sort_values("iteration")
+        out.append({"label": parse_cell(r["cell"])["variant"], "seed": r["seed"],
+                    "key": run_key(run["config"], r["seed"]), "config": run["config"],
+                    "accuracy": cur["accuracy"].tolist(), "nmi": cur["nmi"].tolist(), "ari": cur["ari"].tolist(),
+                    "seconds": r["seconds"], "run_id": r["run_id"]})
+    return out
+
+
+def run_variants(spec, name: str, db: Path, jobs: int, ray: str | None = None) -> tuple[list[dict], dict]:
+    """Run the sweep through the engine (runs in the store are reused) and read its results back."""
+    from vaegmm.executors import make_executor
+    from vaegmm.store import RunStore
+    from vaegmm.sweep import run_sweep
+
+    def show(ev):
+        if ev.kind == "finished":
+            print(f"[{time.strftime('%H:%M:%S')}] {ev.cell:<28} seed {ev.seed}: {ev.status} ({ev.seconds:.0f} s)"
+                  + (f" {ev.message}" if ev.message and ev.status != "finished" else "")
+                  + f"  [{ev.progress.done}/{ev.progress.total}]", flush=True)
+        elif ev.kind == "reused":
+            print(f"{ev.cell:<28} seed {ev.seed}: already in the store (run {ev.run_id})", flush=True)
+        elif ev.kind == "worker_died":
+            print(f"{ev.cell} seed {ev.seed}: worker died, retrying: {ev.message}", flush=True)
+
+    with RunStore(db) as store:
+        progress = run_sweep(store, spec, name, make_executor(jobs, ray), on_event=show)
+        return results_from_store(store, name), {"failed": progress.failed, "reused": progress.reused}
+
+
 # ------------------------------------------------------------------------------------------------ reporting
 def _ms(values) -> str:
-    import numpy as np
+    from vaegmm.stats import summarize
 
-    v = np.asarray(values, dtype=float)
-    return f"{v.mean():.3f} ± {v.std(ddof=1) if len(v) > 1 else 0.0:.3f}"
+    s = summarize(values)
+    return f"{s.mean:.3f} ± {0.0 if s.n < 2 else s.std:.3f}"
+
+
+def _ci(values) -> str:
+    from vaegmm.stats import summarize
+
+    return summarize(values).ci_text(3)
 
 
 def summarise(results: list[dict], labels: list[str]) -> str:
-    """Markdown: a summary of final values, then one per-iteration table per label."""
+    """Markdown: a summary of final values (mean ± std and the t-based 95 % CI over seeds), then one
+    per-iteration table per label."""
     by = {lab: sorted([r for r in results if r["label"] == lab], key=lambda r: r["seed"]) for lab in labels}
-    lines = ["| variant | seeds | iterations | final accuracy | final NMI | final ARI | final accuracy per seed | s / run |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| variant | seeds | iterations | final accuracy | 95 % CI | final NMI | final ARI | final accuracy per seed "
+             "| s / run |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for lab in labels:
         rs = by[lab]
         if not rs:
@@ -158,7 +181,8 @@ def summarise(results: list[dict], labels: list[str]) -> str:
         per_seed = ", ".join(f"{r['accuracy'][-1]:.3f}" for r in rs)
         secs = sum(r["seconds"] for r in rs) / len(rs)
         lines.append(f"| {VARIANTS.get(lab, lab)} | {len(rs)} | {len(rs[0]['accuracy']) - 1} | "
-                     f"{_ms([r['accuracy'][-1] for r in rs])} | {_ms([r['nmi'][-1] for r in rs])} | "
+                     f"{_ms([r['accuracy'][-1] for r in rs])} | {_ci([r['accuracy'][-1] for r in rs])} | "
+                     f"{_ms([r['nmi'][-1] for r in rs])} | "
                      f"{_ms([r['ari'][-1] for r in rs])} | {per_seed} | {secs:.0f} |")
     for lab in labels:
         rs = by[lab]
@@ -208,6 +232,20 @@ def describe(cfg: RunConfig) -> str:
             f"warm_start={g.warm_start}, feedback={cfg.feedback}")
 
 
+def paired_lines(results: list[dict], labels: list[str]) -> list[str]:
+    """Each variant against the first one over their common seeds, in one sentence each."""
+    from vaegmm.stats import paired
+
+    by = {lab: {r["seed"]: r["accuracy"][-1] for r in results if r["label"] == lab} for lab in labels}
+    out = []
+    for lab in labels[1:]:
+        seeds = sorted(set(by[labels[0]]) & set(by[lab]))
+        if seeds:
+            p = paired([by[labels[0]][s] for s in seeds], [by[lab][s] for s in seeds], labels[0], lab, seeds=seeds)
+            out.append(f"- {p.sentence()}")
+    return out
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seeds", type=int, nargs="+", default=None, help="seeds (default 0 1 2 3 4; --quick: 0 1)")
@@ -216,8 +254,12 @@ def main(argv=None) -> int:
                    help="serket-classic with RunConfig.replace changes, e.g. 'm:codes=mean,vae__alpha=2'")
     p.add_argument("--quick", action="store_true", help="tiny sizes (100 images, 2 epochs, 2 iterations)")
     p.add_argument("--jobs", type=int, default=1, help="runs side by side (one torch thread each)")
-    p.add_argument("--results", type=Path, default=None, help="JSON lines, one per run (default under /tmp)")
-    p.add_argument("--resume", action="store_true", help="reuse runs already in --results")
+    p.add_argument("--ray", default=None, metavar="ADDRESS", help="run on a Ray cluster (host:port or auto)")
+    p.add_argument("--db", type=Path, default=Path("/tmp/vaegmm-bench/quality.db"),
+                   help="results store (default /tmp/vaegmm-bench/quality.db); runs in it are not trained again")
+    p.add_argument("--name", default=None, help="the sweep's name in the store (default from the mode)")
+    p.add_argument("--results", type=Path, default=None, help="also write one JSON line per run here")
+    p.add_argument("--resume", action="store_true", help="(always on: runs already in --db are reused)")
     p.add_argument("--markdown", type=Path, default=None,
                    help="file whose '## Quality' section is (re)written (default BENCHMARKS.md; not with --quick "
                         "or --explore unless given)")
@@ -232,31 +274,41 @@ def main(argv=None) -> int:
     seeds = a.seeds if a.seeds is not None else ([0, 1] if a.quick else [0, 1, 2, 3, 4])
     quick = QUICK if a.quick else {}
 
-    tasks, labels, configs = [], [], {}
+    labels, configs = [], {}
     if a.explore:
-        for spec in a.explore:
-            label, _, changes = spec.partition(":")
+        base, base_name = preset("serket-classic"), "serket-classic"
+        for spec_text in a.explore:
+            label, _, changes = spec_text.partition(":")
+            label = "".join(c if c.isalnum() or c in "-_.+" else "_" for c in label.strip()) or "config"
             cfg = preset("serket-classic").replace(**parse_changes(changes), **quick).validate()
             labels.append(label)
             configs[label] = cfg
     else:
+        base, base_name = RunConfig(), "project-default"
         for name in a.variants:
             cfg = variant_config(name).replace(**quick).validate()
             labels.append(name)
             configs[name] = cfg
-    for label in labels:
-        d = configs[label].to_dict()
-        tasks += [(label, d, s) for s in seeds]
+    spec = build_spec(labels, configs, seeds, base, base_name)
+    name = a.name or ("explore-" + "-".join(labels) if a.explore else
+                      ("quality-quick" if a.quick else "quality") + "-" + "-".join(labels) + f"-s{'.'.join(map(str, seeds))}")
 
-    results_path = a.results or Path(f"/tmp/vaegmm_quality/{'quick' if a.quick else 'full'}-{os.getpid()}.jsonl")
-    done = load_results(results_path) if a.resume else {}
     t0 = time.perf_counter()
-    results = run_tasks(tasks, a.jobs, results_path, done)
+    results, counts = run_variants(spec, name, a.db, a.jobs, a.ray)
     wall = time.perf_counter() - t0
+    if a.results is not None:
+        a.results.parent.mkdir(parents=True, exist_ok=True)
+        with open(a.results, "w") as f:
+            for r in results:
+                f.write(json.dumps(r) + "\n")
     table = summarise(results, labels)
+    comparisons = paired_lines(results, labels)
     print()
     print(table)
-    print(f"\n{len(tasks)} runs in {wall:.0f} s; results: {results_path}")
+    if comparisons:
+        print("\n" + "\n".join(comparisons))
+    print(f"\n{spec.n_runs} runs ({counts['reused']} reused from the store, {counts['failed']} failed) in {wall:.0f} s; "
+          f"store: {a.db}, sweep {name!r}" + (f"; results: {a.results}" if a.results else ""))
 
     md = a.markdown if a.markdown is not None else (None if (a.quick or a.explore) else ROOT / "BENCHMARKS.md")
     if md is not None:
@@ -264,14 +316,17 @@ def main(argv=None) -> int:
         import torch
 
         body = [f"Made by `{cmd.strip()}` on {time.strftime('%Y-%m-%d')} ({os.cpu_count()} CPU cores, torch "
-                f"{torch.__version__}, one torch thread per run, {a.jobs} run(s) side by side; {len(tasks)} runs, "
-                f"{sum(r['seconds'] for r in results) / 60:.0f} min of run time, on a machine shared with other "
-                f"jobs, so the seconds are not speed measurements). Accuracy is the Hungarian-matched clustering accuracy of the GMM's "
-                f"classes; mean ± std (ddof=1) over seeds {', '.join(map(str, seeds))} (the seed picks the "
-                f"image subset, the VAE's initial weights and the GMM's randomness). Iteration 0 is the "
-                f"untrained encoder.", ""]
+                f"{torch.__version__}, one torch thread per run, {a.jobs} run(s) side by side, through the sweep "
+                f"engine into the store {a.db} (sweep {name!r}); {spec.n_runs} runs, "
+                f"{sum(r['seconds'] or 0 for r in results) / 60:.0f} min of run time, on a machine shared with other "
+                f"jobs, so the seconds are not speed measurements). Accuracy is the Hungarian-matched clustering "
+                f"accuracy of the GMM's classes; mean ± std (ddof=1) and the t-based 95 % CI over seeds "
+                f"{', '.join(map(str, seeds))} (the seed picks the image subset, the VAE's initial weights and the "
+                f"GMM's randomness). Iteration 0 is the untrained encoder.", ""]
         body += [f"- {VARIANTS.get(lab, lab)}: {describe(configs[lab])}" for lab in labels]
         body += ["", table]
+        if comparisons:
+            body += ["", "Paired over the same seeds (final accuracy):", ""] + comparisons
         if a.note:
             body += ["", a.note]
         if a.note_file is not None:

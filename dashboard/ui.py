@@ -87,7 +87,8 @@ def session_runs() -> SessionRuns:
 NAV = (("app.py", "Live training", ":material/monitoring:"),
        ("pages/1_Compare_runs.py", "Compare runs", ":material/compare_arrows:"),
        ("pages/2_Latent_explorer.py", "Latent explorer", ":material/scatter_plot:"),
-       ("pages/3_How_it_works.py", "How it works", ":material/school:"))
+       ("pages/3_How_it_works.py", "How it works", ":material/school:"),
+       ("pages/4_Sweeps.py", "Sweeps", ":material/grid_view:"))
 
 
 def page_setup(title: str, icon: str = "🧠") -> None:

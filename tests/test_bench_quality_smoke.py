@@ -20,6 +20,7 @@ def test_quality_quick_runs_and_writes_only_its_section(tmp_path):
     results = tmp_path / "runs.jsonl"
     t0, cpu0 = time.perf_counter(), _child_cpu()
     out = subprocess.run([sys.executable, str(ROOT / "bench" / "quality.py"), "--quick", "--results", str(results),
+                          "--db", str(tmp_path / "quality.db"),
                           "--markdown", str(md)], capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert out.returncode == 0, out.stderr[-2000:]
     # about 5 s on an idle 2-core machine; CPU time, not wall time, so that a busy shared machine does not fail it

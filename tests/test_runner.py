@@ -259,3 +259,29 @@ def test_soak_start_stop_cycles_leave_no_threads():
     assert slots.running == 0 and slots.waiting == 0
     assert threading.active_count() <= baseline
     assert _rss_mb() - rss0 < 100
+
+
+def test_slot_priority_serves_live_runs_before_queued_sweep_runs():
+    """Sweep tasks wait with priority 1: a live run (priority 0) that arrives later is served first; FIFO
+    within a priority; the default keeps the old first-come order."""
+    slots = SlotManager(1)
+    never = threading.Event()
+    holder = object()
+    assert slots.acquire(holder, never)
+    order, threads = [], []
+
+    def wait(name, priority):
+        assert slots.acquire(name, never, poll=0.01, priority=priority)
+        order.append(name)
+        slots.release(name)
+
+    for name, priority in (("sweep-1", 1), ("sweep-2", 1), ("live-1", 0), ("live-2", 0)):
+        threads.append(threading.Thread(target=wait, args=(name, priority)))
+        threads[-1].start()
+        wait_for(lambda: slots.waiting == len(threads), 5)
+    assert [slots.position(n) for n in ("live-1", "live-2", "sweep-1", "sweep-2")] == [1, 2, 3, 4]
+    slots.release(holder)
+    for t in threads:
+        t.join(5)
+    assert order == ["live-1", "live-2", "sweep-1", "sweep-2"]
+    assert slots.running == 0 and slots.waiting == 0

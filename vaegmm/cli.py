@@ -1,4 +1,11 @@
-"""``python -m vaegmm run ...``: the same run as the dashboard, headless, with a progress bar."""
+"""``python -m vaegmm run|sweep|report ...``: the dashboard's run headless, parameter sweeps, and their reports.
+
+* ``run``: one run with a progress bar; writes a Serket-layout folder and records the run in the results store
+  (``--no-store`` to skip).
+* ``sweep``: a grid of settings x seeds in parallel (a local process pool, or Ray with ``--ray``), every result
+  in the store; ``--resume NAME`` trains only what is missing.
+* ``report [NAME]``: the summary of a stored sweep with paired comparisons (without NAME: the list of sweeps).
+"""
 from __future__ import annotations
 
 import argparse
@@ -7,6 +14,8 @@ import time
 from pathlib import Path
 
 from .config import GMM_BACKENDS, PRESETS, RunConfig, preset
+from .params import FIELDS
+from .sweep import MAX_RUNS
 
 
 class _Parser(argparse.ArgumentParser):
@@ -43,6 +52,39 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--device", choices=["auto", "cpu", "cuda"], help="torch device")
     r.add_argument("--out", default="runs/latest", help="output folder (default runs/latest)")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.add_argument("--db", help="results store (default $VAEGMM_DB or ~/.cache/vaegmm/runs.db)")
+    r.add_argument("--no-store", action="store_true", help="do not record the run in the results store")
+
+    w = sub.add_parser("sweep", help="a grid of settings x seeds, in parallel, every result in the results store",
+                       description="Axis names and values are the dashboard's URL parameters: "
+                                   + ", ".join(k for k in FIELDS if k != "seed")
+                                   + ". An axis with one value fixes that setting (--grid epochs=50).")
+    w.add_argument("--preset", default="project-default", choices=sorted(PRESETS), help="base settings")
+    w.add_argument("--grid", action="append", default=[], metavar="NAME=V1,V2",
+                   help="an axis and its values, e.g. --grid alpha=0.5,1,2 (repeat for more axes)")
+    w.add_argument("--seeds", nargs="+", default=["5"], metavar="SEEDS",
+                   help="a count (5: seeds 0-4, from --first-seed), a range (100-109) or a list (3,7,11 or 3 7 11)")
+    w.add_argument("--first-seed", type=int, default=0, help="first seed when --seeds is a count")
+    w.add_argument("--jobs", type=int, default=None,
+                   help="runs at once (default: the cores; with --ray: the cluster's CPUs)")
+    w.add_argument("--db", help="results store (default $VAEGMM_DB or ~/.cache/vaegmm/runs.db)")
+    w.add_argument("--name", help="the sweep's name in the store (default: its axes and the time)")
+    w.add_argument("--resume", metavar="NAME", help="continue a stored sweep: train only the runs not finished")
+    w.add_argument("--retry-failed", action="store_true", help="with --resume: train failed runs again too")
+    w.add_argument("--ray", metavar="ADDRESS", default=None,
+                   help="run on a Ray cluster: host:port as 'ray start --head' prints it, or 'auto' "
+                        "(default $VAEGMM_RAY_ADDRESS; without either, the local process pool)")
+    w.add_argument("--gpus-per-run", type=float, default=0.0, help="with --ray: GPUs each run asks for")
+    w.add_argument("--max-runs", type=int, default=MAX_RUNS, help=f"refuse larger sweeps (default {MAX_RUNS})")
+    w.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    rep = sub.add_parser("report", help="summary and paired comparisons of a stored sweep")
+    rep.add_argument("name", nargs="?", help="the sweep (without it: list the stored sweeps)")
+    rep.add_argument("--db", help="results store (default $VAEGMM_DB or ~/.cache/vaegmm/runs.db)")
+    rep.add_argument("--compare", nargs=2, metavar=("CELL_A", "CELL_B"),
+                     help="compare two cells over their common seeds, e.g. 'feedback=on alpha=1' 'feedback=off alpha=1'")
+    rep.add_argument("--metric", default="accuracy", choices=["accuracy", "nmi", "ari"])
+    rep.add_argument("--csv", help="also write the per-run table to this CSV file")
     return p
 
 
@@ -64,8 +106,34 @@ def config_from_args(a: argparse.Namespace) -> RunConfig:
     return cfg.replace(**ch).validate() if ch else cfg.validate()
 
 
+def _error(message) -> int:
+    print(f"vaegmm: error: {str(message).strip().splitlines()[0] if str(message).strip() else message}",
+          file=sys.stderr)
+    return 2
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "sweep":
+        return sweep_main(args)
+    if args.command == "report":
+        return report_main(args)
+    return run_main(args)
+
+
+def _open_store(path, note: bool = True):
+    """The results store for ``run``; on a problem, a one-line warning and None (the run goes on)."""
+    from .store import RunStore, StoreError
+
+    try:
+        return RunStore(path)
+    except StoreError as e:
+        if note:
+            print(f"vaegmm: warning: the run is not recorded: {e}", file=sys.stderr)
+        return None
+
+
+def run_main(args) -> int:
     try:
         cfg = config_from_args(args)
     except ValueError as e:
@@ -94,22 +162,203 @@ def main(argv=None) -> int:
             bar.set_description(f"iteration {ev.iteration}/{ev.iterations}")
             bar.set_postfix(recon=f"{ev.recon:.1f}", kl=f"{ev.kl:.2f}")
 
+    store = None if args.no_store else _open_store(args.db)
+    run_id = None
+    if store is not None:
+        from .store import StoreError
+
+        try:
+            run_id = store.begin_run(cfg, cfg.seed, "cli", label=f"python -m vaegmm run --out {args.out}",
+                                     preset=args.preset or "", export_dir=str(Path(args.out).resolve()))
+        except StoreError as e:
+            print(f"vaegmm: warning: the run is not recorded: {e}", file=sys.stderr)
+            store = None
+    learner = None
+
+    def record(ev):
+        if store is not None and run_id is not None and ev.phase == "iteration" and learner is not None:
+            try:
+                store.add_iteration(run_id, learner.history[-1].metrics())
+            except Exception as e:  # the store is a record; the run goes on
+                print(f"vaegmm: warning: iteration {ev.iteration} not recorded: {e}", file=sys.stderr)
+
     t0 = time.perf_counter()
-    learner = MutualLearner(cfg, images, labels, callbacks=[progress])
+    learner = MutualLearner(cfg, images, labels, callbacks=[progress, record])
+    message = ""
     try:
         history = learner.run()
     except KeyboardInterrupt:
         history, status = learner.history, "stopped"
+        message = "interrupted (Ctrl-C)"
         print("\ninterrupted: writing the finished iterations", file=sys.stderr)
+    except Exception as e:
+        history, status = learner.history, "failed"
+        message = f"{type(e).__name__}: {e}"
+        print(f"vaegmm: error: the run failed: {message}", file=sys.stderr)
     else:
         status = "finished"
     finally:
         if bar is not None:
             bar.close()
     wall = time.perf_counter() - t0
+    if store is not None and run_id is not None:
+        try:
+            store.finish_run(run_id, status, message, seconds=wall)
+        except Exception as e:
+            print(f"vaegmm: warning: the run's end is not recorded: {e}", file=sys.stderr)
+        store.close()
+    if status == "failed" and not history:
+        return 1
     out = write_run(Path(args.out), cfg, history, labels, status=status)
     print(f"{'iter':>4} {'accuracy':>9} {'NMI':>7} {'ARI':>7} {'VAE s':>7} {'GMM s':>7}")
     for r in history:
         print(f"{r.iteration:>4} {r.accuracy:>9.4f} {r.nmi:>7.4f} {r.ari:>7.4f} {r.seconds_vae:>7.2f} {r.seconds_gmm:>7.2f}")
-    print(f"wall time {wall:.1f} s; run folder: {out}")
-    return 0 if status == "finished" else 130
+    print(f"wall time {wall:.1f} s; run folder: {out}" + (f"; store: run {run_id} in {store.path}" if run_id else ""))
+    return 0 if status == "finished" else 130 if status == "stopped" else 1
+
+
+# ---------------------------------------------------------------------------------------------- sweep
+def _grid(items: list[str]) -> list[tuple[str, str]]:
+    out = []
+    for item in items:
+        key, sep, values = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--grid expects NAME=V1,V2 (e.g. alpha=0.5,1,2), got {item!r}")
+        out.append((key.strip(), values))
+    return out
+
+
+def sweep_main(args) -> int:
+    from .executors import ExecutorError, make_executor
+    from .store import RunStore, StoreError
+    from .sweep import SweepError, SweepSpec, default_sweep_name, parse_seeds, run_sweep
+
+    try:
+        if args.jobs is not None and args.jobs < 1:
+            raise SweepError(f"--jobs must be >= 1, got {args.jobs}")
+        store = RunStore(args.db)
+        try:
+            if args.resume:
+                if args.grid:
+                    raise SweepError("--resume NAME continues a stored sweep as it was: give no --grid with it")
+                info = store.get_sweep(args.resume)
+                if info is None:
+                    raise SweepError(f"no sweep named {args.resume!r} in {store.path} to resume")
+                spec, name = SweepSpec.from_dict(info["spec"]), args.resume
+            else:
+                seeds_text = ",".join(args.seeds)
+                seeds = parse_seeds(int(seeds_text) if seeds_text.isdigit() else seeds_text, args.first_seed)
+                spec = SweepSpec.from_grid(args.preset, _grid(args.grid), seeds, max_runs=args.max_runs)
+                name = args.name or default_sweep_name(spec)
+            executor = make_executor(args.jobs, args.ray, args.gpus_per_run)
+        except BaseException:
+            store.close()
+            raise
+    except (SweepError, StoreError, ExecutorError, ValueError) as e:
+        return _error(e)
+
+    print(f"sweep {name!r}: {spec.describe()}; {executor.describe()}; store {store.path}", file=sys.stderr)
+    bar, report = None, [0]
+    if not args.quiet:
+        from tqdm import tqdm
+
+        bar = tqdm(total=spec.n_runs, unit="run", file=sys.stderr, dynamic_ncols=True, desc=name)
+
+    def on_event(ev):
+        p = ev.progress
+        if bar is not None:
+            if bar.n != p.done:
+                bar.update(p.done - bar.n)
+            bar.set_postfix(running=p.running, failed=p.failed)
+        if ev.kind == "worker_died" or (ev.kind == "finished" and ev.status == "failed"):
+            text = f"run {ev.run_id} ({ev.cell}, seed {ev.seed}): " + (
+                f"worker died, retrying once: {ev.message}" if ev.kind == "worker_died" else f"failed: {ev.message}")
+            (bar.write if bar is not None else lambda t: print(t, file=sys.stderr))(text)
+
+    code = 0
+    try:
+        run_sweep(store, spec, name, executor, on_event=on_event, retry_failed=args.retry_failed)
+    except KeyboardInterrupt:
+        code = 130
+        print(f"\nstopped: the finished runs are stored; continue with: python -m vaegmm sweep --resume {name}"
+              + (f" --db {args.db}" if args.db else ""), file=sys.stderr)
+    except (SweepError, StoreError, ExecutorError) as e:
+        code = _error(e)
+    finally:
+        if bar is not None:
+            bar.close()
+    try:
+        if code != 2:
+            print(format_report(store, name))
+    finally:
+        store.close()
+    return code
+
+
+def format_report(store, name: str, compare=None, metric: str = "accuracy") -> str:
+    """The summary table of a sweep (per cell: seeds, mean ± std and 95 % CI of the final accuracy, NMI, ARI)
+    and its paired comparisons, as text."""
+    from .sweep import (SweepSpec, cell_table, common_labels, compare_cells, default_comparisons, resolve_cell,
+                        sweep_results)
+
+    info, runs, _ = sweep_results(store, name)
+    spec = SweepSpec.from_dict(info["spec"])
+    table = cell_table(spec, runs)
+    counts = runs["status"].value_counts().to_dict() if len(runs) else {}
+    lines = [f"sweep {info['name']!r} ({info['status']}): {spec.describe()}",
+             "runs: " + (", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "none yet"), ""]
+    head = ["cell", "seeds", "accuracy", "95 % CI", "NMI", "ARI", "s / run"]
+    rows = []
+
+    def ms(m, r):
+        n = r["n"]
+        if n == 0:
+            return "-"
+        return f"{r[m + ' mean']:.3f}" + (f" ± {r[m + ' std']:.3f}" if n > 1 else "")
+
+    for _, r in table.iterrows():
+        ci = "-" if r["n"] < 2 else f"[{r['accuracy ci low']:.3f}, {r['accuracy ci high']:.3f}]"
+        secs = "-" if r["n"] == 0 else f"{r['s / run']:.0f}" if r["s / run"] >= 10 else f"{r['s / run']:.1f}"
+        rows.append([r["cell"], r["seeds done"] + (f" ({r['failed']} failed)" if r["failed"] else ""),
+                     ms("accuracy", r), ci, ms("nmi", r), ms("ari", r), secs])
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
+    lines.append("  ".join(h.ljust(w) for h, w in zip(head, widths)))
+    for row in rows:
+        lines.append("  ".join(str(x).ljust(w) for x, w in zip(row, widths)))
+    failed = runs[runs["status"] == "failed"] if len(runs) else runs
+    for _, r in failed.head(5).iterrows():
+        lines.append(f"failed: {r['cell']} seed {r['seed']}: {r['message']}")
+    pairs = ([(resolve_cell(spec, compare[0]), resolve_cell(spec, compare[1]))] if compare
+             else default_comparisons(spec))
+    if pairs:
+        lines += ["", f"paired comparisons ({metric} after the last iteration, same seeds):"]
+        for a, b in pairs:
+            context = common_labels(a, b)
+            lines.append("- " + (f"at {context}: " if context else "")
+                         + compare_cells(spec, runs, a.name, b.name, metric).sentence())
+    return "\n".join(lines)
+
+
+def report_main(args) -> int:
+    from .store import RunStore, StoreError
+    from .sweep import SweepError, sweep_results
+
+    try:
+        with RunStore(args.db, readonly=True) as store:
+            if not args.name:
+                sweeps = store.list_sweeps()
+                if not sweeps:
+                    print(f"no sweeps in {store.path}")
+                for s in sweeps:
+                    n = len(store.sweep_runs(s["id"]))
+                    print(f"{s['name']}  ({s['status']}, {n} runs stored, "
+                          f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(s['created']))})")
+                return 0
+            text = format_report(store, args.name, tuple(args.compare) if args.compare else None, args.metric)
+            if args.csv:
+                _, runs, _ = sweep_results(store, args.name)
+                runs.to_csv(args.csv, index=False)
+    except (SweepError, StoreError, OSError) as e:
+        return _error(e)
+    print(text)
+    return 0

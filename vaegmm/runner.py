@@ -17,11 +17,11 @@ server (``$VAEGMM_WORKER_NICE``). Every run shares the same cores.
 """
 from __future__ import annotations
 
+import bisect
 import itertools
 import os
 import threading
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
@@ -56,7 +56,8 @@ def max_runs_from_env(default: Optional[int] = None) -> int:
 
 # ---------------------------------------------------------------------------------------------- slots
 class SlotManager:
-    """At most ``capacity`` holders at a time; waiters are served first come, first served.
+    """At most ``capacity`` holders at a time; waiters are served by ``priority`` (lower first: live runs 0,
+    sweep runs 1), first come, first served within a priority.
 
     ``acquire(ticket, cancel)`` blocks until ``ticket`` holds a slot (True) or ``cancel`` is set (False, and the
     ticket leaves the queue). :meth:`position` tells a waiting ticket its place (1 = next).
@@ -67,23 +68,25 @@ class SlotManager:
             raise ValueError(f"capacity must be an integer >= 1, got {capacity!r}")
         self.capacity = capacity
         self._cond = threading.Condition()
-        self._queue: deque = deque()
+        self._queue: list = []  # (priority, arrival, ticket), kept sorted: the order in which waiters are served
+        self._arrivals = itertools.count()
         self._holders: set = set()
 
-    def acquire(self, ticket, cancel: threading.Event, poll: float = 0.2) -> bool:
+    def acquire(self, ticket, cancel: threading.Event, poll: float = 0.2, priority: int = 0) -> bool:
         with self._cond:
-            self._queue.append(ticket)
+            entry = (priority, next(self._arrivals), ticket)
+            bisect.insort(self._queue, entry, key=lambda e: e[:2])
             try:
                 while True:
                     if cancel.is_set():
                         return False
                     free = self.capacity - len(self._holders)
-                    if free > 0 and self._queue.index(ticket) < free:
+                    if free > 0 and self._queue.index(entry) < free:
                         self._holders.add(ticket)
                         return True
                     self._cond.wait(poll)
             finally:
-                self._queue.remove(ticket)
+                self._queue.remove(entry)
                 self._cond.notify_all()
 
     def release(self, ticket) -> None:
@@ -99,10 +102,7 @@ class SlotManager:
     def position(self, ticket) -> int:
         """1-based place of a waiting ticket in the queue; 0 when it is not waiting."""
         with self._cond:
-            try:
-                return self._queue.index(ticket) + 1
-            except ValueError:
-                return 0
+            return next((i + 1 for i, e in enumerate(self._queue) if e[2] is ticket), 0)
 
     @property
     def running(self) -> int:
