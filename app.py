@@ -6,11 +6,15 @@ process. The order of the elements is fixed (see dashboard/ui.py): messages go i
 """
 import streamlit as st
 
-from dashboard import ui
+from dashboard import library_view, ui
 from dashboard.settings import check_settings, data_note
 
 ui.page_setup("Live training")
 runs = ui.session_runs()
+saved = library_view.requested_run()
+if saved is not None:  # ?run=<id>: a saved run, read-only (a link opens a new session: the layout is fixed in it)
+    library_view.saved_run_page(saved)
+    st.stop()
 st.sidebar.title("VAE + GMM")
 settings = ui.sidebar_settings()
 problems = check_settings(settings)
@@ -20,6 +24,8 @@ st.caption("A VAE turns each MNIST image into a code; a Gaussian mixture groups 
            "each class mean back to the VAE as the centre of its prior. Watch the classes form.")
 with st.container(key="page_messages"):  # always here, even when empty: the live part below never moves
     ui.link_warnings(settings)
+    if library_view.store_problem():
+        st.warning(f"Runs are not saved: {library_view.store_problem()}", icon=":material/database:")
     for p in problems:
         st.error(p, icon=":material/error:")
     note = data_note(settings)

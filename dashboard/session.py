@@ -42,12 +42,13 @@ class SessionRuns:
     """
 
     def __init__(self, keep: int = 12, slots: Optional[SlotManager] = None,
-                 factory: Optional[Callable[..., TrainingRun]] = None):
+                 factory: Optional[Callable[..., TrainingRun]] = None, store=None):
         self.keep = keep
         self.entries: list[RunEntry] = []
         self.current_id: Optional[int] = None
         self.slots = slots
         self.factory = factory or TrainingRun
+        self.store = store  # a vaegmm.store.RunStore: each new run is recorded into the run library
         self.released = False
         self._timer: Optional[threading.Timer] = None
         self._lock = threading.Lock()
@@ -68,7 +69,12 @@ class SessionRuns:
         if old is not None:
             old.run.stop("replaced by a new run")
         run = self.factory(config, slots=self.slots)
-        entry = RunEntry(run, dict(settings), f"#{run.id} " + describe(settings))
+        label = describe(settings)
+        if self.store is not None and getattr(run, "recorder", "absent") is None:
+            from vaegmm.library import RunRecorder
+
+            run.recorder = RunRecorder(self.store, config, "dashboard", label=label, preset=settings.get("preset", ""))
+        entry = RunEntry(run, dict(settings), f"#{run.id} " + label)
         self.entries.append(entry)
         self.current_id = run.id
         self._prune()

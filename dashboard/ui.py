@@ -77,7 +77,9 @@ def session_runs() -> SessionRuns:
     _warm_up_once()
     runs = st.session_state.get(_RUNS_KEY)
     if runs is None:
-        runs = st.session_state[_RUNS_KEY] = SessionRuns(slots=default_slots())
+        from .library_view import library_store
+
+        runs = st.session_state[_RUNS_KEY] = SessionRuns(slots=default_slots(), store=library_store())
     if runs.released:
         runs.reattach()
     _session_guard().runs = runs

@@ -51,13 +51,35 @@ def explorer_page(runs: SessionRuns) -> None:
     """The Latent explorer's body: one fragment, refreshed every ``EXPLORER_EVERY`` seconds, so a run that is
     still training shows its new iterations by itself."""
 
+    from .library_view import load_saved, requested_run, saved_entry
+
+    saved_id = requested_run()
+
     @st.fragment(run_every=EXPLORER_EVERY)  # constant: see dashboard/ui.py
     def body():
-        entry = pick_run(runs)
+        if saved_id is not None:  # ?run=<id>: a saved run, read-only
+            run, problem = load_saved(saved_id)
+            if run is None:
+                st.error(problem, icon=":material/error:")
+                return
+            if not run.history or run.labels is None:
+                st.warning(f"Saved run #{saved_id} has no latent codes on disk (its folder was cleaned up to keep "
+                           "the library under its size cap, or it ended before iteration 0); its metrics are on "
+                           "the Compare page.", icon=":material/info:")
+                return
+            entry = _saved_entries().setdefault((saved_id, run.status, len(run.history)), saved_entry(run))
+            st.caption(f"Saved run #{saved_id} ({run.status}), read-only.")
+        else:
+            entry = pick_run(runs)
         if entry is not None:
             explorer(entry)
 
     body()
+
+
+def _saved_entries() -> dict:
+    """This session's saved runs as page entries (their figure caches survive the refreshes)."""
+    return st.session_state.setdefault("_saved_entries", {})
 
 
 def explorer(entry: RunEntry) -> None:
@@ -139,14 +161,23 @@ def _row(e: RunEntry) -> dict:
 
 
 def compare(runs: SessionRuns) -> None:
-    entries = runs.entries
-    if not entries:
-        st.info("No run yet in this session. Start one on the main page (**app**), change a setting (for example "
-                "alpha from 1 to 0, or switch feedback off) and start again: every run appears here.")
-        return
+    """This tab's runs, or every saved run (the run library): one fragment, refreshed every ``COMPARE_EVERY``."""
 
     @st.fragment(run_every=COMPARE_EVERY)  # constant: see dashboard/ui.py
     def body():
+        mode = st.segmented_control("Runs", ["this tab", "all saved runs"], default="this tab", key="compare_mode",
+                                    required=True) or "this tab"
+        if mode == "all saved runs":
+            from .library_view import compare_saved
+
+            compare_saved()
+            return
+        entries = runs.entries
+        if not entries:
+            st.info("No run yet in this tab. Start one on the main page (**Live training**), change a setting (for "
+                    "example alpha from 1 to 0, or switch feedback off) and start again: every run appears here. "
+                    "Runs of earlier visits are under **all saved runs**.")
+            return
         st.subheader("Settings and final metrics")
         df = pd.DataFrame([_row(e) for e in entries])
         st.dataframe(df, hide_index=True, width="stretch")

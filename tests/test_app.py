@@ -142,7 +142,7 @@ def test_tiny_run_from_the_page_finishes_with_full_charts():
     assert not at.exception
     assert status(at)  # the status line is there at once
     run = finish(at)
-    assert run.state == "finished"
+    assert run.state == "finished", run.snapshot().message
     assert 'data-state="finished"' in status(at) and "iteration 2 of 2" in status(at)
     specs = plotly_specs(at)
     metrics = by_meta(specs, "metrics")

@@ -39,6 +39,19 @@ DEFAULT_CAP_MB = 2000.0
 TERMINAL_STATES = ("finished", "failed", "stopped", "interrupted")
 
 
+def open_store(path=None):
+    """``(store, "")`` with runs left ``running`` by a dead server marked ``interrupted``, or ``(None, reason)``
+    when the results store cannot be opened for writing (the dashboard then trains without saving)."""
+    from .store import RunStore, StoreError
+
+    try:
+        store = RunStore(path)
+        store.recover()
+        return store, ""
+    except (StoreError, OSError) as e:
+        return None, str(e)
+
+
 def runs_dir(store) -> Path:
     """The folder of the run folders: ``runs/`` beside the store's database file."""
     return Path(store.path).parent / "runs"
@@ -117,9 +130,9 @@ class RunRecorder:
         self._history: list[IterationResult] = []
         self._t0 = time.monotonic()
 
-    def _safe(self, what: str, fn, *args) -> None:
+    def _safe(self, what: str, fn, *args, **kwargs) -> None:
         try:
-            fn(*args)
+            fn(*args, **kwargs)
         except Exception as e:  # kept for the page, never raised into the training's pump
             if not self.error:
                 self.error = f"could not save the run ({what}): {e}"

@@ -392,6 +392,19 @@ class TrainingRun:
             except (OSError, ValueError):  # the worker has just ended
                 pass
 
+    def _record(self, what: str, *args) -> None:
+        """Pass an event to the recorder, if any; a recorder's own failure never ends the training."""
+        if self.recorder is None:
+            return
+        try:
+            getattr(self.recorder, what)(*args)
+        except Exception as e:  # pragma: no cover - the recorder keeps its own errors; this is a last guard
+            if not getattr(self.recorder, "error", ""):
+                try:
+                    self.recorder.error = f"could not save the run ({what}): {e}"
+                except Exception:
+                    pass
+
     def _pump(self) -> None:
         slots = self.slots
         if not slots.acquire(self, self._cancel):
@@ -402,18 +415,16 @@ class TrainingRun:
                 self._state = PAUSED if self._paused_request else RUNNING
                 self._progress.phase = "loading"
         self._mark("slot")
-        if self.recorder is not None:
-            self.recorder.begin()
+        self._record("begin")
         try:
             self._run_worker(slots.capacity)
         except Exception as e:  # pragma: no cover - a bug on this side; shown, never silent
             self._finish(FAILED, f"failed: {type(e).__name__}: {e}")
         finally:
             slots.release(self)
-        if self.recorder is not None:  # after the slot is free: the export must not hold up the queue
-            with self._lock:
-                state, message = self._state, self._message
-            self.recorder.end(state, message)
+        with self._lock:
+            state, message = self._state, self._message
+        self._record("end", state, message)  # after the slot is free: the export must not hold up the queue
 
     def _run_worker(self, capacity: int) -> None:
         from multiprocessing.connection import wait
@@ -491,8 +502,6 @@ class TrainingRun:
                 self._snapshots.append(msg[1])
         elif kind == "result":
             result, seconds = msg[1], msg[2]
-            if self.recorder is not None:
-                self.recorder.iteration(result)
             with self._lock:
                 self._history.append(result)
                 self._snapshots = []
@@ -503,6 +512,7 @@ class TrainingRun:
                 else:
                     self._iter_seconds.append(seconds)
                 self._iter_started = time.monotonic()
+            self._record("iteration", result)
         elif kind == "paused":
             with self._lock:
                 if self._pause_after is not None and msg[1] >= self._pause_after:
@@ -511,8 +521,7 @@ class TrainingRun:
                     self._state = PAUSED
         elif kind == "data":
             self.labels, self.images_u8 = msg[1], msg[2]
-            if self.recorder is not None:
-                self.recorder.data(msg[1], msg[2])
+            self._record("data", msg[1], msg[2])
         elif kind == "mark":
             self._mark(msg[1])
         elif kind == "end":

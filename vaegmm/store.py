@@ -468,6 +468,11 @@ class RunStore:
                      (status, message or "", time.time(), seconds, _json(merged),
                       None if export_dir is None else str(export_dir), host, pid, run_id))
 
+    def set_export_dir(self, run_id: int, path: Optional[str]) -> None:
+        """Where the run's files are (or ``None`` once they have been deleted)."""
+        with self._write() as conn:
+            conn.execute("UPDATE runs SET export_dir = ? WHERE id = ?", (None if path is None else str(path), run_id))
+
     def record_result(self, run_id: int, result: Mapping[str, Any]) -> None:
         """A sweep run's result from :func:`vaegmm.sweep.run_one`: its iterations and its end, one transaction."""
         extra = {k: result[k] for k in ("cpu_seconds", "load_seconds", "train_seconds", "attempts", "worker",
