@@ -22,7 +22,9 @@ from vaegmm.export import zip_run
 from vaegmm.runner import (ACTIVE, FAILED, FINISHED, IDLE, PAUSED, QUEUED, RUNNING, STOPPED, TERMINAL,
                            default_slots, warm_up)
 
-from . import charts
+from vaegmm import animation
+
+from . import charts, latent_views
 from .session import RunEntry, SessionRuns, reconnect_grace
 from .settings import (FIELDS, KEYS, PRESET_LABELS, check_settings, config_from_settings, data_note,
                        parse_query, preset_settings, settings_equal, to_query)
@@ -350,8 +352,12 @@ def cached_figure(entry: RunEntry, key: tuple, build):
     return fig
 
 
+REPLAY_FRAMES = 120  # frames of the in-page Replay (all finished iterations, the snapshots evenly thinned)
+
+
 def charts_panel(entry: RunEntry, snap) -> None:
-    """Latent scatter (the selected iteration, or the codes right now while the VAE trains) and before vs after."""
+    """Latent scatter (the selected iteration, or the codes right now while the VAE trains, or the Replay of a
+    finished run) in the chosen 2-D view, the export buttons, and before vs after."""
     run = entry.run
     h = snap.history
     labels = run.labels
@@ -359,23 +365,62 @@ def charts_panel(entry: RunEntry, snap) -> None:
         st.info("Iteration 0 (the untrained encoder) appears here as soon as the run starts.",
                 icon=":material/hourglass_top:")
         return
-    c1, c2 = st.columns([1, 1])
+    c1, c2, c3 = st.columns([1, 1.15, 1])
     colour = c1.segmented_control("Colour by", ["digit", "GMM class"], default="digit", key="colour_by",
                                   required=True) or "digit"
+    kind = latent_views.view_selector(c2, "view_kind")
     done = {r.iteration: r for r in h}
     # fixed options (every planned iteration), so the choice survives while more iterations finish
     options = ["latest"] + list(range(snap.config.iterations + 1))
-    pick = c2.selectbox("Iteration", options, key="iteration_pick",
+    pick = c3.selectbox("Iteration", options, key="iteration_pick",
                         format_func=lambda o: "latest iteration" if o == "latest" else
                         f"iteration {o}" + ("" if o in done else " (not yet)"))
     result = done.get(pick, h[-1])
     by = "class" if colour == "GMM class" else "digit"
-    title = (f"Latent space, iteration {result.iteration}: 2-D PCA of the codes · accuracy {result.accuracy:.3f}")
-    fig = cached_figure(entry, ("main", result.iteration, by), lambda: charts.latent_scatter(result, labels, by, title=title))
-    st.plotly_chart(fig, key="scatter_main", config={"displaylogo": False})
+    live = snap.live
+    if not (pick == "latest" and snap.state in ACTIVE and live is not None and live.iteration == h[-1].iteration + 1):
+        live = None
+    if live is not None:
+        shown = latent_views.live_view(run, h, live, kind)
+        if shown is None:
+            live = None
+    if live is None:
+        shown = latent_views.iteration_view(run, h, result.iteration, kind)
+    terminal = snap.state in TERMINAL
+    e1, e2, e3, e4 = st.columns([1.3, 1, 1, 1], vertical_alignment="center")
+    replay = terminal and e1.toggle("Replay", key="replay_on",
+                                    help="Play the whole run: every iteration and the snapshots taken while the VAE "
+                                         "trained, in the chosen view.")
+    if not terminal:
+        e1.caption("Replay and the animation: once the run has finished or is stopped.")
+    export_buttons(entry, snap, kind, by, shown, live, result, (e2, e3, e4))
+    if replay:
+        replay_panel(entry, snap, kind, by)
+    else:
+        latent_views.explain(shown)
+        view = shown.view
+        ranges = run.views.ranges(view.kind, view.xy)
+        uirev = f"run{run.id}-{view.kind}"
+        name = latent_views.LABELS[view.kind]
+        if live is not None:
+            base = done[live.iteration - 1]
+            colours = (f"colours: GMM classes of iteration {base.iteration} (accuracy {base.accuracy:.3f})"
+                       if by == "class" else f"colours: digits · accuracy so far {base.accuracy:.3f}")
+            title = (f"Iteration {live.iteration} in progress, VAE epoch {live.epoch} of {live.epochs}: {name} of "
+                     f"the codes right now · {colours}")
+            key = ("live", live.iteration, live.epoch, by, view.kind, ranges)
+            fig = cached_figure(entry, key, lambda: charts.latent_scatter(
+                base, labels, by, title=title, view=view, ranges=ranges, uirevision=uirev))
+        else:
+            title = (f"Latent space, iteration {result.iteration}: 2-D {name} of the codes · accuracy "
+                     f"{result.accuracy:.3f}")
+            key = ("main", result.iteration, by, view.kind, ranges)
+            fig = cached_figure(entry, key, lambda: charts.latent_scatter(
+                result, labels, by, title=title, view=view, ranges=ranges, uirevision=uirev))
+        st.plotly_chart(fig, key="scatter_main", config={"displaylogo": False})
     n = len(labels)
-    shown = f" ({SMALL_POINTS} of the {n} points)" if n > SMALL_POINTS else ""
-    st.markdown(f"**Before vs after** (iteration 0, the untrained encoder, and the latest iteration{shown})")
+    few = f" ({SMALL_POINTS} of the {n} points)" if n > SMALL_POINTS else ""
+    st.markdown(f"**Before vs after** (PCA of iteration 0, the untrained encoder, and of the latest iteration{few})")
     b1, b2 = st.columns(2)
     first, last = h[0], h[-1]
     with b1:
@@ -390,6 +435,103 @@ def charts_panel(entry: RunEntry, snap) -> None:
                 key="scatter_after", config={"displaylogo": False})
         else:
             st.info("The “after” picture appears when iteration 1 finishes.")
+
+
+def _replay(entry: RunEntry, kind: str, by: str, max_frames: int):
+    """The run's :class:`vaegmm.animation.Replay` in ``kind``; LDA that fails falls back to PCA (with the reason),
+    a t-SNE still being computed raises :class:`vaegmm.animation.Pending`."""
+    run = entry.run
+    try:
+        return animation.replay_frames(run.history, run.snapshots, run.labels, kind, by, run.views, max_frames), ""
+    except ValueError as e:
+        return (animation.replay_frames(run.history, run.snapshots, run.labels, "pca", by, run.views, max_frames),
+                f"{latent_views.LABELS[kind]} fell back to PCA: {e}")
+
+
+def replay_panel(entry: RunEntry, snap, kind: str, by: str) -> None:
+    """The Replay of a finished or stopped run: a Plotly animation (play/pause, slider) over every iteration and
+    the snapshots of each VAE update, built once per run, view and colouring."""
+    run = entry.run
+    try:
+        rp, note = _replay(entry, kind, by, REPLAY_FRAMES)
+    except animation.Pending as p:
+        st.caption(f":material/hourglass_top: computing t-SNE for the replay: {p.ready} of {p.total} iterations "
+                   "ready (one frame per iteration; it appears by itself). Meanwhile the PCA replay:")
+        rp, note = _replay(entry, "pca", by, REPLAY_FRAMES)
+    if note:
+        st.caption(f":material/info: {note}")
+    elif rp.kind == "tsne":
+        st.caption("t-SNE replay: one frame per finished iteration (a t-SNE of every snapshot would take minutes).")
+    key = ("replay", rp.kind, by, len(rp.frames), snap.state, len(snap.history))
+    fig = cached_figure(entry, key, lambda: charts.replay_figure(rp))
+    st.plotly_chart(fig, key="scatter_replay", config={"displaylogo": False})
+    st.caption(f"{len(rp.frames)} frames: every finished iteration and the snapshots taken while the VAE trained. "
+               f"Press ▶ Play, or drag the slider.")
+
+
+def export_buttons(entry: RunEntry, snap, kind: str, by: str, shown, live, result, cols) -> None:
+    """Download buttons: the animated GIF and MP4 of a finished or stopped run (960 x 720, 10 fps) and a PNG of
+    the picture on screen. The files are drawn only when clicked, in a worker process (seconds of matplotlib must
+    not hold the server's GIL), and kept per run, view and colouring."""
+    run = entry.run
+    files = entry.figure_cache.setdefault("_files", {})
+
+    def cached_bytes(key, make):
+        def data() -> bytes:
+            if key not in files:
+                files[key] = make()
+                while len(files) > 4:
+                    files.pop(next(iter(files)))
+            return files[key]
+        return data
+
+    terminal = snap.state in TERMINAL
+    tsne_pending = kind == "tsne" and any(run.views.tsne_status(r.iteration) != "ready" for r in snap.history)
+    if terminal:
+        base = ("anim", kind, by, snap.state, len(snap.history), len(run.replay_log))
+
+        def make(fmt):
+            def build() -> bytes:
+                try:
+                    rp, _ = _replay(entry, kind, by, animation.MAX_FRAMES)
+                except animation.Pending:
+                    rp, _ = _replay(entry, "pca", by, animation.MAX_FRAMES)
+                rp.caption = f"VAE + GMM mutual learning · run #{run.id}: {entry.label.split(' ', 1)[-1]}"
+                return animation.file_bytes_in_worker(rp, fmt)
+            return build
+
+        wait = "t-SNE is still being computed for some iterations" if tsne_pending else None
+        cols[0].download_button("GIF", icon=":material/gif_box:", data=cached_bytes(base + ("gif",), make("gif")),
+                                file_name=f"vaegmm_run{run.id}_{kind}.gif", mime="image/gif", key="dl_gif",
+                                on_click="ignore", width="stretch", disabled=bool(wait),
+                                help=wait or "Animated GIF of the whole run (960 x 720, about 60 frames), for a "
+                                             "slide. Drawn when clicked: a few seconds.")
+        if animation.mp4_available():
+            cols[1].download_button("MP4", icon=":material/movie:", data=cached_bytes(base + ("mp4",), make("mp4")),
+                                    file_name=f"vaegmm_run{run.id}_{kind}.mp4", mime="video/mp4", key="dl_mp4",
+                                    on_click="ignore", width="stretch", disabled=bool(wait),
+                                    help=wait or "The same animation as an H.264 video (10 fps).")
+    view = shown.view
+    labels = run.labels
+    if live is not None:
+        base_it = next(r for r in snap.history if r.iteration == live.iteration - 1)
+        frame = animation.Frame(live.iteration, live.epoch, live.epochs, False, view.xy,
+                                np.asarray(base_it.classes if by == "class" else labels), view.means,
+                                float(base_it.accuracy))
+        key = ("png", view.kind, by, "live", live.iteration, live.epoch)
+    else:
+        frame = animation.Frame(result.iteration, len(result.recon), len(result.recon), True, view.xy,
+                                np.asarray(result.classes if by == "class" else labels), view.means,
+                                float(result.accuracy))
+        key = ("png", view.kind, by, result.iteration)
+    groups = np.unique(frame.groups)
+    rp = animation.Replay([frame], view.kind, by,
+                          {int(g): (f"class {g}" if by == "class" else f"digit {g}") for g in groups},
+                          run.views.ranges(view.kind, view.xy), view.axes)
+    cols[2].download_button("PNG", icon=":material/image:", data=cached_bytes(key, lambda: animation.file_bytes_in_worker(rp, "png")),
+                            file_name=f"vaegmm_run{run.id}_it{frame.iteration}_{view.kind}.png", mime="image/png",
+                            key="dl_png", on_click="ignore", width="stretch",
+                            help="The picture on screen as a 960 x 720 PNG.")
 
 
 def metrics_panel(entry: RunEntry, snap) -> None:

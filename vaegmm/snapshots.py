@@ -68,3 +68,83 @@ class SnapshotTaker:
         mu, _ = encode_all(self.learner.model, self.learner.x)
         self.learner.model.train()
         return CodeSnapshot(iteration, epoch, epochs, mu.astype(np.float16), history[-1].pca.transform(mu), seconds)
+
+
+@dataclass
+class LogFrame:
+    """One in-update snapshot as kept for Replay: 2-D projections only (float16: a screen needs no more)."""
+
+    iteration: int  # the iteration whose VAE update it shows (1-based)
+    epoch: int
+    epochs: int
+    seconds: float  # since that VAE update started
+    pca: np.ndarray  # (N, 2) float16, in the PCA axes of iteration ``iteration - 1``
+    lda: Optional[np.ndarray]  # (N, 2) float16 in the LDA axes of iteration ``iteration - 1``; None: no LDA
+
+    @property
+    def nbytes(self) -> int:
+        return self.pca.nbytes + (0 if self.lda is None else self.lda.nbytes)
+
+
+DEFAULT_LOG_BYTES = 8 << 20  # 8 MiB of frames per run: 349 frames of 3000 points
+
+
+class SnapshotLog:
+    """A bounded record of a run's in-update snapshots across all its iterations, for Replay and the animation.
+
+    Memory bound: the frames take at most ``max_bytes`` (default 8 MiB) plus one frame: a frame is its PCA and LDA
+    projections as float16, ``N x 8`` bytes (24 kB for 3000 points: 349 frames, about 17 VAE updates of the classic
+    preset at one snapshot per 0.5 s). No codes are kept here (the run keeps the latest snapshot's codes only).
+    When the next frame would pass the bound, every other frame is dropped and from then on only every 2nd (then
+    4th, ...) snapshot is taken in, so the frames stay evenly spaced over the whole run, at least ``min_frames``
+    of them. Thread-safe."""
+
+    def __init__(self, max_bytes: int = DEFAULT_LOG_BYTES, min_frames: int = 16):
+        self.max_bytes = int(max_bytes)
+        self.min_frames = int(min_frames)
+        self.stride = 1  # take in every stride-th snapshot
+        self._seen = 0
+        self._frames: list[LogFrame] = []
+        self._bytes = 0
+        import threading
+
+        self._lock = threading.Lock()
+
+    def wants_next(self) -> bool:
+        """Whether the next snapshot offered will be kept (so a caller can skip computing its projections)."""
+        with self._lock:
+            return self._seen % self.stride == 0
+
+    def skip(self) -> None:
+        """Count a snapshot that :meth:`wants_next` said would not be kept."""
+        with self._lock:
+            self._seen += 1
+
+    def add(self, frame: LogFrame) -> bool:
+        """Offer the next snapshot; returns whether it was kept."""
+        with self._lock:
+            seen, self._seen = self._seen, self._seen + 1
+            if seen % self.stride:
+                return False
+            while (self._bytes + frame.nbytes > self.max_bytes and len(self._frames) >= self.min_frames):
+                self._frames = self._frames[::2]
+                self._bytes = sum(f.nbytes for f in self._frames)
+                self.stride *= 2
+            if seen % self.stride:  # not on the new, coarser grid
+                return False
+            self._frames.append(frame)
+            self._bytes += frame.nbytes
+            return True
+
+    def frames(self) -> list[LogFrame]:
+        with self._lock:
+            return list(self._frames)
+
+    @property
+    def nbytes(self) -> int:
+        with self._lock:
+            return self._bytes
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._frames)
