@@ -8,8 +8,9 @@ crosses are those classes' means.
 
 Files are drawn with matplotlib (Agg, no display) at 960 x 720 (a 4:3 slide), 10 frames a second, the iteration,
 the epoch and the accuracy written on every frame. They are written to a temporary file beside the target and
-renamed into place, so a failed export leaves no half-written file. The MP4 uses the ffmpeg binary that the
-``imageio-ffmpeg`` wheel ships (nothing is downloaded at run time); without it only the GIF and PNG exist.
+renamed into place, so a failed export leaves no half-written file. The MP4 needs an ffmpeg binary: the one the
+optional ``imageio-ffmpeg`` wheel ships (nothing is downloaded at run time, but the wheel is 170 MB installed, so
+it is not a requirement) or ``ffmpeg`` on the PATH; without one, the GIF and PNG remain.
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ SIZE = (960, 720)  # pixels: a 4:3 slide
 FPS = 10
 HOLD = 8  # a finished iteration stays on screen this many frames (0.8 s at 10 fps)
 END_HOLD = 20  # ... and the last frame 2 s
-MAX_FRAMES = 60  # frames of an animation (finished iterations always included; snapshots evenly thinned)
+MAX_FRAMES = 50  # frames of an animation (finished iterations always included; snapshots evenly thinned)
 DIGIT_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
                  "#bcbd22", "#17becf"]
 COLOURS = DIGIT_COLOURS + ["#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2",
@@ -261,6 +262,7 @@ def _atomic(path: Path, write: Callable[[Path], None]) -> Path:
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 is for the half-written file only
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -292,42 +294,61 @@ def write_gif(replay: Replay, path, size: tuple = SIZE, fps: int = FPS, hold: in
     return _atomic(path, write)
 
 
-def mp4_available() -> bool:
-    """Whether an MP4 can be written: the ``imageio-ffmpeg`` wheel and its bundled ffmpeg binary."""
+def ffmpeg_exe() -> Optional[str]:
+    """An ffmpeg binary for the MP4: the one the optional ``imageio-ffmpeg`` wheel ships (``pip install
+    imageio-ffmpeg``; no download at run time), else ``ffmpeg`` on the PATH (Debian: ``apt-get install ffmpeg``),
+    else None."""
     try:
         import imageio_ffmpeg
 
-        return bool(imageio_ffmpeg.get_ffmpeg_exe())
+        exe = imageio_ffmpeg.get_ffmpeg_exe()
+        if exe and os.path.exists(exe):
+            return exe
     except Exception:
-        return False
+        pass
+    import shutil
+
+    return shutil.which("ffmpeg")
+
+
+def mp4_available() -> bool:
+    """Whether an MP4 can be written (see :func:`ffmpeg_exe`)."""
+    return ffmpeg_exe() is not None
 
 
 def write_mp4(replay: Replay, path, size: tuple = SIZE, fps: int = FPS, hold: int = HOLD,
               end_hold: int = END_HOLD) -> Path:
     """An H.264 MP4 (yuv420p: plays in PowerPoint, Keynote, browsers) of ``replay`` at ``fps``, finished iterations
-    repeated ``hold`` frames; written atomically. Raises ValueError when no encoder is available."""
+    repeated ``hold`` frames; written atomically. Raises ValueError when no ffmpeg is available."""
+    import subprocess
+
     if not replay.frames:
         raise ValueError("nothing to animate: the run has no frames")
-    if not mp4_available():
-        raise ValueError("MP4 needs the imageio-ffmpeg package (pip install imageio-ffmpeg)")
-    import imageio_ffmpeg
-
+    exe = ffmpeg_exe()
+    if exe is None:
+        raise ValueError("MP4 needs ffmpeg: pip install imageio-ffmpeg (or apt-get install ffmpeg)")
     painter = _Painter(replay, size)
     step = 1000 / fps
     repeats = [max(1, int(round(d / step))) for d in replay.durations(fps, hold, end_hold)]
 
     def write(tmp: Path) -> None:
-        writer = imageio_ffmpeg.write_frames(str(tmp), size, fps=fps, codec="libx264", pix_fmt_in="rgb24",
-                                             pix_fmt_out="yuv420p", quality=7, macro_block_size=8,
-                                             output_params=["-f", "mp4"], ffmpeg_log_level="error")
-        writer.send(None)
+        cmd = [exe, "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{size[0]}x{size[1]}",
+               "-r", str(fps), "-i", "-", "-an", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-crf", "23",
+               "-movflags", "+faststart", "-f", "mp4", str(tmp)]
+        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
             for i, rep in enumerate(repeats):
-                img = np.ascontiguousarray(painter.draw(i))
+                img = np.ascontiguousarray(painter.draw(i)).tobytes()
                 for _ in range(rep):
-                    writer.send(img)
+                    proc.stdin.write(img)
+            proc.stdin.close()
+            err = proc.stderr.read().decode(errors="replace")
+            if proc.wait(120) != 0:
+                raise ValueError(f"ffmpeg failed: {err.strip()[-300:]}")
         finally:
-            writer.close()
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
 
     return _atomic(path, write)
 
