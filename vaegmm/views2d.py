@@ -177,9 +177,11 @@ def tsne_view(codes: np.ndarray, init: Optional[np.ndarray] = None, perplexity: 
     import logging
 
     logging.getLogger("openTSNE").setLevel(logging.ERROR)
-    emb = openTSNE.TSNE(n_components=2, perplexity=perplexity, initialization=start, n_jobs=max(1, int(n_jobs)),
-                        random_state=seed, n_iter=n_iter, early_exaggeration_iter=early_iter,
-                        verbose=False).fit(codes)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # e.g. scikit-learn's "Loky-backed parallel loops" note in a worker
+        emb = openTSNE.TSNE(n_components=2, perplexity=perplexity, initialization=start,
+                            n_jobs=max(1, int(n_jobs)), random_state=seed, n_iter=n_iter,
+                            early_exaggeration_iter=early_iter, verbose=False).fit(codes)
     out = np.asarray(emb, dtype=np.float64)
     return aligned(out, init) if init is not None else out.astype(np.float32)
 
