@@ -4,7 +4,10 @@
 
 Starts `streamlit run app.py` on a free port, opens it in Debian's Chromium (Playwright, never `playwright
 install`), presses Start, waits for the finished state and saves a screenshot of the whole page; with
-``--explorer`` also one of the Latent explorer after clicking a point of the scatter.
+``--explorer`` also one of the Latent explorer after clicking a point of the scatter. With ``--live`` it first
+saves the top of the page in the middle of the last VAE update, in the LDA view coloured by GMM class (the codes
+moving toward their class means); with ``--gif-frame`` it downloads the run's animated GIF through its button and
+saves one frame of it (``--gif`` keeps the whole GIF).
 """
 from __future__ import annotations
 
@@ -43,6 +46,9 @@ def main(argv=None) -> int:
     ap.add_argument("--set", nargs="*", default=[], help="extra settings as key=value (query parameters)")
     ap.add_argument("--out", default="docs/screenshot.png")
     ap.add_argument("--explorer", default="", help="also save the Latent explorer here")
+    ap.add_argument("--live", default="", help="also save the page during the last VAE update (LDA, GMM class)")
+    ap.add_argument("--gif-frame", default="", help="also save a frame of the downloaded GIF here (PNG)")
+    ap.add_argument("--gif", default="", help="also keep the downloaded GIF here")
     ap.add_argument("--width", type=int, default=1400)
     ap.add_argument("--timeout", type=float, default=3600, help="seconds to wait for the run to finish")
     ap.add_argument("--chromium", default="/usr/bin/chromium")
@@ -72,6 +78,22 @@ def main(argv=None) -> int:
             page.wait_for_timeout(2000)
             t0 = time.monotonic()
             start.click()
+            if a.live:
+                last = int(params.get("iterations", 5))
+                page.wait_for_function(f"""() => {{ const el = document.querySelector('{STATUS}');
+                    return el && el.innerText.includes('iteration {last}: VAE epoch'); }}""",
+                                       timeout=a.timeout * 1000, polling=500)
+                page.locator('[data-testid="stButtonGroup"] button', has_text="LDA").first.click()
+                page.locator('[data-testid="stButtonGroup"] button', has_text="GMM class").first.click()
+                page.wait_for_function(f"""() => {{ const el = document.querySelector('{STATUS}');
+                    const m = el && el.innerText.match(/VAE epoch (\\d+) of (\\d+)/);
+                    return m && +m[1] >= 0.6 * +m[2]; }}""", timeout=a.timeout * 1000, polling=200)
+                page.set_viewport_size({"width": a.width, "height": 1250})
+                page.wait_for_timeout(1200)
+                page.screenshot(path=a.live)
+                print(f"saved {a.live}")
+                for label in ("PCA", "digit"):
+                    page.locator('[data-testid="stButtonGroup"] button', has_text=label).first.click()
             page.wait_for_function(f"""() => {{ const el = document.querySelector('{STATUS}');
                 return el && ['finished', 'failed', 'stopped'].includes(el.getAttribute('data-state')); }}""",
                                    timeout=a.timeout * 1000, polling=500)
@@ -80,6 +102,19 @@ def main(argv=None) -> int:
             Path(a.out).parent.mkdir(parents=True, exist_ok=True)
             _full(page, a.out, a.width)
             print(f"saved {a.out}")
+            if a.gif_frame or a.gif:
+                with page.expect_download(timeout=300000) as dl:
+                    page.locator('[data-testid="stDownloadButton"] button', has_text="GIF").first.click()
+                gif = Path(a.gif or "/tmp/vaegmm_screenshot.gif")
+                dl.value.save_as(str(gif))
+                from PIL import Image
+
+                with Image.open(gif) as im:
+                    n = im.n_frames
+                    im.seek(int(n * 0.85))  # late in the last update: classes tight around their means
+                    if a.gif_frame:
+                        im.convert("RGB").save(a.gif_frame, optimize=True)
+                print(f"GIF: {n} frames, {gif.stat().st_size / 1e6:.2f} MB; frame saved to {a.gif_frame}")
             if a.explorer:
                 page.set_viewport_size({"width": a.width, "height": 1000})
                 page.locator('[data-testid="stPageLink"] a', has_text="Latent explorer").first.click()
