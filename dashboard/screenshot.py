@@ -5,7 +5,8 @@
 Starts `streamlit run app.py` on a free port, opens it in Debian's Chromium (Playwright, never `playwright
 install`), presses Start, waits for the finished state and saves a screenshot of the whole page; with
 ``--explorer`` also one of the Latent explorer after clicking a point of the scatter. With ``--live`` it first
-saves the top of the page in the middle of the last VAE update, in the LDA view coloured by GMM class (the codes
+saves the top of the page in the middle of a late VAE update (``--live-iteration``), in the LDA view coloured by
+GMM class (the codes
 moving toward their class means); with ``--gif-frame`` it downloads the run's animated GIF through its button and
 saves one frame of it (``--gif`` keeps the whole GIF).
 """
@@ -47,6 +48,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="docs/screenshot.png")
     ap.add_argument("--explorer", default="", help="also save the Latent explorer here")
     ap.add_argument("--live", default="", help="also save the page during the last VAE update (LDA, GMM class)")
+    ap.add_argument("--live-iteration", type=int, default=3, help="the first iteration --live may catch")
     ap.add_argument("--gif-frame", default="", help="also save a frame of the downloaded GIF here (PNG)")
     ap.add_argument("--gif", default="", help="also keep the downloaded GIF here")
     ap.add_argument("--width", type=int, default=1400)
@@ -79,17 +81,16 @@ def main(argv=None) -> int:
             t0 = time.monotonic()
             start.click()
             if a.live:
-                last = int(params.get("iterations", 5))
-                page.wait_for_function(f"""() => {{ const el = document.querySelector('{STATUS}');
-                    return el && el.innerText.includes('iteration {last}: VAE epoch'); }}""",
-                                       timeout=a.timeout * 1000, polling=500)
+                # choose the view first, then catch a VAE update from iteration --live-iteration on, past 40 %
+                page.locator('[data-testid="stButtonGroup"] button', has_text="LDA").first.wait_for(timeout=120000)
                 page.locator('[data-testid="stButtonGroup"] button', has_text="LDA").first.click()
                 page.locator('[data-testid="stButtonGroup"] button', has_text="GMM class").first.click()
-                page.wait_for_function(f"""() => {{ const el = document.querySelector('{STATUS}');
-                    const m = el && el.innerText.match(/VAE epoch (\\d+) of (\\d+)/);
-                    return m && +m[1] >= 0.6 * +m[2]; }}""", timeout=a.timeout * 1000, polling=200)
+                page.wait_for_function("""(it) => { const m = document.body.innerText.match(
+                        /iteration (\\d+): VAE epoch (\\d+) of (\\d+)/);
+                    return m && +m[1] >= it && +m[2] >= 0.4 * +m[3]; }""", arg=a.live_iteration,
+                                       timeout=a.timeout * 1000, polling=200)
                 page.set_viewport_size({"width": a.width, "height": 1250})
-                page.wait_for_timeout(1200)
+                page.wait_for_timeout(800)
                 page.screenshot(path=a.live)
                 print(f"saved {a.live}")
                 for label in ("PCA", "digit"):
