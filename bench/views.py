@@ -206,12 +206,15 @@ def main(argv=None) -> int:
         lines.append(f"| UMAP fit of the same codes, first / second in that process (CPU s) | "
                      f"{umap_row['fit0_cpu']:.1f} / {umap_row['fit1_cpu']:.1f} | |")
     lines += ["", "Reading: the t-SNE times are from asking (the page's first draw in t-SNE) to the embedding being "
-              "ready, with the job in a fresh worker process forked from the training fork server (it imports "
-              "openTSNE, about 1-3 s of it) at the workers' low priority, " + str(TsneService().threads) +
-              " thread(s); on a busy machine most of it is waiting for a core."]
+              "ready, with the job in a fresh worker process forked from the training fork server (openTSNE's "
+              "import there costs about 0.05 s: numpy and scikit-learn are preloaded) at nice 5 (behind the "
+              "server, ahead of the training workers), " + str(TsneService().threads) + " thread(s), 350 "
+              "iterations; on a busy machine most of the wall time is waiting for a core. The first picture's "
+              "time is from Start to iteration 0 in the run (its worker at nice 10): it grows with the machine's "
+              "load."]
     if umap_row:
-        lines.append(f"UMAP: not offered. In a fresh process it needs {umap_row['import_wall']:.0f} s to import (numba "
-                     f"compiles its code) and its first fit of these codes {umap_row['fit0_cpu']:.0f} s of CPU; even "
+        lines.append(f"UMAP: not offered. In a fresh process it needs {umap_row['import_wall']:.0f} s to import (31 s "
+                     f"the first time on this machine, while numba compiled its cache) and its first fit of these codes {umap_row['fit0_cpu']:.0f} s of CPU; even "
                      f"warm it takes {umap_row['fit1_cpu']:.1f} s of CPU, against openTSNE's "
                      f"{cpu_threads[1][0]:.1f} s, for a picture of the same kind (neighbourhoods).")
     md = "\n".join(lines)

@@ -123,7 +123,7 @@ def main(argv=None) -> int:
                 page.wait_for_timeout(2500)
                 # click a point of the first digit trace (its pixel position from Plotly's own axes)
                 xy = page.evaluate("""() => { const gd = document.querySelector('.js-plotly-plot');
-                    const t = gd.data[0], xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+                    const t = gd._fullData[0], xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
                     const r = gd.getBoundingClientRect(), i = Math.floor(t.x.length / 2);
                     return [r.left + xa._offset + xa.l2p(t.x[i]), r.top + ya._offset + ya.l2p(t.y[i]),
                             t.customdata[i][0]]; }""")

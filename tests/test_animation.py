@@ -216,3 +216,22 @@ def test_a_run_keeps_its_snapshots_for_replay():
     assert run.replay_log.nbytes <= run.replay_log.max_bytes
     rp = animation.replay_frames(run.history, frames, run.labels, PCA, "class", run.views)
     assert len(rp.frames) == len(frames) + 3
+
+
+def test_snapshots_do_not_change_the_run():
+    """Same config and seed: the same codes and accuracies with snapshots taken after every epoch as without."""
+    from test_runner import tiny
+    from vaegmm.data import load_mnist
+    from vaegmm.mutual import MutualLearner
+    from vaegmm.snapshots import SnapshotTaker
+
+    cfg = tiny(vae__epochs=8, vae__batch_size=50, codes="sample")
+    images, labels = load_mnist(cfg.data.n, cfg.data.digits, cfg.seed, cfg.data.source)
+    plain = MutualLearner(cfg, images, labels).run()
+    sent = []
+    learner = MutualLearner(cfg, images, labels)
+    learner.callbacks.append(SnapshotTaker(learner, lambda *msg: sent.append(msg), every=1e-9, max_gap=0.0))
+    watched = learner.run()
+    assert len(sent) >= 2 * (8 - 1)  # one after every epoch but the last of each update
+    assert [r.accuracy for r in watched] == [r.accuracy for r in plain]
+    assert np.array_equal(watched[-1].codes, plain[-1].codes)

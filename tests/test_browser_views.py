@@ -76,6 +76,17 @@ def wait_main(page, cond, timeout: float, what: str) -> dict:
         page.wait_for_timeout(100)
 
 
+def click_a_point(page, k: int) -> int:
+    """Click the k-th point of the first digit trace of the first chart, where Plotly drew it; its image index."""
+    x, y, idx = page.evaluate("""(k) => { const gd = document.querySelector('.js-plotly-plot');
+        const t = gd._fullData[0], xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+        const r = gd.getBoundingClientRect(), i = k % t.x.length;
+        return [r.left + xa._offset + xa.l2p(t.x[i]), r.top + ya._offset + ya.l2p(t.y[i]), t.customdata[i][0]]; }""",
+                              k)
+    page.mouse.click(x, y)
+    return int(idx)
+
+
 def pick(page, label: str) -> None:
     """Click a segmented-control option (View)."""
     page.locator('[data-testid="stButtonGroup"] button', has_text=label).first.click()
@@ -143,6 +154,18 @@ def test_live_motion_views_replay_and_gif(browser, server):
         im.seek(im.n_frames - 1)
         im.convert("RGB").save(ARTIFACTS / "views_gif_last_frame.png")
     no_exceptions(page)
+    # the Latent explorer: the same selector, and a click on a point picks its image in every view
+    page.locator('[data-testid="stPageLink"] a', has_text="Latent explorer").first.click()
+    page.wait_for_selector(".js-plotly-plot", timeout=30000)
+    for label, axis in (("PCA", "PC 1"), ("LDA", "LD 1"), ("t-SNE", "t-SNE 1")):
+        pick(page, label)
+        wait_main(page, lambda m: m["xtitle"] == axis, 60, f"explorer in {label}")
+        page.wait_for_timeout(800)
+        idx = click_a_point(page, 7 + len(label))
+        page.wait_for_function(f"""() => document.body.innerText.includes('Image {idx} ')""", timeout=20000)
+        assert page.locator('input[type=number]').first.input_value() == str(idx)
+    no_exceptions(page)
+    page.screenshot(path=str(ARTIFACTS / "views_explorer.png"))
     with open(ARTIFACTS / "timings.txt", "a") as f:
         f.write(f"views: live data changes {changes} in one update; t-SNE of 300 points shown {tsne_s:.1f} s after "
                 f"asking; replay {steps} frames; GIF {path.stat().st_size // 1024} kB\n")
