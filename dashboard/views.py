@@ -46,6 +46,8 @@ def _selected_index(key: str) -> Optional[int]:
         return None
     st.session_state["_explore_last_click"] = stamp
     cd = points[0].get("customdata")
+    if isinstance(cd, dict):  # a row of a binary (typed) array reaches the server as {"0": index, "1": ...}
+        cd = [cd[k] for k in sorted(cd, key=int)] if all(str(k).isdigit() for k in cd) else None
     if isinstance(cd, (list, tuple)) and cd:
         return int(cd[0])
     return None

@@ -54,8 +54,15 @@ def test_view_selector_switches_pca_lda_tsne_and_replays():
     replay = by_meta(plotly_specs(at), "replay")[0]
     assert len(replay["frames"]) == 3 + len(run.snapshots)
     assert len(replay["layout"]["sliders"][0]["steps"]) == len(replay["frames"])
-    labels = {d.label for d in at.get("download_button")}
-    assert {"GIF", "PNG"} <= labels
+    assert at.button(key="mk_gif").label == "GIF" and at.button(key="mk_png").label == "PNG"
+    at.button(key="mk_gif").click().run()  # drawn in a worker process, then offered for download
+    assert not at.exception
+    job = runs_of(at).current.figure_cache["_files"]["gif"]
+    job.result(180)
+    at.run()
+    gif = [d for d in at.get("download_button") if d.label.startswith("Download GIF")]
+    assert len(gif) == 1, [d.label for d in at.get("download_button")]
+    assert job.result()[:6] == b"GIF89a"
     at.toggle(key="replay_on").set_value(False).run()
     assert by_meta(plotly_specs(at), "latent") and not by_meta(plotly_specs(at), "replay")
 

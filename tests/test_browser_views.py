@@ -144,8 +144,11 @@ def test_live_motion_views_replay_and_gif(browser, server):
     no_exceptions(page)
     page.screenshot(path=str(ARTIFACTS / "views_replay.png"))
     # the GIF: a valid animation with one frame per replay frame (at most MAX_FRAMES)
-    with page.expect_download(timeout=120000) as dl:
-        page.locator('[data-testid="stDownloadButton"] button', has_text="GIF").first.click()
+    button(page, "GIF").click()  # drawn in a worker process, then offered for download
+    ready = page.locator('[data-testid="stDownloadButton"] button', has_text="Download GIF").first
+    ready.wait_for(timeout=180000)
+    with page.expect_download(timeout=60000) as dl:
+        ready.click()
     path = ARTIFACTS / "views_run.gif"
     dl.value.save_as(str(path))
     with Image.open(path) as im:
