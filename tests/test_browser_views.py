@@ -165,8 +165,7 @@ def test_live_motion_views_replay_and_gif(browser, server):
         wait_main(page, lambda m: m["xtitle"] == axis, 60, f"explorer in {label}")
         page.wait_for_timeout(800)
         idx = click_a_point(page, 7 + len(label))
-        page.wait_for_function(f"""() => document.body.innerText.includes('Image {idx} ')""", timeout=20000)
-        assert page.locator('input[type=number]').first.input_value() == str(idx)
+        page.wait_for_function(f"""() => document.body.innerText.includes('Image {idx} ·')""", timeout=20000)
     no_exceptions(page)
     page.screenshot(path=str(ARTIFACTS / "views_explorer.png"))
     with open(ARTIFACTS / "timings.txt", "a") as f:
