@@ -94,7 +94,7 @@ def test_tsne_warm_start_keeps_points_close():
     # a cold start whose layout is unrelated: random start
     cold = tsne_view(moved, init=rng.normal(0, 1, (len(x), 2)), seed=3)
     warm = tsne_view(moved, init=before, seed=3)
-    assert disagreement(warm, before) < 0.5 * disagreement(cold, before)
+    assert disagreement(warm, before) < 0.75 * disagreement(cold, before)
 
 
 def fake_history(n_iter=3, n=150, k=4, seed=0):
