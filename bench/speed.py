@@ -21,6 +21,14 @@ machine is shared and wall time includes the time other processes held the cores
 
     python bench/speed.py --gmm-only        # only the "## GMM speed" section, on the iteration-1 codes of the
                                             # serket-classic preset (one VAE update, ~10 s), not the 30-min run
+
+``--snapshots-only`` (issue 11) measures only the cost of the live snapshots and writes its own "## Live snapshots"
+section: the classic VAE update with and without a :class:`vaegmm.snapshots.SnapshotTaker` (every 0.5 s it
+encodes all 3000 images and sends codes and projection through a pipe, as a training worker does), interleaved in
+this process, CPU seconds; and how many snapshots a second that gives.
+
+    python bench/speed.py --snapshots-only                 # classic, 3 repeats of each, into BENCHMARKS.md
+    python bench/speed.py --snapshots-only --quick --out -  # smoke test
 """
 from __future__ import annotations
 
@@ -176,9 +184,15 @@ def main(argv=None) -> int:
     ap.add_argument("--serket-gmm", type=Path, default=None,
                     help="also time Serket's own gmm.train from this copy of naka-lab/Serket's gmm/gmm.py")
     ap.add_argument("--vae-only", type=int, default=0, metavar="EPOCHS", help=argparse.SUPPRESS)  # thread-check child
+    ap.add_argument("--snapshots-only", action="store_true",
+                    help="only the live-snapshot overhead (issue 11), into its own '## Live snapshots' section")
+    ap.add_argument("--snapshot-every", type=float, default=None, help="seconds between snapshots (default: the "
+                    "dashboard's, vaegmm.snapshots.DEFAULT_EVERY)")
     a = ap.parse_args(argv)
     if a.vae_only:
         return vae_only(a)
+    if a.snapshots_only:
+        return snapshot_overhead(a, argv)
     torch.set_num_threads(a.threads)
     try:  # numpy's BLAS (GMMs, PCA) at the same thread count
         from threadpoolctl import threadpool_limits
@@ -443,6 +457,119 @@ def gmm_only(a, command: str) -> int:
     if a.out != "-":
         write_section(Path(a.out), md)
         print(f"wrote the GMM speed section of {a.out}")
+    return 0
+
+
+def _drain(conn) -> None:
+    """The reading end of the snapshot pipe, in its own process (the dashboard server's side, not timed)."""
+    try:
+        while True:
+            conn.recv()
+    except (EOFError, OSError):
+        pass
+
+
+def snapshot_overhead(a, argv) -> int:
+    """--snapshots-only: the classic VAE update with and without live snapshots, interleaved, CPU seconds."""
+    import multiprocessing as mp
+    from types import SimpleNamespace
+
+    from vaegmm.mutual import ProgressEvent
+    from vaegmm.snapshots import DEFAULT_EVERY, SnapshotTaker
+
+    torch.set_num_threads(a.threads)
+    from threadpoolctl import threadpool_limits
+    threadpool_limits(a.threads)
+    every = DEFAULT_EVERY if a.snapshot_every is None else a.snapshot_every
+    cfg = serket_classic().replace(seed=a.seed)
+    if a.quick:
+        cfg = cfg.replace(data__n=300, vae__epochs=30, vae__batch_size=100)
+    v, n = cfg.vae, cfg.data.n
+    images, labels = load_mnist(n, cfg.data.digits, cfg.seed, cfg.data.source)
+    x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32))
+    prior = torch.zeros(n, v.latent_dim)
+    first = MutualLearner(cfg, images, labels).begin()  # iteration 0: the PCA axes the snapshots are drawn in
+    ctx = mp.get_context("spawn")
+    recv, send_conn = ctx.Pipe(duplex=False)
+    reader = ctx.Process(target=_drain, args=(recv,), daemon=True)
+    reader.start()
+    recv.close()
+    print(f"snapshot overhead: N={n} D={v.latent_dim} epochs={v.epochs} batch={v.batch_size}, a snapshot every "
+          f"{every} s; load average {os.getloadavg()[0]:.1f}", flush=True)
+
+    def update(snapshots: bool):
+        g = torch.Generator().manual_seed(a.seed)
+        model = VAE(v.latent_dim, v.hidden, generator=g)
+        opt = make_optimizer(model, v.lr)
+        taker = None
+        if snapshots:
+            learner = SimpleNamespace(model=model, x=x, history=[first])
+            taker = SnapshotTaker(learner, lambda *msg: send_conn.send(msg), every=every)
+
+        def on_epoch(rec):
+            if taker is not None:
+                taker(ProgressEvent("vae", 1, 1, rec.epoch, v.epochs, rec.recon, rec.kl))
+        w, c = timed(lambda: train_epochs(model, opt, x, prior, v.alpha, v.epochs, v.batch_size, g, on_epoch))
+        return w, c, taker
+
+    update(False)  # warm-up
+    rows = {False: ([], []), True: ([], [])}
+    counts, spent, rates = [], [], []
+    for r in range(a.repeats):
+        for snaps in ((False, True) if r % 2 == 0 else (True, False)):
+            w, c, taker = update(snaps)
+            rows[snaps][0].append(w)
+            rows[snaps][1].append(c)
+            extra = ""
+            if taker is not None:
+                k = taker.count
+                counts.append(k)
+                spent.append(taker.seconds_spent)
+                rates.append(k / w)
+                extra = (f", {k} snapshots ({k / w:.2f}/s of wall time), {1000 * taker.seconds_spent / max(k, 1):.1f} "
+                         f"ms CPU each")
+            print(f"  repeat {r + 1}: VAE update {'with' if snaps else 'without'} snapshots: {w:.2f} s wall, "
+                  f"{c:.2f} s CPU{extra}", flush=True)
+    send_conn.close()
+    reader.join(5)
+    w0, c0 = med(rows[False][0]), med(rows[False][1])
+    w1, c1 = med(rows[True][0]), med(rows[True][1])
+    per_snap = med([s_ / max(k, 1) for s_, k in zip(spent, counts)])
+    over_c, over_w = 100 * (c1 / c0 - 1), 100 * (w1 / w0 - 1)
+    # what the overhead would be on an idle machine: one snapshot per `every` s of the update's CPU time
+    idle_pct = 100 * per_snap / every
+    command = "python bench/speed.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    md = "\n".join([
+        "## Live snapshots",
+        "",
+        f"Command: `{command}` ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {platform.machine()}, "
+        f"{os.cpu_count()} CPUs, torch {torch.__version__}, {a.threads} thread(s); load average "
+        f"{os.getloadavg()[0]:.1f} at the end: the machine is shared, so CPU seconds of this process are the measure).",
+        f"Setting: {n} images, D={v.latent_dim}, {v.epochs} epochs, batch {v.batch_size} (one VAE update); with "
+        f"snapshots, every {every} s of the training thread's CPU time (at most 1.5 s of wall time apart; checked after "
+        f"each epoch) all {n} images are encoded (encoder means), projected "
+        f"into the last iteration's PCA axes and sent as float16 codes + float32 projection through a pipe to another "
+        f"process, as a training worker does. Medians of {a.repeats} repeats, with and without interleaved.",
+        "",
+        "| VAE update | wall s | CPU s |",
+        "|---|---|---|",
+        f"| without snapshots | {w0:.2f} | {c0:.2f} |",
+        f"| with snapshots | {w1:.2f} | {c1:.2f} |",
+        "",
+        f"Overhead: **{over_c:+.1f} % CPU** ({over_w:+.1f} % wall; target at most +5 %: "
+        f"**{'met' if over_c <= 5 else 'NOT met'}**). One snapshot costs {1000 * per_snap:.1f} ms of CPU "
+        f"(median, measured inside the taker); at one per {every} s of training CPU that is {idle_pct:.1f} %.",
+        f"Snapshots: {med(counts):.0f} per update, **{med(rates):.2f} per second** of the update (target at least "
+        f"one per 2 s: **{'met' if med(rates) >= 0.5 else 'NOT met'}**).",
+        "",
+        f"Raw CPU seconds: without {', '.join(f'{c:.2f}' for c in rows[False][1])}; with "
+        f"{', '.join(f'{c:.2f}' for c in rows[True][1])}.",
+    ])
+    print()
+    print(md)
+    if a.out != "-":
+        write_section(Path(a.out), md)
+        print(f"wrote the Live snapshots section of {a.out}")
     return 0
 
 

@@ -22,7 +22,9 @@ from vaegmm.export import zip_run
 from vaegmm.runner import (ACTIVE, FAILED, FINISHED, IDLE, PAUSED, QUEUED, RUNNING, STOPPED, TERMINAL,
                            default_slots, warm_up)
 
-from . import charts
+from vaegmm import animation
+
+from . import charts, latent_views
 from .session import RunEntry, SessionRuns, reconnect_grace
 from .settings import (FIELDS, GMM_LABELS, KEYS, PRESET_LABELS, check_settings, config_from_settings, data_note,
                        parse_query, preset_settings, settings_equal, to_query)
@@ -353,8 +355,12 @@ def cached_figure(entry: RunEntry, key: tuple, build):
     return fig
 
 
+REPLAY_FRAMES = 120  # frames of the in-page Replay (all finished iterations, the snapshots evenly thinned)
+
+
 def charts_panel(entry: RunEntry, snap) -> None:
-    """Latent scatter (the selected iteration, or the codes right now while the VAE trains) and before vs after."""
+    """Latent scatter (the selected iteration, or the codes right now while the VAE trains, or the Replay of a
+    finished run) in the chosen 2-D view, the export buttons, and before vs after."""
     run = entry.run
     h = snap.history
     labels = run.labels
@@ -362,23 +368,62 @@ def charts_panel(entry: RunEntry, snap) -> None:
         st.info("Iteration 0 (the untrained encoder) appears here as soon as the run starts.",
                 icon=":material/hourglass_top:")
         return
-    c1, c2 = st.columns([1, 1])
+    c1, c2, c3 = st.columns([1, 1.15, 1])
     colour = c1.segmented_control("Colour by", ["digit", "GMM class"], default="digit", key="colour_by",
                                   required=True) or "digit"
+    kind = latent_views.view_selector(c2, "view_kind")
     done = {r.iteration: r for r in h}
     # fixed options (every planned iteration), so the choice survives while more iterations finish
     options = ["latest"] + list(range(snap.config.iterations + 1))
-    pick = c2.selectbox("Iteration", options, key="iteration_pick",
+    pick = c3.selectbox("Iteration", options, key="iteration_pick",
                         format_func=lambda o: "latest iteration" if o == "latest" else
                         f"iteration {o}" + ("" if o in done else " (not yet)"))
     result = done.get(pick, h[-1])
     by = "class" if colour == "GMM class" else "digit"
-    title = (f"Latent space, iteration {result.iteration}: 2-D PCA of the codes · accuracy {result.accuracy:.3f}")
-    fig = cached_figure(entry, ("main", result.iteration, by), lambda: charts.latent_scatter(result, labels, by, title=title))
-    st.plotly_chart(fig, key="scatter_main", config={"displaylogo": False})
+    live = snap.live
+    if not (pick == "latest" and snap.state in ACTIVE and live is not None and live.iteration == h[-1].iteration + 1):
+        live = None
+    if live is not None:
+        shown = latent_views.live_view(run, h, live, kind)
+        if shown is None:
+            live = None
+    if live is None:
+        shown = latent_views.iteration_view(run, h, result.iteration, kind)
+    terminal = snap.state in TERMINAL
+    e1, e2, e3, e4 = st.columns([1.3, 1, 1, 1], vertical_alignment="center")
+    replay = terminal and e1.toggle("Replay", key="replay_on",
+                                    help="Play the whole run: every iteration and the snapshots taken while the VAE "
+                                         "trained, in the chosen view.")
+    if not terminal:
+        e1.caption("Replay and the animation: once the run has finished or is stopped.")
+    export_buttons(entry, snap, kind, by, shown, live, result, (e2, e3, e4))
+    if replay:
+        replay_panel(entry, snap, kind, by)
+    else:
+        latent_views.explain(shown)
+        view = shown.view
+        ranges = run.views.ranges(view.kind, view.xy)
+        uirev = f"run{run.id}-{view.kind}"
+        name = latent_views.LABELS[view.kind]
+        if live is not None:
+            base = done[live.iteration - 1]
+            colours = (f"colours: GMM classes of iteration {base.iteration} (accuracy {base.accuracy:.3f})"
+                       if by == "class" else f"colours: digits · accuracy so far {base.accuracy:.3f}")
+            title = (f"Iteration {live.iteration} in progress, VAE epoch {live.epoch} of {live.epochs}: {name} of "
+                     f"the codes right now · {colours}")
+            key = ("live", live.iteration, live.epoch, by, view.kind, ranges)
+            fig = cached_figure(entry, key, lambda: charts.latent_scatter(
+                base, labels, by, title=title, view=view, ranges=ranges, uirevision=uirev))
+        else:
+            title = (f"Latent space, iteration {result.iteration}: 2-D {name} of the codes · accuracy "
+                     f"{result.accuracy:.3f}")
+            key = ("main", result.iteration, by, view.kind, ranges)
+            fig = cached_figure(entry, key, lambda: charts.latent_scatter(
+                result, labels, by, title=title, view=view, ranges=ranges, uirevision=uirev))
+        st.plotly_chart(fig, key="scatter_main", config={"displaylogo": False})
     n = len(labels)
-    shown = f" ({SMALL_POINTS} of the {n} points)" if n > SMALL_POINTS else ""
-    st.markdown(f"**Before vs after** (iteration 0, the untrained encoder, and the latest iteration{shown})")
+    few = f" ({SMALL_POINTS} of the {n} points)" if n > SMALL_POINTS else ""
+    st.markdown(f"**Before vs after** (PCA of iteration 0, the untrained encoder, and of the latest iteration{few})")
     b1, b2 = st.columns(2)
     first, last = h[0], h[-1]
     with b1:
@@ -393,6 +438,133 @@ def charts_panel(entry: RunEntry, snap) -> None:
                 key="scatter_after", config={"displaylogo": False})
         else:
             st.info("The “after” picture appears when iteration 1 finishes.")
+
+
+def _replay(entry: RunEntry, kind: str, by: str, max_frames: int):
+    """The run's :class:`vaegmm.animation.Replay` in ``kind``; LDA that fails falls back to PCA (with the reason),
+    a t-SNE still being computed raises :class:`vaegmm.animation.Pending`."""
+    run = entry.run
+    try:
+        return animation.replay_frames(run.history, run.snapshots, run.labels, kind, by, run.views, max_frames), ""
+    except ValueError as e:
+        return (animation.replay_frames(run.history, run.snapshots, run.labels, "pca", by, run.views, max_frames),
+                f"{latent_views.LABELS[kind]} fell back to PCA: {e}")
+
+
+def replay_panel(entry: RunEntry, snap, kind: str, by: str) -> None:
+    """The Replay of a finished or stopped run: a Plotly animation (play/pause, slider) over every iteration and
+    the snapshots of each VAE update, built once per run, view and colouring."""
+    run = entry.run
+    try:
+        rp, note = _replay(entry, kind, by, REPLAY_FRAMES)
+    except animation.Pending as p:
+        st.caption(f":material/hourglass_top: computing t-SNE for the replay: {p.ready} of {p.total} iterations "
+                   "ready (one frame per iteration; it appears by itself). Meanwhile the PCA replay:")
+        rp, note = _replay(entry, "pca", by, REPLAY_FRAMES)
+    if note:
+        st.caption(f":material/info: {note}")
+    elif rp.kind == "tsne":
+        st.caption("t-SNE replay: one frame per finished iteration (a t-SNE of every snapshot would take minutes).")
+    key = ("replay", rp.kind, by, len(rp.frames), snap.state, len(snap.history))
+    fig = cached_figure(entry, key, lambda: charts.replay_figure(rp))
+    st.plotly_chart(fig, key="scatter_replay", config={"displaylogo": False})
+    st.caption(f"{len(rp.frames)} frames: every finished iteration and the snapshots taken while the VAE trained. "
+               f"Press ▶ Play, or drag the slider.")
+
+
+_FILE_JOBS = None
+
+
+def _file_jobs():
+    """One small thread pool for the whole server: each job waits on a worker process drawing a file."""
+    global _FILE_JOBS
+    if _FILE_JOBS is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _FILE_JOBS = ThreadPoolExecutor(2, thread_name_prefix="vaegmm-files")
+    return _FILE_JOBS
+
+
+def _file_button(col, entry: RunEntry, fmt: str, label: str, key: tuple, make, file_name: str, mime: str,
+                 help: str, disabled: Optional[str] = None) -> None:
+    """Two steps: a button that starts drawing the file in a worker process (seconds), then, once it is ready, a
+    download button holding its bytes. (A download button with a callable gets a new file id at every rerun of the
+    fragment, every 0.7 s, and a click that reaches the server after the next rerun finds its id gone; bytes get an
+    id from their content, the same at every rerun.)"""
+    jobs = entry.figure_cache.setdefault("_files", {})
+    fut = jobs.get(fmt)
+    if fut is not None and fut.key != key and fut.done():
+        fut = None  # drawn for another view or state: draw again
+    if fut is None:
+        def start() -> None:
+            f = _file_jobs().submit(make)
+            f.key = key
+            jobs[fmt] = f
+
+        col.button(label, icon=":material/movie:" if fmt == "mp4" else ":material/image:" if fmt == "png"
+                   else ":material/gif_box:", key=f"mk_{fmt}", on_click=start, width="stretch",
+                   disabled=bool(disabled), help=disabled or help)
+    elif not fut.done():
+        col.button(f"drawing {fmt.upper()}…", icon=":material/hourglass_top:", key=f"mk_{fmt}", disabled=True,
+                   width="stretch")
+    elif fut.exception() is not None:
+        col.button(f"{fmt.upper()} failed: retry", icon=":material/error:", key=f"mk_{fmt}", width="stretch",
+                   on_click=lambda: jobs.pop(fmt, None), help=f"{type(fut.exception()).__name__}: {fut.exception()}")
+    else:
+        data = fut.result()
+        col.download_button(f"Download {fmt.upper()} ({len(data) / 1e6:.1f} MB)" if len(data) > 1e5 else
+                            f"Download {fmt.upper()}", icon=":material/download:", data=data, file_name=file_name,
+                            mime=mime, key=f"dl_{fmt}", on_click="ignore", width="stretch",
+                            help=f"{help} Ready; press {label} again after changing the view to draw it anew.")
+
+
+def export_buttons(entry: RunEntry, snap, kind: str, by: str, shown, live, result, cols) -> None:
+    """The animated GIF and MP4 of a finished or stopped run (960 x 720, 10 fps) and a PNG of the picture on
+    screen. Each is drawn when its button is pressed, in a worker process (seconds of matplotlib must not hold the
+    server's GIL), and then offered for download (see :func:`_file_button`)."""
+    run = entry.run
+    terminal = snap.state in TERMINAL
+    tsne_pending = kind == "tsne" and any(run.views.tsne_status(r.iteration) != "ready" for r in snap.history)
+    if terminal:
+        base = ("anim", kind, by, snap.state, len(snap.history), len(run.replay_log))
+
+        def make(fmt):
+            def build() -> bytes:
+                try:
+                    rp, _ = _replay(entry, kind, by, animation.MAX_FRAMES)
+                except animation.Pending:
+                    rp, _ = _replay(entry, "pca", by, animation.MAX_FRAMES)
+                rp.caption = f"VAE + GMM mutual learning · run #{run.id}: {entry.label.split(' ', 1)[-1]}"
+                return animation.file_bytes_in_worker(rp, fmt)
+            return build
+
+        wait = "t-SNE is still being computed for some iterations" if tsne_pending else None
+        _file_button(cols[0], entry, "gif", "GIF", base, make("gif"), f"vaegmm_run{run.id}_{kind}.gif", "image/gif",
+                     "Animated GIF of the whole run (960 x 720, about 50 frames), for a slide: drawn in a few "
+                     "seconds.", wait)
+        if animation.mp4_available():
+            _file_button(cols[1], entry, "mp4", "MP4", base, make("mp4"), f"vaegmm_run{run.id}_{kind}.mp4",
+                         "video/mp4", "The same animation as an H.264 video (10 fps).", wait)
+    view = shown.view
+    labels = run.labels
+    if live is not None:
+        base_it = next(r for r in snap.history if r.iteration == live.iteration - 1)
+        frame = animation.Frame(live.iteration, live.epoch, live.epochs, False, view.xy,
+                                np.asarray(base_it.classes if by == "class" else labels), view.means,
+                                float(base_it.accuracy))
+        key = ("png", view.kind, by, "live", live.iteration)  # one PNG per update: it stays downloadable
+    else:
+        frame = animation.Frame(result.iteration, len(result.recon), len(result.recon), True, view.xy,
+                                np.asarray(result.classes if by == "class" else labels), view.means,
+                                float(result.accuracy))
+        key = ("png", view.kind, by, result.iteration)
+    groups = np.unique(frame.groups)
+    rp = animation.Replay([frame], view.kind, by,
+                          {int(g): (f"class {g}" if by == "class" else f"digit {g}") for g in groups},
+                          run.views.ranges(view.kind, view.xy), view.axes)
+    _file_button(cols[2], entry, "png", "PNG", key, lambda: animation.file_bytes_in_worker(rp, "png"),
+                 f"vaegmm_run{run.id}_it{frame.iteration}_{view.kind}.png", "image/png",
+                 "The picture on screen as a 960 x 720 PNG.")
 
 
 def metrics_panel(entry: RunEntry, snap) -> None:

@@ -9,7 +9,7 @@ import streamlit as st
 
 from vaegmm.metrics import best_matching
 
-from . import charts
+from . import charts, latent_views
 from .session import RunEntry, SessionRuns
 from .ui import LIVE_EVERY, cached_figure, decode, pick_run
 
@@ -22,10 +22,14 @@ def _big(img: np.ndarray, scale: int = 5) -> np.ndarray:
     return np.kron(np.asarray(img, dtype=np.float32).reshape(28, 28), np.ones((scale, scale), dtype=np.float32))
 
 
-def _pick_iteration(history, key: str) -> object:
-    its = [r.iteration for r in history]
-    it = st.select_slider("Iteration", its, value=its[-1], key=key) if len(its) > 1 else its[0]
-    return history[its.index(it)]
+def _pick_iteration(container, history, planned: int, key: str) -> object:
+    """The iteration to explore: "latest" (the default: it follows a run that is still training) or a number.
+    The options are every planned iteration, fixed, so the choice survives while more iterations finish."""
+    done = {r.iteration: r for r in history}
+    pick = container.selectbox("Iteration", ["latest"] + list(range(planned + 1)), key=key,
+                               format_func=lambda o: "latest iteration" if o == "latest" else
+                               f"iteration {o}" + ("" if o in done else " (not yet)"))
+    return done.get(pick, history[-1])
 
 
 def _selected_index(key: str) -> Optional[int]:
@@ -42,6 +46,8 @@ def _selected_index(key: str) -> Optional[int]:
         return None
     st.session_state["_explore_last_click"] = stamp
     cd = points[0].get("customdata")
+    if isinstance(cd, dict):  # a row of a binary (typed) array reaches the server as {"0": index, "1": ...}
+        cd = [cd[k] for k in sorted(cd, key=int)] if all(str(k).isdigit() for k in cd) else None
     if isinstance(cd, (list, tuple)) and cd:
         return int(cd[0])
     return None
@@ -84,9 +90,17 @@ def _saved_entries() -> dict:
 
 def explorer(entry: RunEntry) -> None:
     run = entry.run
-    history = run.history
+    snap = run.snapshot()
+    history = snap.history
     labels, images = run.labels, run.images_u8
-    result = _pick_iteration(history, "explore_iteration")
+    c1, c2, c3 = st.columns([1, 1.15, 1])
+    result = _pick_iteration(c3, history, run.config.iterations, "explore_iteration")
+    colour = c1.segmented_control("Colour by", ["digit", "GMM class"], default="digit", key="explore_colour",
+                                  required=True) or "digit"
+    kind = latent_views.view_selector(c2, "explore_view")
+    if snap.is_active:
+        st.caption(f":material/autorenew: Run #{run.id} is still training ({snap.iterations_done} of "
+                   f"{run.config.iterations} iterations done): this page shows each new iteration by itself.")
     n = len(labels)
     clicked = _selected_index("explore_scatter")
     if clicked is not None and 0 <= clicked < n:
@@ -97,11 +111,16 @@ def explorer(entry: RunEntry) -> None:
 
     left, right = st.columns([3, 2])
     with left:
-        colour = st.segmented_control("Colour by", ["digit", "GMM class"], default="digit", key="explore_colour",
-                                      required=True) or "digit"
         by = "class" if colour == "GMM class" else "digit"
-        fig = cached_figure(entry, ("explore", result.iteration, by, idx), lambda: charts.latent_scatter(
-            result, labels, by, title=f"Iteration {result.iteration}: click a point", selected=idx, height=480))
+        shown = latent_views.iteration_view(run, history, result.iteration, kind)
+        latent_views.explain(shown)
+        view = shown.view
+        ranges = run.views.ranges(view.kind, view.xy)
+        fig = cached_figure(entry, ("explore", result.iteration, by, idx, view.kind, ranges),
+                            lambda: charts.latent_scatter(
+                                result, labels, by, title=f"Iteration {result.iteration} ({latent_views.LABELS[view.kind]}): "
+                                f"click a point", selected=idx, height=480, view=view, ranges=ranges,
+                                uirevision=f"explore{run.id}-{view.kind}"))
         st.plotly_chart(fig, key="explore_scatter", on_select="rerun", selection_mode="points",
                         config={"displaylogo": False})
     with right:

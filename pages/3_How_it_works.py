@@ -75,11 +75,22 @@ a random encoder's codes, clustered.
 
 st.header("4. What to look for")
 st.markdown("""
-* **The latent scatter** shows the codes flattened to 2-D with PCA (the two directions of largest spread).
+* **The latent scatter** shows the codes flattened to 2-D. It moves *while the VAE trains*: about once a second
+  the page shows where every code is right now, in the axes of the last finished iteration, coloured by digit or
+  by the GMM class each image had at the end of that iteration. Watch the points of one class drift toward their
+  cross: the crosses are the class means the GMM sent back, the centres the VAE is pulling the codes toward.
   Coloured by **digit**: at iteration 0 the colours are mixed; after training, each colour gathers in its own
-  region. Coloured by **GMM class**: do the GMM's groups follow the digits? The crosses are the class means,
-  the messages sent back to the VAE. PCA loses information: clusters that overlap in 2-D may be apart in D
-  dimensions.
+  region. Coloured by **GMM class**: do the GMM's groups follow the digits?
+* **View** chooses how the D numbers of each code are flattened to two:
+  **PCA**, the two directions of largest spread (honest about distances, but classes that are apart in D
+  dimensions can overlap: most digits look like one cloud); **LDA**, the two directions that best separate the
+  classes *the GMM found* (it never sees the labels), so it shows whether the GMM's classes really are apart; and
+  **t-SNE**, a map that keeps neighbours together: groups are clusters in the full code, but the gaps between
+  groups and their sizes mean little. t-SNE takes a few seconds per iteration, so it shows the last finished
+  iteration while the VAE trains.
+* **Replay** (once a run has finished or is stopped) plays the whole run again: every iteration and the snapshots
+  in between, with a slider. **GIF** and **MP4** download the same as an animation for slides, **PNG** the
+  picture on screen.
 * **Before vs after** repeats the figure of Serket's tutorial: iteration 0 next to the latest iteration.
 * **Accuracy, NMI, ARI** measure how well the classes match the digits (1 is perfect). Accuracy uses the best
   one-to-one pairing of classes with digits; NMI and ARI need no pairing. They usually jump after iteration 1
@@ -97,8 +108,8 @@ st.markdown("""
 
 st.header("5. The controls")
 st.markdown("""
-* **Start** trains in the background: the status and the progress bar refresh twice a second, the loss chart
-  every second, the scatter plots and the metrics chart each time an iteration finishes.
+* **Start** trains in the background: the status, the progress bar, the loss chart and the latent scatter refresh
+  about once a second; the metrics chart and the before/after pictures each time an iteration finishes.
 * **Pause / Resume** halts between two mini-batches; **Step** runs one more iteration and pauses again;
   **Stop** ends the run (what is finished is kept); **Reset** clears the page for new settings.
 * The settings are in the page's address: copy the link to share exactly this experiment.

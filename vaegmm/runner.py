@@ -29,6 +29,8 @@ import numpy as np
 
 from .config import RunConfig
 from .mutual import IterationResult, ProgressEvent
+from .snapshots import LogFrame, SnapshotLog
+from .views2d import RunViews
 from .threads import TORCH_THREADS_ENV, configure_torch_threads, cpu_count  # noqa: F401 (re-exported)
 
 MAX_RUNS_ENV = "VAEGMM_MAX_RUNS"
@@ -241,7 +243,9 @@ class TrainingRun:
         self._state = IDLE
         self._message = ""
         self._history: list[IterationResult] = []
-        self._snapshots: list = []  # vaegmm.snapshots.CodeSnapshot of the VAE update in progress (latest last)
+        self._live = None  # the latest vaegmm.snapshots.CodeSnapshot of the VAE update in progress, or None
+        self.replay_log = SnapshotLog()  # bounded record of every in-update snapshot, for Replay
+        self.views = RunViews(seed=config.seed)  # LDA axes, t-SNE embeddings and axis ranges of this run
         self._progress = Progress(iterations=config.iterations, epochs=config.vae.epochs)
         self._pause_after: Optional[int] = None  # pause once this iteration has finished (Step)
         self._thread: Optional[threading.Thread] = None
@@ -358,9 +362,9 @@ class TrainingRun:
 
     @property
     def snapshots(self) -> list:
-        """The in-update code snapshots kept so far (:class:`vaegmm.snapshots.CodeSnapshot`, oldest first)."""
-        with self._lock:
-            return list(self._snapshots)
+        """The in-update snapshots kept for Replay, over all iterations (:class:`vaegmm.snapshots.LogFrame`,
+        oldest first; bounded by :class:`~vaegmm.snapshots.SnapshotLog`)."""
+        return self.replay_log.frames()
 
     @property
     def thread_alive(self) -> bool:
@@ -375,7 +379,7 @@ class TrainingRun:
             secs = (sum(self._iter_seconds) / len(self._iter_seconds)) if self._iter_seconds else None
             snap = Snapshot(self.id, self.name, self.config, state, self._message, 0, prog, list(self._history),
                             self._started_at, self._first_result, secs, self._iter_started, dict(self._marks))
-            snap.live = self._snapshots[-1] if self._snapshots else None
+            snap.live = self._live
         if state == QUEUED and self._slots is not None:
             snap.queue_position = self._slots.position(self)
         return snap
@@ -496,15 +500,12 @@ class TrainingRun:
         if kind == "progress":
             self._on_progress(msg[1], msg[2], msg[3])
         elif kind == "snapshot":
-            with self._lock:
-                if self._snapshots and self._snapshots[-1].iteration != msg[1].iteration:
-                    self._snapshots = []
-                self._snapshots.append(msg[1])
+            self._on_snapshot(msg[1])
         elif kind == "result":
             result, seconds = msg[1], msg[2]
             with self._lock:
                 self._history.append(result)
-                self._snapshots = []
+                self._live = None
                 self._progress.phase = "done"
                 if result.iteration == 0:
                     self._first_result = time.monotonic() - self._t_start
@@ -528,6 +529,24 @@ class TrainingRun:
             self._finish(msg[1], msg[2] or (self._message if msg[1] == STOPPED else ""))
             return True
         return False
+
+    def _on_snapshot(self, snap) -> None:
+        """Keep the latest snapshot for the live picture, and its 2-D PCA and LDA projections in the replay log
+        (LDA in the axes of the last finished iteration: fitted once per iteration, in milliseconds)."""
+        with self._lock:
+            if self._history and self._history[-1].iteration >= snap.iteration:
+                return  # late: its iteration has already finished
+            self._live = snap
+            history = list(self._history)
+        if not self.replay_log.wants_next():
+            self.replay_log.skip()
+            return
+        try:
+            lda = self.views.lda_axes(history, snap.iteration - 1).transform(snap.codes).astype(np.float16)
+        except (ValueError, StopIteration, KeyError):
+            lda = None
+        self.replay_log.add(LogFrame(snap.iteration, snap.epoch, snap.epochs, snap.seconds,
+                                     np.asarray(snap.projection, dtype=np.float16), lda))
 
     def _set(self, **kw) -> None:
         with self._lock:

@@ -277,3 +277,55 @@ class _ProgressSender:
         self.send("progress", self.pending, self.recon, self.kl)
         self.pending, self.recon, self.kl = None, [], []
         self.last = time.monotonic() if now is None else now
+
+
+# ---------------------------------------------------------------------------------------------- one-off jobs
+def _call_entry(target, args, conn, nice: int) -> None:
+    """Body of a one-off worker: ``target(*args, conn)`` sends the answer itself (see :func:`call_in_worker`)."""
+    if nice:
+        try:
+            os.nice(nice)
+        except OSError:  # pragma: no cover
+            pass
+    target(*args, conn)
+
+
+def call_in_worker(target: Callable, args: tuple, timeout: float = 300.0, name: str = "vaegmm-job",
+                   nice: Optional[int] = None):
+    """Run ``target(*args, conn)`` in a fresh process forked from the training fork server, at the workers' low
+    priority (``$VAEGMM_WORKER_NICE``), and return what it sends on ``conn``: ``("ok", value)`` gives ``value``,
+    ``("error", message)`` raises ``ValueError(message)``. For seconds-long jobs of the dashboard (a t-SNE, an
+    animated GIF) that must not hold the server's GIL or cores. ``target`` must be a module-level function.
+    A job still running after ``timeout`` seconds is killed (TimeoutError); one that dies raises RuntimeError."""
+    from multiprocessing.connection import wait
+
+    ctx = worker_context()
+    recv, send = ctx.Pipe(duplex=False)
+    proc = WorkerProcess(target=_call_entry, args=(target, args, send, worker_nice() if nice is None else nice),
+                         name=name, daemon=True)
+    try:
+        proc.start()
+        send.close()
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"{name} took more than {timeout:.0f} s")
+            ready = wait([recv, proc.sentinel], timeout=min(left, 1.0))
+            if recv in ready or recv.poll():
+                try:
+                    kind, value = recv.recv()
+                except (EOFError, OSError):
+                    raise RuntimeError(f"{name} ended without an answer (exit code {proc.exitcode})") from None
+                if kind == "ok":
+                    return value
+                raise ValueError(value)
+            if proc.sentinel in ready and not recv.poll():
+                proc.join(1)
+                raise RuntimeError(f"{name} ended without an answer (exit code {proc.exitcode})")
+    finally:
+        recv.close()
+        proc.join(1)
+        if proc.is_alive():
+            proc.kill()
+            proc.join(2)
