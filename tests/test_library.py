@@ -155,7 +155,9 @@ def test_pages_show_a_saved_run_read_only_and_in_the_library(session_db):
 
     page = _app("app.py", {"run": str(run_id)})
     assert any(f"Saved run #{run_id}" in t.value for t in page.title)
-    assert not page.button  # read-only: no Start, no Stop
+    keys = {b.key for b in page.button}
+    assert not keys & {"btn_start", "btn_pause", "btn_step", "btn_stop", "btn_reset"}, keys  # read-only
+    assert "mk_gif" in keys  # exports work on a saved run
     status = " ".join(m.value for m in page.markdown)
     assert 'data-state="finished"' in status
     specs = [json.loads(c.proto.spec) for c in page.get("plotly_chart")]

@@ -196,7 +196,17 @@ class SavedRun:
     created: Optional[float] = None
     source: str = ""
     saved: bool = True
-    snapshots: list = field(default_factory=list)
+
+    def __post_init__(self):
+        from .snapshots import SnapshotLog
+        from .views2d import RunViews
+
+        self.views = RunViews(seed=self.config.seed)  # LDA axes, t-SNE embeddings, axis ranges, as a live run's
+        self.replay_log = SnapshotLog()  # the in-update frames are not kept: Replay steps through the iterations
+
+    @property
+    def snapshots(self) -> list:
+        return self.replay_log.frames()
 
     @property
     def state(self) -> str:
