@@ -177,6 +177,11 @@ def classroom(browser, url: str, server_pid: int, pages: int, params: dict = CLA
         ctx.close()
     time.sleep(settle)  # sessions released; their script threads end
     after = proc_status(server_pid)
+    calm = time.monotonic() + 30  # the runs' last writes (saved-run export) may still be finishing: wait for them
+    while after.get("threads", 0) > (before.get("threads") or 0) + 1 and time.monotonic() < calm:
+        time.sleep(0.5)
+        after = proc_status(server_pid)
+    settled_s = settle + 30 - max(0.0, calm - time.monotonic())
     sampler.stop()
     white_pages = sorted({e.split("]")[0].lstrip("[") for e in errors.errors if "pageerror" in e})
     return {
@@ -189,7 +194,7 @@ def classroom(browser, url: str, server_pid: int, pages: int, params: dict = CLA
         "click_spread_s": starts[-1] - starts[0], "errors": errors.errors, "white_pages": white_pages,
         "rss_before_mb": before.get("rss_mb"), "rss_peak_mb": sampler.peak_rss, "rss_after_mb": after.get("rss_mb"),
         "threads_before": before.get("threads"), "threads_peak": sampler.peak_threads,
-        "threads_after": after.get("threads"), "workers_peak_mb": sampler.peak_workers_mb, "screenshot": str(shot),
+        "threads_after": after.get("threads"), "settled_s": round(settled_s, 1), "workers_peak_mb": sampler.peak_workers_mb, "screenshot": str(shot),
     }
 
 

@@ -251,7 +251,8 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", type=int, nargs="+", default=None, help="seeds (default 0 1 2 3 4; --quick: 0 1)")
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     p.add_argument("--explore", action="append", default=[], metavar="LABEL:CHANGES",
-                   help="serket-classic with RunConfig.replace changes, e.g. 'm:codes=mean,vae__alpha=2'")
+                   help="the --base preset with RunConfig.replace changes, e.g. 'm:codes=mean,vae__alpha=2'")
+    p.add_argument("--base", default="serket-classic", help="preset the --explore changes apply to")
     p.add_argument("--quick", action="store_true", help="tiny sizes (100 images, 2 epochs, 2 iterations)")
     p.add_argument("--jobs", type=int, default=1, help="runs side by side (one torch thread each)")
     p.add_argument("--ray", default=None, metavar="ADDRESS", help="run on a Ray cluster (host:port or auto)")
@@ -276,11 +277,11 @@ def main(argv=None) -> int:
 
     labels, configs = [], {}
     if a.explore:
-        base, base_name = preset("serket-classic"), "serket-classic"
+        base, base_name = preset(a.base), a.base
         for spec_text in a.explore:
             label, _, changes = spec_text.partition(":")
             label = "".join(c if c.isalnum() or c in "-_.+" else "_" for c in label.strip()) or "config"
-            cfg = preset("serket-classic").replace(**parse_changes(changes), **quick).validate()
+            cfg = preset(a.base).replace(**parse_changes(changes), **quick).validate()
             labels.append(label)
             configs[label] = cfg
     else:

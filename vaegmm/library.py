@@ -174,7 +174,7 @@ class RunRecorder:
             from .export import write_run
 
             self._safe("Serket export", write_run, self.folder / "serket", self.config, self._history,
-                       self._labels, status)
+                       self._labels, status, plot=False)  # the pages draw it; no matplotlib in the server
         self._safe("size cap", enforce_cap, self.store)
 
 
