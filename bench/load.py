@@ -240,7 +240,7 @@ def main(argv=None) -> int:
         a.no_markdown = True
     with streamlit_server(env, log_name=f"load_{a.pages}.log", root=a.app_root) as (url, proc), \
             sync_playwright() as pw:
-        browser = launch_chromium(pw)
+        browser = launch_chromium(pw, nice=5)
         try:
             # one page first, so the fork server and Streamlit's first-run costs are not in the class's numbers
             warm = classroom(browser, url, proc.pid, 1, settle=1.0)

@@ -246,6 +246,26 @@ def paired_lines(results: list[dict], labels: list[str]) -> list[str]:
     return out
 
 
+def export_effect(path: Path, results: list[dict], on: str, off: str, sweep: str, db: Path, config: RunConfig,
+                  command: str, note: str = "") -> dict:
+    """The per-seed final metrics of variants ``on`` and ``off`` over their common seeds, as JSON the dashboard
+    reads (:mod:`vaegmm.measured`): the pages compute the comparison from these stored numbers."""
+    by = {lab: {r["seed"]: r for r in results if r["label"] == lab} for lab in (on, off)}
+    seeds = sorted(set(by[on]) & set(by[off]))
+    if not seeds:
+        raise SystemExit(f"--effect: no seed where both {on!r} and {off!r} finished")
+    data = {
+        "sweep": sweep, "store": str(db), "made": time.strftime("%Y-%m-%d"), "command": command, "note": note,
+        "setting": describe(config), "on": on, "off": off, "seeds": seeds,
+        "final": {lab: {m: [by[lab][s][m][-1] for s in seeds] for m in ("accuracy", "nmi", "ari")}
+                  for lab in (on, off)},
+        "curves": {lab: [by[lab][s]["accuracy"] for s in seeds] for lab in (on, off)},
+        "run_ids": {lab: [by[lab][s]["run_id"] for s in seeds] for lab in (on, off)},
+    }
+    path.write_text(json.dumps(data, indent=1) + "\n")
+    return data
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seeds", type=int, nargs="+", default=None, help="seeds (default 0 1 2 3 4; --quick: 0 1)")
@@ -266,6 +286,12 @@ def main(argv=None) -> int:
                         "or --explore unless given)")
     p.add_argument("--note", default="", help="text placed under the tables in the markdown section")
     p.add_argument("--note-file", type=Path, default=None, help="file whose text is placed under --note")
+    p.add_argument("--export-effect", type=Path, default=None, metavar="JSON",
+                   help="write the paired comparison of --effect's two variants (per-seed final metrics) to this "
+                        "file, which the dashboard quotes (vaegmm/measured_feedback.json)")
+    p.add_argument("--effect", default="default,no-feedback", metavar="ON,OFF",
+                   help="the two variants of --export-effect (default: default,no-feedback)")
+    p.add_argument("--effect-note", default="", help="how the seeds were chosen, quoted with the effect")
     p.add_argument("--summarise", type=Path, default=None, metavar="JSONL",
                    help="print the exploration table of a results file and exit")
     a = p.parse_args(argv)
@@ -310,6 +336,12 @@ def main(argv=None) -> int:
         print("\n" + "\n".join(comparisons))
     print(f"\n{spec.n_runs} runs ({counts['reused']} reused from the store, {counts['failed']} failed) in {wall:.0f} s; "
           f"store: {a.db}, sweep {name!r}" + (f"; results: {a.results}" if a.results else ""))
+
+    if a.export_effect is not None:
+        on, off = (x.strip() for x in a.effect.split(","))
+        export_effect(a.export_effect, results, on, off, name, a.db, configs[on],
+                      "python bench/quality.py " + " ".join(argv if argv is not None else sys.argv[1:]), a.effect_note)
+        print(f"wrote {a.export_effect}")
 
     md = a.markdown if a.markdown is not None else (None if (a.quick or a.explore) else ROOT / "BENCHMARKS.md")
     if md is not None:

@@ -644,3 +644,15 @@ def decode(decoder_state: dict, z: np.ndarray) -> np.ndarray:
     from vaegmm.vae import decode_numpy
 
     return decode_numpy(decoder_state, z)
+
+
+def measured_feedback_effect() -> None:
+    """The measured size of the lesson (feedback on vs off, paired over held-out seeds), computed from the stored
+    sweep's per-seed numbers (:mod:`vaegmm.measured`); nothing when they are missing."""
+    from vaegmm.measured import feedback_effect
+
+    effect = feedback_effect()
+    if effect is None:
+        return
+    st.info(f"**How big is the effect of feedback?** {effect.sentence()}  \n{effect.source()}",
+            icon=":material/science:")

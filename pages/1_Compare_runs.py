@@ -6,8 +6,8 @@ from dashboard import ui, views
 ui.page_setup("Compare runs", "📊")
 runs = ui.session_runs()
 st.title("Compare runs")
-st.caption("All runs of this browser session. Try the same settings with alpha = 0 and alpha = 1, or with "
-           "feedback on and off, over a few seeds: in our 5-seed benchmark the feedback added about 2 points of "
-           "accuracy to the project default and kept it from wandering between iterations; alpha = 0 ended about "
-           "10 points lower (BENCHMARKS.md).")
+st.caption("All runs of this browser session, or every saved run. Try the same settings with alpha = 0 and "
+           "alpha = 1, or with feedback on and off, over a few seeds: one run differs from the next by about 3 "
+           "points, so one run per setting cannot tell. The Sweeps page runs settings x seeds with statistics.")
+ui.measured_feedback_effect()
 views.compare(runs)

@@ -102,6 +102,9 @@ st.markdown("""
   α·KL term can jump: the prior centres just moved to the new class means.
 * **Compare runs**: run the same settings with feedback off (or α = 0) and on. Without the feedback the VAE
   does not know about the classes: does the accuracy end lower? Try a few seeds before concluding.
+""")
+ui.measured_feedback_effect()
+st.markdown("""
 * **Latent explorer**: click a point to see its image, its reconstruction and its class mean decoded into an
   image. As the iterations go on, the decoded class means turn from grey blobs into recognisable digits.
 """)

@@ -5,6 +5,10 @@ turn white (a frontend ``pageerror`` such as "Cannot set a node at a delta path"
 or its queue position within 3 s of Start, and every run must finish with its page showing it and its charts.
 Run with the default cap (2 runs at a time on 2 cores: the rest queue) and with a cap as large as the class.
 The driver is bench/load.py's, which runs the 30-page lecture version.
+
+"Shown within 3 s" is timed by each page's own clock, from its click to its status line showing the run or its
+queue position (the driver's loop visiting 8 busy pages in turn would add its own lag). The browser runs at nice 5:
+in a lecture the 30 browsers are the students' laptops, here they share the server's two cores.
 """
 from __future__ import annotations
 
@@ -32,7 +36,7 @@ def test_classroom_pages_never_go_white(cap):
         env["VAEGMM_MAX_RUNS"] = str(cap)
     with streamlit_server(env, log_name=f"classroom_{cap or 'default'}.log") as (url, proc), \
             sync_playwright() as p:
-        browser = launch_chromium(p)
+        browser = launch_chromium(p, nice=5)
         try:
             warm = classroom(browser, url, proc.pid, 1, settle=1.0)  # the server's first-run costs, not measured
             assert warm["finished"] == 1, warm
