@@ -97,10 +97,10 @@ def saved_runs_table(limit: int = 500) -> Optional[pd.DataFrame]:
         out.append({
             "run": r["id"], "when": dt.datetime.fromtimestamp(r["created"]).strftime("%Y-%m-%d %H:%M"),
             "source": r["source"], "preset": r.get("preset") or "", "status": r["status"],
+            "final accuracy": round(float(final["accuracy"]), 4) if final is not None else None,
             "images": s["n"], "K": s["k"], "D": s["latent"], "alpha": s["alpha"], "GMM": s["gmm"],
             "codes": s["codes"], "feedback": "on" if s["feedback"] else "off", "seed": s["seed"],
             "iterations": int(final["iteration"]) if final is not None else 0,
-            "final accuracy": round(float(final["accuracy"]), 4) if final is not None else None,
             "final NMI": round(float(final["nmi"]), 4) if final is not None else None,
             "final ARI": round(float(final["ari"]), 4) if final is not None else None,
             "seconds": round(r["seconds"], 1) if r.get("seconds") else None,

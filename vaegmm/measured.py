@@ -39,7 +39,8 @@ class FeedbackEffect:
 
     def source(self) -> str:
         seeds = ", ".join(map(str, self.seeds))
-        return (f"Measured by the sweep '{self.sweep}' ({self.made}; {self.setting}; seeds {seeds}"
+        setting = self.setting.replace(", feedback=True", "")  # the two sides differ only in it
+        return (f"Measured by the sweep '{self.sweep}' ({self.made}; {setting}; seeds {seeds}"
                 + (f"; {self.note}" if self.note else "") + "). Final accuracy: feedback on "
                 f"{self.on.mean:.3f} (95 % CI {self.on.ci_low:.3f}-{self.on.ci_high:.3f}), off {self.off.mean:.3f} "
                 f"(95 % CI {self.off.ci_low:.3f}-{self.off.ci_high:.3f}).")
