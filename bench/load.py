@@ -224,6 +224,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--pages", type=int, default=30)
     p.add_argument("--cap", type=int, default=None, help="VAEGMM_MAX_RUNS (default: the server's, = cores)")
+    p.add_argument("--browser-nice", type=int, default=10,
+                   help="niceness of Chromium, which stands in for the students' own laptops (default 10)")
     p.add_argument("--no-markdown", action="store_true", help="do not write BENCHMARKS.md")
     p.add_argument("--app-root", type=Path, default=None,
                    help="serve the app of another checkout (e.g. an older commit, for a before/after count)")
@@ -240,7 +242,7 @@ def main(argv=None) -> int:
         a.no_markdown = True
     with streamlit_server(env, log_name=f"load_{a.pages}.log", root=a.app_root) as (url, proc), \
             sync_playwright() as pw:
-        browser = launch_chromium(pw, nice=5)
+        browser = launch_chromium(pw, nice=a.browser_nice)
         try:
             # one page first, so the fork server and Streamlit's first-run costs are not in the class's numbers
             warm = classroom(browser, url, proc.pid, 1, settle=1.0)

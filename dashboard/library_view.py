@@ -178,7 +178,7 @@ def saved_run_page(run_id: int) -> None:
     st.caption("Opened from the run library (the link's `?run=`): what this run showed when it trained, kept on "
                "the server. Nothing can be changed here; **Train these settings again** opens the live page.")
 
-    @st.fragment(run_every=ui.LIVE_EVERY)  # constant: see dashboard/ui.py
+    @st.fragment(run_every=ui.live_every())  # constant: see dashboard/ui.py
     def body():
         current, problem = load_saved(run_id)
         if current is None:

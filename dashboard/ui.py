@@ -40,7 +40,34 @@ def _refresh_every() -> float:
         return 0.7
 
 
-LIVE_EVERY = _refresh_every()  # constant for the life of the server: see the module docstring
+LIVE_EVERY = _refresh_every()  # the shortest interval; each session's own is fixed at its start (live_every)
+PER_SESSION_ENV = "VAEGMM_REFRESH_PER_SESSION"
+_EVERY_KEY = "_vaegmm_every"
+
+
+def _active_sessions() -> int:
+    """Browser sessions connected to this server now (1 where Streamlit's runtime cannot tell, as in AppTest)."""
+    try:
+        from streamlit.runtime import Runtime
+
+        return max(1, int(Runtime.instance()._session_mgr.num_active_sessions()))
+    except Exception:
+        return 1
+
+
+def live_every() -> float:
+    """This session's refresh interval, chosen once when the session starts and never changed (a fragment's
+    ``run_every`` must stay constant: see the module docstring): ``$VAEGMM_REFRESH`` (0.7 s), or longer on a busy
+    server, ``$VAEGMM_REFRESH_PER_SESSION`` (0.15 s) times the sessions connected, so that 30 pages polling do not
+    take the server's whole core (one script run costs tens of milliseconds)."""
+    every = st.session_state.get(_EVERY_KEY)
+    if every is None:
+        try:
+            per = max(0.0, float(os.environ.get(PER_SESSION_ENV, "0.15")))
+        except ValueError:
+            per = 0.15
+        every = st.session_state[_EVERY_KEY] = round(min(10.0, max(LIVE_EVERY, per * _active_sessions())), 2)
+    return every
 SMALL_POINTS = 600  # points in the small "before vs after" copies (SVG, redrawn at every refresh)
 _RUNS_KEY = "_vaegmm_runs"
 STATE_COLOURS = {IDLE: "#888", QUEUED: "#b8860b", RUNNING: "#2e7d32", PAUSED: "#1565c0", FINISHED: "#1b5e20",
@@ -596,7 +623,7 @@ def live_page(runs: SessionRuns) -> None:
     """The main page's live part: one fragment, polled every ``LIVE_EVERY`` seconds for the whole session (see
     the module docstring), drawing the controls and whatever the current run has to show."""
 
-    @st.fragment(run_every=LIVE_EVERY)
+    @st.fragment(run_every=live_every())  # constant for the session
     def live():
         problems = check_settings(_current_settings())
         entry = runs.current

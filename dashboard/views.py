@@ -11,10 +11,8 @@ from vaegmm.metrics import best_matching
 
 from . import charts, latent_views
 from .session import RunEntry, SessionRuns
-from .ui import LIVE_EVERY, cached_figure, decode, pick_run
+from .ui import cached_figure, decode, live_every, pick_run
 
-COMPARE_EVERY = max(1.0, LIVE_EVERY)  # seconds between refreshes of the Compare page
-EXPLORER_EVERY = max(2.0, LIVE_EVERY)  # ... and of the Latent explorer (a new iteration shows up by itself)
 
 
 def _big(img: np.ndarray, scale: int = 5) -> np.ndarray:
@@ -61,7 +59,7 @@ def explorer_page(runs: SessionRuns) -> None:
 
     saved_id = requested_run()
 
-    @st.fragment(run_every=EXPLORER_EVERY)  # constant: see dashboard/ui.py
+    @st.fragment(run_every=max(2.0, live_every()))  # seconds; the explorer  # constant: see dashboard/ui.py
     def body():
         if saved_id is not None:  # ?run=<id>: a saved run, read-only
             run, problem = load_saved(saved_id)
@@ -182,7 +180,7 @@ def _row(e: RunEntry) -> dict:
 def compare(runs: SessionRuns) -> None:
     """This tab's runs, or every saved run (the run library): one fragment, refreshed every ``COMPARE_EVERY``."""
 
-    @st.fragment(run_every=COMPARE_EVERY)  # constant: see dashboard/ui.py
+    @st.fragment(run_every=max(1.0, live_every()))  # constant: see dashboard/ui.py
     def body():
         mode = st.segmented_control("Runs", ["this tab", "all saved runs"], default="this tab", key="compare_mode",
                                     required=True) or "this tab"
