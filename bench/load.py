@@ -134,7 +134,7 @@ def classroom(browser, url: str, server_pid: int, pages: int, params: dict = CLA
         contexts.append(ctx)
         tabs.append(page)
     for page in tabs:
-        page.locator('[data-testid="stButton"] button', has_text="Start").first.wait_for(timeout=120000)
+        page.locator('.st-key-btn_start button').first.wait_for(timeout=120000)
     for page in tabs:  # each page notes, by its own clock, when it first shows its run or queue position
         page.evaluate(_WATCH_JS)
     starts = []

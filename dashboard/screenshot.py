@@ -75,7 +75,7 @@ def main(argv=None) -> int:
             browser = p.chromium.launch(executable_path=a.chromium, args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": a.width, "height": 1000})
             page.goto(f"{url}/?{urlencode(params)}")
-            start = page.locator('[data-testid="stButton"] button', has_text="Start").first
+            start = page.locator('.st-key-btn_start button').first
             start.wait_for(timeout=60000)
             page.wait_for_timeout(2000)
             t0 = time.monotonic()

@@ -59,7 +59,15 @@ def open_app(browser, server, params: dict):
     return page
 
 
+_BUTTON_KEYS = {"Start": "btn_start", "Pause": "btn_pause", "Resume": "btn_pause", "Step": "btn_step",
+                "Stop": "btn_stop", "Reset": "btn_reset"}
+
+
 def button(page, text: str):
+    """A control by its widget key where it has one (a match by text is case-insensitive and by substring: "Start"
+    also matches Reset's "restart_alt" icon while the Start button is being redrawn)."""
+    if text in _BUTTON_KEYS:
+        return page.locator(f'.st-key-{_BUTTON_KEYS[text]} button').first
     return page.locator('[data-testid="stButton"] button', has_text=text).first
 
 
@@ -206,7 +214,11 @@ def test_closed_tabs_free_their_slots(browser, server):
         page = ctx.new_page()
         page.goto(f"{server}/?{urlencode(LONG)}")
         button(page, "Start").wait_for(timeout=30000)
-        button(page, "Start").click()
+        try:
+            button(page, "Start").click(timeout=30000)
+        except Exception:
+            page.screenshot(path=str(ARTIFACTS / "closed_tabs_start_failed.png"))
+            raise
         wait_state(page, "running", 30)
         pages.append(page)
     ctx = browser.new_context(viewport={"width": 1200, "height": 900})

@@ -31,7 +31,7 @@ def test_run_survives_a_ten_second_network_cut():
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.goto(f"http://127.0.0.1:{relay.port}/?{urlencode(RUN)}")
-            start = page.locator('[data-testid="stButton"] button', has_text="Start").first
+            start = page.locator('.st-key-btn_start button').first
             start.wait_for(timeout=60000)
             start.click()
             page.wait_for_function(f"""() => {{ const el = document.querySelector('{STATUS}');

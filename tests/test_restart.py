@@ -39,7 +39,7 @@ def _wait_state(page, states, timeout=120.0) -> str:
 
 def _start(page, url, params) -> None:
     page.goto(f"{url}/?{urlencode(params)}")
-    button = page.locator('[data-testid="stButton"] button', has_text="Start").first
+    button = page.locator('.st-key-btn_start button').first
     button.wait_for(timeout=60000)
     button.click()
 
