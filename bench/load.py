@@ -49,8 +49,7 @@ _WATCH_JS = f"""() => {{ window.__vgShownAt = null; window.__vgClickAt = null;
     new MutationObserver(tick).observe(document.body, {{subtree: true, childList: true, attributes: true}});
     window.__vgTimer = setInterval(tick, 50); }}"""
 
-_CLICK_JS = """() => { const b = Array.from(document.querySelectorAll('[data-testid="stButton"] button'))
-        .find(x => x.innerText.trim() === 'Start' || x.innerText.includes('Start'));
+_CLICK_JS = """() => { const b = document.querySelector('.st-key-btn_start button');
     window.__vgClickAt = performance.now(); b.click(); }"""
 
 

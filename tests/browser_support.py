@@ -245,3 +245,20 @@ class TcpRelay:
         with self._lock:
             for s in list(self._socks):
                 s.close()
+
+
+def no_exceptions(page) -> None:
+    """No Streamlit exception box on the page."""
+    assert page.query_selector('[data-testid="stException"]') is None, page.inner_text('[data-testid="stException"]')
+
+
+def shoot(page, name: str, settle_ms: int = 700) -> None:
+    """A screenshot of the whole app into ARTIFACTS: Streamlit scrolls inside its main block, so grow the viewport
+    to fit, let the charts redraw for ``settle_ms``, and put the viewport back."""
+    height = page.evaluate("""() => { const m = document.querySelector('[data-testid="stMain"]') ||
+        document.querySelector('section.main'); return m ? m.scrollHeight : document.body.scrollHeight; }""")
+    size = page.viewport_size
+    page.set_viewport_size({"width": size["width"], "height": max(size["height"], min(int(height) + 40, 6000))})
+    page.wait_for_timeout(settle_ms)
+    page.screenshot(path=str(ARTIFACTS / name), full_page=True)
+    page.set_viewport_size(size)

@@ -11,9 +11,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from browser_support import (ARTIFACTS, CHARTS_JS, STATUS, PageErrors, WatchedBrowser, launch_chromium,
-                             wait_for_chart,
-                             streamlit_server)
+from browser_support import ARTIFACTS, CHARTS_JS, STATUS, no_exceptions, shoot, streamlit_server, wait_for_chart
 
 pytestmark = pytest.mark.browser
 
@@ -30,25 +28,6 @@ def server():
     with streamlit_server({"VAEGMM_MAX_RUNS": "2", "VAEGMM_RECONNECT_GRACE": str(GRACE)}) as (url, _proc):
         yield url
 
-
-@pytest.fixture(scope="module")
-def _chromium():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = launch_chromium(p)
-        try:
-            yield b
-        finally:
-            b.close()
-
-
-@pytest.fixture
-def browser(_chromium):
-    """Chromium, failing the test on any page error or Streamlit console error of any of its pages."""
-    errors = PageErrors()
-    yield WatchedBrowser(_chromium, errors)
-    errors.check()
 
 
 def open_app(browser, server, params: dict):
@@ -87,9 +66,6 @@ def charts(page) -> list[dict]:
     return page.evaluate(CHARTS_JS)
 
 
-def no_exceptions(page) -> None:
-    assert page.query_selector('[data-testid="stException"]') is None, page.inner_text('[data-testid="stException"]')
-
 
 def start_and_wait_for_first_plot(page) -> tuple[float, str]:
     """Press Start as a user would (after a look at the empty page) and wait for the first latent scatter:
@@ -102,16 +78,6 @@ def start_and_wait_for_first_plot(page) -> tuple[float, str]:
         .some(el => el.layout && el.layout.meta === 'latent')""", timeout=20000, polling=20)
     return time.monotonic() - t0, page.get_attribute(STATUS, "data-first-result-s")
 
-
-def shoot(page, name: str) -> None:
-    """A screenshot of the whole app: Streamlit scrolls inside its main block, so grow the viewport to fit."""
-    height = page.evaluate("""() => { const m = document.querySelector('[data-testid="stMain"]') ||
-        document.querySelector('section.main'); return m ? m.scrollHeight : document.body.scrollHeight; }""")
-    size = page.viewport_size
-    page.set_viewport_size({"width": size["width"], "height": max(size["height"], min(int(height) + 40, 6000))})
-    page.wait_for_timeout(700)
-    page.screenshot(path=str(ARTIFACTS / name), full_page=True)
-    page.set_viewport_size(size)
 
 
 def test_tiny_run_finishes_with_all_points(browser, server):

@@ -11,8 +11,8 @@ from urllib.parse import urlencode
 import pytest
 from PIL import Image
 
-from browser_support import ARTIFACTS, STATUS, PageErrors, WatchedBrowser, launch_chromium, streamlit_server
-from test_browser import button, no_exceptions, wait_state
+from browser_support import ARTIFACTS, STATUS, no_exceptions, streamlit_server
+from test_browser import button, wait_state
 from vaegmm.animation import MAX_FRAMES
 
 pytestmark = pytest.mark.browser
@@ -41,24 +41,6 @@ def server():
                           log_name="views_server.log") as (url, _proc):
         yield url
 
-
-@pytest.fixture(scope="module")
-def _chromium():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = launch_chromium(p)
-        try:
-            yield b
-        finally:
-            b.close()
-
-
-@pytest.fixture
-def browser(_chromium):
-    errors = PageErrors()
-    yield WatchedBrowser(_chromium, errors)
-    errors.check()
 
 
 def main_chart(page) -> dict:
