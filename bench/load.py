@@ -45,12 +45,12 @@ _WATCH_JS = f"""() => {{ window.__vgShownAt = null; window.__vgClickAt = null;
     const tick = () => {{ if (window.__vgClickAt == null) return;
         const el = document.querySelector('{STATUS}');
         if (window.__vgShownAt == null && el && seen.includes(el.getAttribute('data-state')))
-            window.__vgShownAt = performance.now(); }};
+            {{ window.__vgShownAt = performance.now(); window.__vgRendered = parseFloat(el.getAttribute('data-rendered')); }} }};
     new MutationObserver(tick).observe(document.body, {{subtree: true, childList: true, attributes: true}});
     window.__vgTimer = setInterval(tick, 50); }}"""
 
 _CLICK_JS = """() => { const b = document.querySelector('.st-key-btn_start button');
-    window.__vgClickAt = performance.now(); b.click(); }"""
+    window.__vgClickAt = performance.now(); window.__vgClickWall = Date.now() / 1000; b.click(); }"""
 
 
 def proc_status(pid: int) -> dict:
@@ -136,11 +136,12 @@ def classroom(browser, url: str, server_pid: int, pages: int, params: dict = CLA
         page.locator('.st-key-btn_start button').first.wait_for(timeout=120000)
     for page in tabs:  # each page notes, by its own clock, when it first shows its run or queue position
         page.evaluate(_WATCH_JS)
-    starts = []
+    starts, click_wall = [], time.time()
     for page in tabs:
         starts.append(time.monotonic())
         page.evaluate(_CLICK_JS)
     shown, first_picture, finished_at = [None] * pages, [None] * pages, [None] * pages
+    server_drawn = [None] * pages  # click -> the server drew the status the page first showed (same machine's clock)
     positions: set = set()
     ended = {}
     deadline = time.monotonic() + timeout
@@ -154,8 +155,9 @@ def classroom(browser, url: str, server_pid: int, pages: int, params: dict = CLA
                 positions.add(int(m.group(1)))
             if shown[i] is None and state in ("queued", "running", "paused", "finished"):
                 # the page's own timestamps: the time this loop takes to visit 8 busy pages is not the page's
-                in_page = page.evaluate("() => window.__vgShownAt != null ? (window.__vgShownAt - window.__vgClickAt) / 1000 : null")
+                in_page, drawn = page.evaluate("() => window.__vgShownAt != null ? [(window.__vgShownAt - window.__vgClickAt) / 1000, window.__vgRendered - window.__vgClickWall] : [null, null]")
                 shown[i] = in_page if in_page is not None else now
+                server_drawn[i] = None if drawn is None else round(drawn, 2)
             if first_picture[i] is None and latent and state != "queued":
                 first_picture[i] = now
             if state in ("finished", "failed", "stopped"):
@@ -186,11 +188,11 @@ def classroom(browser, url: str, server_pid: int, pages: int, params: dict = CLA
     return {
         "pages": pages, "finished": sum(1 for s in ended.values() if s == "finished"),
         "ended": dict(sorted(ended.items())), "charts_ok": charts_ok, "queue_positions": sorted(positions),
-        "shown_s": shown, "first_picture_s": first_picture, "finished_s": finished_at,
+        "shown_s": shown, "server_drawn_s": server_drawn, "first_picture_s": first_picture, "finished_s": finished_at,
         "shown_p50": _pct(shown, 0.5), "shown_p95": _pct(shown, 0.95), "shown_max": max((s or 1e9) for s in shown),
         "first_p50": _pct(first_picture, 0.5), "first_p95": _pct(first_picture, 0.95),
         "finished_p50": _pct(finished_at, 0.5), "finished_p95": _pct(finished_at, 0.95),
-        "click_spread_s": starts[-1] - starts[0], "errors": errors.errors, "white_pages": white_pages,
+        "click_spread_s": starts[-1] - starts[0], "click_wall": click_wall, "errors": errors.errors, "white_pages": white_pages,
         "rss_before_mb": before.get("rss_mb"), "rss_peak_mb": sampler.peak_rss, "rss_after_mb": after.get("rss_mb"),
         "threads_before": before.get("threads"), "threads_peak": sampler.peak_threads,
         "threads_after": after.get("threads"), "settled_s": round(settled_s, 1), "workers_peak_mb": sampler.peak_workers_mb, "screenshot": str(shot),

@@ -304,12 +304,33 @@ def _fmt_seconds(s: Optional[float]) -> str:
     return f"{s:.1f} s" if s < 120 else f"{s / 60:.1f} min"
 
 
+def _status_html(state: str, text: str, done: int = 0, first: str = "", marks: str = "") -> None:
+    """The status line: a coloured state badge and ``text`` (HTML), with the state and timings as data attributes
+    for the browser tests (``data-rendered``: the server's clock when the line was drawn)."""
+    colour = STATE_COLOURS.get(state, "#888")
+    st.markdown(f'<div data-testid="vaegmm-status" data-state="{state}" data-iterations="{done}" '
+                f'data-first-result-s="{first}" data-marks="{marks}" data-rendered="{time.time():.3f}" '
+                f'style="font-size:1.05rem"><span style="background:{colour};color:white;border-radius:0.8rem;'
+                f'padding:0.1rem 0.6rem;font-weight:600">{state}</span> &nbsp;{text}</div>', unsafe_allow_html=True)
+
+
+def idle_status(settings: dict) -> None:
+    """Before the first Start: the status line, progress bar and metric cards a run will fill, empty. The page
+    keeps its layout at Start, and the browser has already loaded the code of these elements: Streamlit's frontend
+    fetches and compiles an element's JavaScript the first time one is drawn (the HTML status line, the progress
+    bar and the metric cards are eight such files), which on a busy machine delayed the first status after Start
+    by seconds (tests/test_classroom.py)."""
+    iterations, epochs = settings.get("iterations", 0), settings.get("epochs", 0)
+    _status_html(IDLE, f"no run yet · <b>iteration 0 of {iterations}</b> · press <b>Start</b>")
+    st.progress(0.0, text=f"epoch 0 of {epochs}")
+    metric_cards(None)
+
+
 def status_line(snap) -> None:
     """State, iteration i of n, a progress bar for epoch e of E, time per iteration; queue / error messages."""
     cfg = snap.config
     p = snap.progress
     done = snap.iterations_done
-    colour = STATE_COLOURS.get(snap.state, "#888")
     in_progress = snap.state in (RUNNING, PAUSED) and p.phase not in ("done", "") and done < cfg.iterations
     it_text = (f"iteration {p.iteration} of {cfg.iterations}" if in_progress
                else f"iteration {done} of {cfg.iterations}")
@@ -320,11 +341,7 @@ def status_line(snap) -> None:
         per_it_text = f"{_fmt_seconds(per_it)} per iteration"
     first = "" if snap.first_result_seconds is None else f"{snap.first_result_seconds:.3f}"
     marks = " ".join(f"{k}={v}" for k, v in snap.marks.items())
-    st.markdown(f'<div data-testid="vaegmm-status" data-state="{snap.state}" data-iterations="{done}" '
-                f'data-first-result-s="{first}" data-marks="{marks}" data-rendered="{time.time():.3f}" style="font-size:1.05rem">'
-                f'<span style="background:{colour};color:white;border-radius:0.8rem;padding:0.1rem 0.6rem;'
-                f'font-weight:600">{snap.state}</span> &nbsp;{snap.name} · <b>{it_text}</b> · {per_it_text}</div>',
-                unsafe_allow_html=True)
+    _status_html(snap.state, f"{snap.name} · <b>{it_text}</b> · {per_it_text}", done, first, marks)
     if snap.state == QUEUED:
         pos = snap.queue_position  # 0 for the instant between Start and joining the queue
         cap = default_slots().capacity
@@ -351,7 +368,9 @@ def status_line(snap) -> None:
 
 
 def metric_cards(snap) -> None:
-    h = snap.history
+    """Accuracy, NMI, ARI (with their change since iteration 0), iterations done, time per iteration; dashes
+    before a run has results (``snap`` None or without history)."""
+    h = snap.history if snap is not None else []
     c = st.columns(5)
     if not h:
         for col, label in zip(c, ("accuracy", "NMI", "ARI", "iterations done", "time / iteration")):
@@ -616,6 +635,12 @@ def _idle_hint() -> None:
     st.info("Choose a preset or settings in the sidebar and press **Start**. Iteration 0 (the untrained "
             "encoder's codes, clustered) appears at once; then every mutual iteration trains the VAE and refits "
             "the GMM. **How it works** (left) explains what you see.", icon=":material/arrow_back:")
+    # the chart's controls as they will be, greyed out (this also loads their code before the first picture)
+    c1, c2, c3 = st.columns([1, 1.15, 1])
+    c1.segmented_control("Colour by", ["digit", "GMM class"], default="digit", key="idle_colour_by", disabled=True)
+    c2.segmented_control("View", latent_views.OPTIONS, default=latent_views.LABELS[latent_views.PCA],
+                         key="idle_view_kind", disabled=True)
+    c3.selectbox("Iteration", ["latest iteration"], key="idle_iteration_pick", disabled=True)
     placeholder_chart()
 
 
@@ -625,11 +650,13 @@ def live_page(runs: SessionRuns) -> None:
 
     @st.fragment(run_every=live_every())  # constant for the session
     def live():
-        problems = check_settings(_current_settings())
+        settings = _current_settings()
+        problems = check_settings(settings)
         entry = runs.current
         snap = entry.run.snapshot() if entry is not None else None
         controls(runs, snap, problems)
         if entry is None:
+            idle_status(settings)
             _idle_hint()
             return
         status_line(snap)

@@ -138,9 +138,12 @@ def test_invalid_settings_show_errors_not_exceptions():
 
 def test_tiny_run_from_the_page_finishes_with_full_charts():
     at = app()
+    # before Start: the status line, progress bar and metric cards a run fills, empty (their layout stays at Start)
+    assert 'data-state="idle"' in status(at) and "iteration 0 of 2" in status(at)
+    assert [m.value for m in at.metric] == ["–"] * 5 and at.get("progress")
     at.button(key="btn_start").click().run()
     assert not at.exception
-    assert status(at)  # the status line is there at once
+    assert any(f'data-state="{s}"' in status(at) for s in ("queued", "running", "finished"))  # at once
     run = finish(at)
     assert run.state == "finished", run.snapshot().message
     assert 'data-state="finished"' in status(at) and "iteration 2 of 2" in status(at)

@@ -153,6 +153,7 @@ def test_bad_idx_source_fails_with_a_message_then_a_normal_run_works(tmp_path, m
     normal_run_works(slots)
 
 
+@pytest.mark.filterwarnings("error::RuntimeWarning")
 def test_divergence_keeps_history_and_names_the_iteration():
     slots = SlotManager(1)
     run = TrainingRun(tiny(vae__lr=1e6, iterations=3), slots=slots)  # a learning rate that blows up

@@ -182,3 +182,16 @@ def test_ranges_cover_everything_drawn_and_only_grow():
     (a0, a1), (b0, b1) = views.ranges(PCA, np.array([[3.0, -1.0]]))
     assert a1 > 3 and b0 < -1 and a0 <= x0 and b1 >= y1
     assert views.ranges(LDA) is None  # nothing drawn in LDA yet
+
+
+def test_to_half_clips_to_float16_range_and_keeps_nan():
+    import warnings
+
+    from vaegmm.snapshots import HALF_MAX, to_half
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = to_half(np.array([[1e9, -1e9], [np.nan, 1.5]]))
+    assert out.dtype == np.float16 and out.shape == (2, 2)
+    assert out[0, 0] == np.float16(HALF_MAX) and out[0, 1] == -np.float16(HALF_MAX)
+    assert np.isnan(out[1, 0]) and out[1, 1] == np.float16(1.5)

@@ -33,6 +33,7 @@ import numpy as np
 from .config import RunConfig
 from .mutual import IterationResult
 from .projection import Projection2D
+from .snapshots import to_half
 
 CAP_ENV = "VAEGMM_RUNS_CAP_MB"
 DEFAULT_CAP_MB = 2000.0
@@ -82,15 +83,15 @@ def _atomic_savez(path: Path, **arrays) -> None:
 def iteration_arrays(r: IterationResult) -> dict:
     """What the explorer needs of one iteration, as arrays (float16 where precision does not show)."""
     out = {
-        "iteration": np.int64(r.iteration), "codes": r.codes.astype(np.float16),
-        "encoder_mean": r.encoder_mean.astype(np.float16), "projection": r.projection.astype(np.float32),
+        "iteration": np.int64(r.iteration), "codes": to_half(r.codes),
+        "encoder_mean": to_half(r.encoder_mean), "projection": r.projection.astype(np.float32),
         "classes": r.classes.astype(np.int16), "class_means": r.class_means.astype(np.float32),
         "class_means_2d": r.class_means_2d.astype(np.float32), "class_counts": r.class_counts.astype(np.int64),
         "metrics": np.array([r.accuracy, r.nmi, r.ari, r.seconds_vae, r.seconds_gmm], dtype=np.float64),
         "recon": np.asarray(r.recon, dtype=np.float32), "kl": np.asarray(r.kl, dtype=np.float32),
     }
     for k, v in (r.decoder_state or {}).items():
-        out[f"decoder.{k}"] = np.asarray(v, dtype=np.float16)
+        out[f"decoder.{k}"] = to_half(v)
     if r.pca is not None:
         out.update({"pca.center": r.pca.center, "pca.components": r.pca.components, "pca.rotation": r.pca.rotation,
                     "pca.explained": r.pca.explained})

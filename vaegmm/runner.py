@@ -29,7 +29,7 @@ import numpy as np
 
 from .config import RunConfig
 from .mutual import IterationResult, ProgressEvent
-from .snapshots import LogFrame, SnapshotLog
+from .snapshots import LogFrame, SnapshotLog, to_half
 from .views2d import RunViews
 from .threads import TORCH_THREADS_ENV, configure_torch_threads, cpu_count  # noqa: F401 (re-exported)
 
@@ -542,11 +542,11 @@ class TrainingRun:
             self.replay_log.skip()
             return
         try:
-            lda = self.views.lda_axes(history, snap.iteration - 1).transform(snap.codes).astype(np.float16)
+            lda = to_half(self.views.lda_axes(history, snap.iteration - 1).transform(snap.codes))
         except (ValueError, StopIteration, KeyError):
             lda = None
         self.replay_log.add(LogFrame(snap.iteration, snap.epoch, snap.epochs, snap.seconds,
-                                     np.asarray(snap.projection, dtype=np.float16), lda))
+                                     to_half(snap.projection), lda))
 
     def _set(self, **kw) -> None:
         with self._lock:

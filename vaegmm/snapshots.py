@@ -17,6 +17,15 @@ from typing import Optional
 
 import numpy as np
 
+HALF_MAX = float(np.finfo(np.float16).max)
+
+
+def to_half(a) -> np.ndarray:
+    """``a`` as float16, values beyond float16's range clipped to it (a diverging run's codes would otherwise
+    overflow to inf, with a RuntimeWarning); NaN stays NaN. Same shape as ``a``."""
+    return np.clip(np.asarray(a, dtype=np.float32), -HALF_MAX, HALF_MAX).astype(np.float16)
+
+
 DEFAULT_EVERY = 0.5  # CPU seconds of training between snapshots during a VAE update
 DEFAULT_MAX_GAP = 1.5  # ... but at most this many wall seconds
 
@@ -76,7 +85,7 @@ class SnapshotTaker:
             return None
         mu, _ = encode_all(self.learner.model, self.learner.x)
         self.learner.model.train()
-        return CodeSnapshot(iteration, epoch, epochs, mu.astype(np.float16), history[-1].pca.transform(mu), seconds)
+        return CodeSnapshot(iteration, epoch, epochs, to_half(mu), history[-1].pca.transform(mu), seconds)
 
 
 @dataclass
