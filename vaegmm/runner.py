@@ -74,10 +74,19 @@ class SlotManager:
         self._arrivals = itertools.count()
         self._holders: set = set()
 
-    def acquire(self, ticket, cancel: threading.Event, poll: float = 0.2, priority: int = 0) -> bool:
+    def enqueue(self, ticket, priority: int = 0) -> tuple:
+        """Put ``ticket`` in the queue now (its :meth:`position` is known at once); :meth:`acquire` with the
+        returned entry then waits for the slot."""
         with self._cond:
             entry = (priority, next(self._arrivals), ticket)
             bisect.insort(self._queue, entry, key=lambda e: e[:2])
+            return entry
+
+    def acquire(self, ticket, cancel: threading.Event, poll: float = 0.2, priority: int = 0,
+                entry: Optional[tuple] = None) -> bool:
+        if entry is None:
+            entry = self.enqueue(ticket, priority)
+        with self._cond:
             try:
                 while True:
                     if cancel.is_set():
@@ -257,6 +266,7 @@ class TrainingRun:
         self._iter_started: Optional[float] = None
         self._iter_seconds: list[float] = []
         self._stop_sent: Optional[float] = None
+        self._queue_entry: Optional[tuple] = None  # (priority, arrival, self) in the slot queue, set by start()
         self.worker_pid: Optional[int] = None
         self.recorder = None  # a vaegmm.library.RunRecorder: the run is saved as it goes (set before start())
         self.labels: Optional[np.ndarray] = None
@@ -277,6 +287,8 @@ class TrainingRun:
             self._state = QUEUED
             self._started_at = time.time()
             self._t_start = time.monotonic()
+            # in the queue before the pump thread starts: the page can show the run's place at once
+            self._queue_entry = self.slots.enqueue(self)
             self._thread = threading.Thread(target=self._pump, name=f"vaegmm-run-{self.id}", daemon=True)
             self._thread.start()
             return True
@@ -411,7 +423,7 @@ class TrainingRun:
 
     def _pump(self) -> None:
         slots = self.slots
-        if not slots.acquire(self, self._cancel):
+        if not slots.acquire(self, self._cancel, entry=self._queue_entry):
             self._finish(STOPPED, self._message or "stopped while waiting in the queue")
             return
         with self._lock:  # at once: a run holding a slot is never shown as queued
