@@ -22,6 +22,7 @@ import statistics
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -117,6 +118,20 @@ def _pct(values: list, q: float):
     return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
 
 
+def _prune_anyio_workers(url: str, waited: float) -> None:
+    """Let the web server's AnyIO worker-thread pool shrink back: Streamlit's server (Starlette) serves files
+    from AnyIO worker threads, which stay after a busy spell (up to the pool's limit, 40) and are pruned only when
+    a new job comes, if idle for 10 s or more (``WorkerThread.MAX_IDLE_TIME``). One static file request 11 s after
+    the pages closed prunes them, so the thread count that follows shows our own threads (runs, timers, sessions)."""
+    time.sleep(max(0.0, 11.0 - waited))
+    for path in ("/", "/favicon.png"):
+        try:
+            with urllib.request.urlopen(url + path, timeout=10) as r:
+                r.read()
+        except OSError:
+            pass
+
+
 def classroom(browser, url: str, server_pid: int, pages: int, params: dict = CLASS_RUN, timeout: float = 600,
               settle: float = 8.0) -> dict:
     """Open ``pages`` pages, press Start in all, follow them to the end, close them; return the measurements."""
@@ -176,13 +191,15 @@ def classroom(browser, url: str, server_pid: int, pages: int, params: dict = CLA
     tabs[-1].screenshot(path=str(shot))
     for ctx in contexts:
         ctx.close()
+    closed_at = time.monotonic()
     time.sleep(settle)  # sessions released; their script threads end
+    _prune_anyio_workers(url, settle)
     after = proc_status(server_pid)
     calm = time.monotonic() + 30  # the runs' last writes (saved-run export) may still be finishing: wait for them
     while after.get("threads", 0) > (before.get("threads") or 0) + 1 and time.monotonic() < calm:
         time.sleep(0.5)
         after = proc_status(server_pid)
-    settled_s = settle + 30 - max(0.0, calm - time.monotonic())
+    settled_s = time.monotonic() - closed_at
     sampler.stop()
     white_pages = sorted({e.split("]")[0].lstrip("[") for e in errors.errors if "pageerror" in e})
     return {

@@ -32,6 +32,7 @@ class RunEntry:
     label: str = ""
     zip_cache: dict = field(default_factory=dict)  # status -> zip bytes (built on the first download)
     figure_cache: dict = field(default_factory=dict)  # (chart, iteration, ...) -> Plotly figure (dashboard.ui)
+    live_shown: Optional[tuple] = None  # (figure key, monotonic time) of the live picture last drawn (dashboard.ui)
 
 
 class SessionRuns:
