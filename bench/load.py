@@ -133,7 +133,7 @@ def _prune_anyio_workers(url: str, waited: float) -> None:
 
 
 def classroom(browser, url: str, server_pid: int, pages: int, params: dict = CLASS_RUN, timeout: float = 600,
-              settle: float = 8.0) -> dict:
+              settle: float = 8.0, prune: bool = True) -> dict:
     """Open ``pages`` pages, press Start in all, follow them to the end, close them; return the measurements."""
     errors = PageErrors()
     time.sleep(1.0)
@@ -193,7 +193,8 @@ def classroom(browser, url: str, server_pid: int, pages: int, params: dict = CLA
         ctx.close()
     closed_at = time.monotonic()
     time.sleep(settle)  # sessions released; their script threads end
-    _prune_anyio_workers(url, settle)
+    if prune:  # (a warm-up round need not wait for it: its count is not checked)
+        _prune_anyio_workers(url, settle)
     after = proc_status(server_pid)
     calm = time.monotonic() + 30  # the runs' last writes (saved-run export) may still be finishing: wait for them
     while after.get("threads", 0) > (before.get("threads") or 0) + 1 and time.monotonic() < calm:

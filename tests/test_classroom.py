@@ -38,7 +38,7 @@ def test_classroom_pages_never_go_white(cap):
             sync_playwright() as p:
         browser = launch_chromium(p, nice=5)
         try:
-            warm = classroom(browser, url, proc.pid, 1, settle=1.0)  # the server's first-run costs, not measured
+            warm = classroom(browser, url, proc.pid, 1, settle=1.0, prune=False)  # first-run costs, not measured
             assert warm["finished"] == 1, warm
             r = classroom(browser, url, proc.pid, PAGES)
         finally:
