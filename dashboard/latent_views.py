@@ -14,10 +14,10 @@ OPTIONS = [LABELS[PCA], LABELS[LDA], LABELS[TSNE]]
 KIND = {LABELS[k]: k for k in (PCA, LDA, TSNE)}
 
 
-def view_selector(container, key: str) -> str:
+def view_selector(container, key: str, disabled: bool = False) -> str:
     """A segmented control "View": returns "pca", "lda" or "tsne"."""
     choice = container.segmented_control(
-        "View", OPTIONS, default=LABELS[PCA], key=key, required=True,
+        "View", OPTIONS, default=LABELS[PCA], key=key, required=True, disabled=disabled,
         help="How the D-dimensional codes are flattened to 2-D. PCA: largest spread. LDA: the directions that best "
              "separate the GMM's classes. t-SNE: keeps neighbours together (computed in the background).")
     return KIND.get(choice or LABELS[PCA], PCA)

@@ -426,6 +426,7 @@ def live_picture_key(entry: RunEntry, key: tuple, points: int) -> tuple:
     return key
 
 
+COLOUR_BY = ["digit", "GMM class"]  # the latent scatter's colourings
 REPLAY_FRAMES = 120  # frames of the in-page Replay (all finished iterations, the snapshots evenly thinned)
 
 
@@ -440,8 +441,7 @@ def charts_panel(entry: RunEntry, snap) -> None:
                 icon=":material/hourglass_top:")
         return
     c1, c2, c3 = st.columns([1, 1.15, 1])
-    colour = c1.segmented_control("Colour by", ["digit", "GMM class"], default="digit", key="colour_by",
-                                  required=True) or "digit"
+    colour = c1.segmented_control("Colour by", COLOUR_BY, default="digit", key="colour_by", required=True) or "digit"
     kind = latent_views.view_selector(c2, "view_kind")
     done = {r.iteration: r for r in h}
     # fixed options (every planned iteration), so the choice survives while more iterations finish
@@ -662,15 +662,14 @@ def _idle_hint() -> None:
             "the GMM. **How it works** (left) explains what you see.", icon=":material/arrow_back:")
     # the chart's controls as they will be, greyed out (this also loads their code before the first picture)
     c1, c2, c3 = st.columns([1, 1.15, 1])
-    c1.segmented_control("Colour by", ["digit", "GMM class"], default="digit", key="idle_colour_by", disabled=True)
-    c2.segmented_control("View", latent_views.OPTIONS, default=latent_views.LABELS[latent_views.PCA],
-                         key="idle_view_kind", disabled=True)
+    c1.segmented_control("Colour by", COLOUR_BY, default="digit", key="idle_colour_by", disabled=True)
+    latent_views.view_selector(c2, "idle_view_kind", disabled=True)
     c3.selectbox("Iteration", ["latest iteration"], key="idle_iteration_pick", disabled=True)
     placeholder_chart()
 
 
 def live_page(runs: SessionRuns) -> None:
-    """The main page's live part: one fragment, polled every ``LIVE_EVERY`` seconds for the whole session (see
+    """The main page's live part: one fragment, polled every :func:`live_every` seconds (fixed for the session, see
     the module docstring), drawing the controls and whatever the current run has to show."""
 
     @st.fragment(run_every=live_every())  # constant for the session

@@ -11,8 +11,7 @@ from vaegmm.metrics import best_matching
 
 from . import charts, latent_views
 from .session import RunEntry, SessionRuns
-from .ui import cached_figure, decode, live_every, pick_run
-
+from .ui import COLOUR_BY, cached_figure, decode, live_every, pick_run
 
 
 def _big(img: np.ndarray, scale: int = 5) -> np.ndarray:
@@ -52,14 +51,14 @@ def _selected_index(key: str) -> Optional[int]:
 
 
 def explorer_page(runs: SessionRuns) -> None:
-    """The Latent explorer's body: one fragment, refreshed every ``EXPLORER_EVERY`` seconds, so a run that is
-    still training shows its new iterations by itself."""
+    """The Latent explorer's body: one fragment, refreshed every 2 s or slower (``live_every()``), so a run
+    that is still training shows its new iterations by itself."""
 
     from .library_view import load_saved, requested_run, saved_entry
 
     saved_id = requested_run()
 
-    @st.fragment(run_every=max(2.0, live_every()))  # seconds; the explorer  # constant: see dashboard/ui.py
+    @st.fragment(run_every=max(2.0, live_every()))  # constant for the session: see dashboard/ui.py
     def body():
         if saved_id is not None:  # ?run=<id>: a saved run, read-only
             run, problem = load_saved(saved_id)
@@ -93,7 +92,7 @@ def explorer(entry: RunEntry) -> None:
     labels, images = run.labels, run.images_u8
     c1, c2, c3 = st.columns([1, 1.15, 1])
     result = _pick_iteration(c3, history, run.config.iterations, "explore_iteration")
-    colour = c1.segmented_control("Colour by", ["digit", "GMM class"], default="digit", key="explore_colour",
+    colour = c1.segmented_control("Colour by", COLOUR_BY, default="digit", key="explore_colour",
                                   required=True) or "digit"
     kind = latent_views.view_selector(c2, "explore_view")
     if snap.is_active:
@@ -178,9 +177,10 @@ def _row(e: RunEntry) -> dict:
 
 
 def compare(runs: SessionRuns) -> None:
-    """This tab's runs, or every saved run (the run library): one fragment, refreshed every ``COMPARE_EVERY``."""
+    """This tab's runs, or every saved run (the run library): one fragment, refreshed every second or slower
+    (``live_every()``)."""
 
-    @st.fragment(run_every=max(1.0, live_every()))  # constant: see dashboard/ui.py
+    @st.fragment(run_every=max(1.0, live_every()))  # constant for the session: see dashboard/ui.py
     def body():
         mode = st.segmented_control("Runs", ["this tab", "all saved runs"], default="this tab", key="compare_mode",
                                     required=True) or "this tab"
