@@ -6,8 +6,8 @@ each seed, as the issue took them: with the preset's GMM at the time, the blocke
 encoder after update 1 is the same whichever GMM runs at iteration 0, but the codes are one sample of q(z|o) each,
 and their noise comes from the generator the iteration-0 GMM has drawn from.) Made here with one VAE update per
 seed, about 10 s of CPU, and cached in ``--codes-dir``. On each,
-``--chains`` independent chains of :class:`vaegmm.gmm.CollapsedGibbsGMM` (Serket's sampler, backend
-``collapsed``) and of :class:`vaegmm.gmm.GibbsGMM` (blocked, backend ``gibbs``), ``--sweeps`` sweeps from a random
+``--chains`` independent chains of :class:`vaegmm.model.gmm.CollapsedGibbsGMM` (Serket's sampler, backend
+``collapsed``) and of :class:`vaegmm.model.gmm.GibbsGMM` (blocked, backend ``gibbs``), ``--sweeps`` sweeps from a random
 start each, scored by Hungarian accuracy of the reported classes (the argmax of Pdz for the collapsed sampler).
 
 With ``--serket-gmm PATH`` (a fetched copy of naka-lab/Serket's ``gmm/gmm.py``, kept outside the repository) it
@@ -41,8 +41,8 @@ sys.path[:0] = [str(ROOT), str(HERE)]
 import numpy as np  # noqa: E402
 
 from markdown_section import write_section  # noqa: E402
-from vaegmm.gmm import CollapsedGibbsGMM, GibbsGMM  # noqa: E402
-from vaegmm.metrics import clustering_accuracy  # noqa: E402
+from vaegmm.model.gmm import CollapsedGibbsGMM, GibbsGMM  # noqa: E402
+from vaegmm.model.metrics import clustering_accuracy  # noqa: E402
 
 K = 10
 SECTION = "## Collapsed vs blocked Gibbs"
@@ -54,9 +54,9 @@ def iteration1_codes(seed: int, codes_dir: Path) -> tuple[np.ndarray, np.ndarray
     if not path.exists():
         import torch
 
-        from vaegmm.config import preset
-        from vaegmm.data import load_mnist
-        from vaegmm.mutual import MutualLearner
+        from vaegmm.model.config import preset
+        from vaegmm.model.data import load_mnist
+        from vaegmm.model.mutual import MutualLearner
 
         torch.set_num_threads(1)
         cfg = preset("serket-classic").replace(seed=seed, gmm__backend="gibbs")  # as the issue took them
@@ -112,7 +112,7 @@ def serket_chain(serket, z, y, chain: int, sweeps: int) -> dict:
 
 def stepcheck(serket, z, y, chain: int, sweeps: int) -> dict:
     """Serket's ``gmm.train`` and ours from the same random streams: the largest differences of their outputs."""
-    import vaegmm.gmm as gmm_module
+    import vaegmm.model.gmm as gmm_module
 
     n = len(z)
     data = np.asarray(z, dtype=np.float32)

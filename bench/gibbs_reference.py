@@ -1,5 +1,5 @@
 """A plain, slow re-implementation of Serket's collapsed Gibbs GMM (naka-lab/Serket ``gmm/gmm.py``), written from
-the equations, to check :class:`vaegmm.gmm.CollapsedGibbsGMM` against (``tests/test_gmm.py``) and to time what a
+the equations, to check :class:`vaegmm.model.gmm.CollapsedGibbsGMM` against (``tests/test_gmm.py``) and to time what a
 straightforward per-point sampler costs (``bench/speed.py``). Not used by the package.
 
 Model: Gauss-Wishart prior per class (m0 = data mean, S0 = s0 I, nu0 = D + 2, r0 = 1); means and precisions

@@ -17,9 +17,9 @@ Usage::
         # exploration: the serket-classic preset with changes (RunConfig.replace keys), one JSON line per run
 
 The variants (or the explored configs) are one axis, ``variant``, of a sweep run by the same engine as
-``python -m vaegmm sweep`` and the dashboard's Sweeps page (``vaegmm.sweep``): runs go to a local process pool
+``python -m vaegmm sweep`` and the dashboard's Sweeps page (``vaegmm.sweeps.sweep``): runs go to a local process pool
 (``--jobs``) or Ray (``--ray``), every result goes into a SQLite store (``--db``, default
-/tmp/vaegmm-bench/quality.db), and the tables are made from the store with ``vaegmm.stats``. Runs already in the
+/tmp/vaegmm-bench/quality.db), and the tables are made from the store with ``vaegmm.sweeps.stats``. Runs already in the
 store (same config and seed) are never trained again, so an interrupted benchmark simply continues when run
 again. ``--results`` also writes one JSON line per run. Each run uses one torch thread.
 """
@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from vaegmm.config import RunConfig, preset  # noqa: E402
+from vaegmm.model.config import RunConfig, preset  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from markdown_section import write_section  # noqa: E402
@@ -104,7 +104,7 @@ def flat_changes(base: RunConfig, target: RunConfig) -> dict:
 
 def build_spec(labels: list, configs: dict, seeds: list, base: RunConfig, preset_name: str):
     """One axis, ``variant``, whose values are the labelled configs (as changes of ``base``)."""
-    from vaegmm.sweep import Axis, AxisValue, SweepSpec
+    from vaegmm.sweeps.sweep import Axis, AxisValue, SweepSpec
 
     values = [AxisValue(lab, json.loads(json.dumps(flat_changes(base, configs[lab])))) for lab in labels]
     spec = SweepSpec(base=base.to_dict(), axes=[Axis("variant", values)], seeds=list(seeds), preset=preset_name,
@@ -116,7 +116,7 @@ def results_from_store(store, name: str) -> list[dict]:
     """The sweep's finished runs as the dicts the tables use: label, seed, key, config, per-iteration accuracy,
     nmi, ari, seconds."""
     from vaegmm.store import run_key
-    from vaegmm.sweep import parse_cell
+    from vaegmm.sweeps.sweep import parse_cell
 
     info = store.get_sweep(name)
     rows = [r for r in store.sweep_runs(info["id"]) if r["status"] == "finished"]
@@ -134,9 +134,9 @@ def results_from_store(store, name: str) -> list[dict]:
 
 def run_variants(spec, name: str, db: Path, jobs: int, ray: str | None = None) -> tuple[list[dict], dict]:
     """Run the sweep through the engine (runs in the store are reused) and read its results back."""
-    from vaegmm.executors import make_executor
+    from vaegmm.sweeps.executors import make_executor
     from vaegmm.store import RunStore
-    from vaegmm.sweep import run_sweep
+    from vaegmm.sweeps.sweep import run_sweep
 
     def show(ev):
         if ev.kind == "finished":
@@ -155,14 +155,14 @@ def run_variants(spec, name: str, db: Path, jobs: int, ray: str | None = None) -
 
 # ------------------------------------------------------------------------------------------------ reporting
 def _ms(values) -> str:
-    from vaegmm.stats import summarize
+    from vaegmm.sweeps.stats import summarize
 
     s = summarize(values)
     return f"{s.mean:.3f} ± {0.0 if s.n < 2 else s.std:.3f}"
 
 
 def _ci(values) -> str:
-    from vaegmm.stats import summarize
+    from vaegmm.sweeps.stats import summarize
 
     return summarize(values).ci_text(3)
 
@@ -234,7 +234,7 @@ def describe(cfg: RunConfig) -> str:
 
 def paired_lines(results: list[dict], labels: list[str]) -> list[str]:
     """Each variant against the first one over their common seeds, in one sentence each."""
-    from vaegmm.stats import paired
+    from vaegmm.sweeps.stats import paired
 
     by = {lab: {r["seed"]: r["accuracy"][-1] for r in results if r["label"] == lab} for lab in labels}
     out = []
@@ -249,7 +249,7 @@ def paired_lines(results: list[dict], labels: list[str]) -> list[str]:
 def export_effect(path: Path, results: list[dict], on: str, off: str, sweep: str, db: Path, config: RunConfig,
                   command: str, note: str = "") -> dict:
     """The per-seed final metrics of variants ``on`` and ``off`` over their common seeds, as JSON the dashboard
-    reads (:mod:`vaegmm.measured`): the pages compute the comparison from these stored numbers."""
+    reads (:mod:`vaegmm.sweeps.measured`): the pages compute the comparison from these stored numbers."""
     by = {lab: {r["seed"]: r for r in results if r["label"] == lab} for lab in (on, off)}
     seeds = sorted(set(by[on]) & set(by[off]))
     if not seeds:
@@ -288,7 +288,7 @@ def main(argv=None) -> int:
     p.add_argument("--note-file", type=Path, default=None, help="file whose text is placed under --note")
     p.add_argument("--export-effect", type=Path, default=None, metavar="JSON",
                    help="write the paired comparison of --effect's two variants (per-seed final metrics) to this "
-                        "file, which the dashboard quotes (vaegmm/measured_feedback.json)")
+                        "file, which the dashboard quotes (vaegmm/sweeps/measured_feedback.json)")
     p.add_argument("--effect", default="default,no-feedback", metavar="ON,OFF",
                    help="the two variants of --export-effect (default: default,no-feedback)")
     p.add_argument("--effect-note", default="", help="how the seeds were chosen, quoted with the effect")

@@ -22,11 +22,11 @@ os.makedirs("/tmp/vq", exist_ok=True)
 def train(seeds: str, alpha: float = 1.0) -> None:
     import numpy as np, torch
     torch.set_num_threads(1)
-    from vaegmm.config import preset
-    from vaegmm.data import load_mnist
-    from vaegmm.mutual import MutualLearner
-    from vaegmm.gmm import GibbsGMM, EMGMM
-    from vaegmm.metrics import clustering_accuracy as acc
+    from vaegmm.model.config import preset
+    from vaegmm.model.data import load_mnist
+    from vaegmm.model.mutual import MutualLearner
+    from vaegmm.model.gmm import GibbsGMM, EMGMM
+    from vaegmm.model.metrics import clustering_accuracy as acc
     from sklearn.cluster import KMeans
     from sklearn.mixture import GaussianMixture
 
@@ -34,7 +34,7 @@ def train(seeds: str, alpha: float = 1.0) -> None:
         cfg = preset("serket-classic").replace(seed=seed, iterations=1, codes="mean", vae__alpha=alpha)
         x, y = load_mnist(3000, tuple(range(10)), seed)
         t=time.time(); L = MutualLearner(cfg, x, y); L.run(); tv=time.time()-t
-        import vaegmm.vae as V
+        import vaegmm.model.vae as V
         mu, logvar = V.encode_all(L.model, L.x)
         np.savez(f"/tmp/vq/codes_s{seed}_a{alpha}.npz", mu=mu, logvar=logvar, y=y)
         rng = np.random.default_rng(0)
@@ -63,7 +63,7 @@ def train(seeds: str, alpha: float = 1.0) -> None:
 def floor() -> None:
     import numpy as np
     from sklearn.mixture import GaussianMixture
-    from vaegmm.metrics import clustering_accuracy as acc
+    from vaegmm.model.metrics import clustering_accuracy as acc
     for seed in (0, 1):
         d = np.load(f"/tmp/vq/codes_s{seed}_a1.0.npz"); mu, lv, y = d["mu"], d["logvar"], d["y"]
         print("seed", seed, "posterior var mean", np.exp(lv).mean(), "code var per dim", np.round(mu.var(0),2))

@@ -32,10 +32,10 @@ def _train(stop_event, nice: int = 0) -> None:
     if nice:
         os.nice(nice)
 
-    from vaegmm.config import preset
-    from vaegmm.control import RunControl, StopRequested
-    from vaegmm.data import load_mnist
-    from vaegmm.mutual import MutualLearner
+    from vaegmm.model.config import preset
+    from vaegmm.model.control import RunControl, StopRequested
+    from vaegmm.model.data import load_mnist
+    from vaegmm.model.mutual import MutualLearner
 
     torch.set_num_threads(1)
     cfg = preset("quick-demo").replace(**CFG)
@@ -61,7 +61,7 @@ def _script_run(result, labels) -> float:
 def measure(seconds: float) -> list[float]:
     import numpy as np
 
-    from vaegmm.mutual import IterationResult
+    from vaegmm.model.mutual import IterationResult
 
     rng = np.random.default_rng(0)
     labels = np.repeat(np.arange(10), 30)

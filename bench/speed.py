@@ -7,7 +7,7 @@
 What it measures (wall seconds, median of ``--repeats``; CPU seconds of this process alongside, because the
 machine is shared and wall time includes the time other processes held the cores):
 
-* our VAE update (``vaegmm.vae.train_epochs``, 200 epochs) and, interleaved with it, the naive reference update
+* our VAE update (``vaegmm.model.vae.train_epochs``, 200 epochs) and, interleaved with it, the naive reference update
   of ``bench/naive_vae.py`` (pytorch/examples style) with a ``DataLoader`` and with a plain Python loop;
 * the matmul limit: the float32 GEMM rate of every matrix multiply of one mini-batch step, each timed at its own
   shape and transposition as the step calls it, plus a large square GEMM for the peak; the exact FLOPs of one
@@ -23,7 +23,7 @@ machine is shared and wall time includes the time other processes held the cores
                                             # serket-classic preset (one VAE update, ~10 s), not the 30-min run
 
 ``--snapshots-only`` (issue 11) measures only the cost of the live snapshots and writes its own "## Live snapshots"
-section: the classic VAE update with and without a :class:`vaegmm.snapshots.SnapshotTaker` (every 0.5 s it
+section: the classic VAE update with and without a :class:`vaegmm.runs.snapshots.SnapshotTaker` (every 0.5 s it
 encodes all 3000 images and sends codes and projection through a pipe, as a training worker does), interleaved in
 this process, CPU seconds; and how many snapshots a second that gives.
 
@@ -50,11 +50,11 @@ import torch  # noqa: E402
 from gibbs_reference import collapsed_gibbs, collapsed_gibbs_numpy  # noqa: E402
 from markdown_section import write_section  # noqa: E402
 from naive_vae import NaiveVAE, train_naive  # noqa: E402
-from vaegmm.config import serket_classic  # noqa: E402
-from vaegmm.data import load_mnist  # noqa: E402
-from vaegmm.gmm import EMGMM, CollapsedGibbsGMM, GibbsGMM  # noqa: E402
-from vaegmm.mutual import MutualLearner  # noqa: E402
-from vaegmm.vae import VAE, make_optimizer, train_epochs  # noqa: E402
+from vaegmm.model.config import serket_classic  # noqa: E402
+from vaegmm.model.data import load_mnist  # noqa: E402
+from vaegmm.model.gmm import EMGMM, CollapsedGibbsGMM, GibbsGMM  # noqa: E402
+from vaegmm.model.mutual import MutualLearner  # noqa: E402
+from vaegmm.model.vae import VAE, make_optimizer, train_epochs  # noqa: E402
 
 TARGETS = {"vae_vs_naive": 2.0, "pct_of_limit": 60.0, "whole_run_s": 30.0, "collapsed_s": 2.0}
 GMM_SECTION = "## GMM speed"
@@ -74,7 +74,7 @@ def med(xs):
 
 # ------------------------------------------------------------------------------------------------ FLOPs and GEMMs
 def step_gemms(b: int, p: int, h: int, d: int):
-    """Every matrix multiply of one mini-batch step of ``vaegmm.vae._Step`` as (name, M, K, N, how): forward
+    """Every matrix multiply of one mini-batch step of ``vaegmm.model.vae._Step`` as (name, M, K, N, how): forward
     ``addmm`` with bias, weight gradients ``addmm(beta=0, out=grad)`` of a transposed operand, input gradients
     ``mm``. The first layer has no input gradient."""
     return [
@@ -187,7 +187,7 @@ def main(argv=None) -> int:
     ap.add_argument("--snapshots-only", action="store_true",
                     help="only the live-snapshot overhead (issue 11), into its own '## Live snapshots' section")
     ap.add_argument("--snapshot-every", type=float, default=None, help="seconds between snapshots (default: the "
-                    "dashboard's, vaegmm.snapshots.DEFAULT_EVERY)")
+                    "dashboard's, vaegmm.runs.snapshots.DEFAULT_EVERY)")
     a = ap.parse_args(argv)
     if a.vae_only:
         return vae_only(a)
@@ -417,14 +417,14 @@ def gmm_speed(command: str, a, cfg, codes: np.ndarray, source: str) -> str:
         sw, sc = serket_train_seconds(a.serket_gmm, codes, k, sweeps, a.ref_sweeps)
         rows.append((f"Serket's own `gmm.train`, {sweeps} sweeps (from runs of 0 and {a.ref_sweeps})", f"{sw:.1f}",
                      f"{sc:.1f}", f"CollapsedGibbsGMM {sc / coll_c:.0f}x faster (CPU)"))
-    tiny = ("import numpy as np\nfrom vaegmm.gmm import CollapsedGibbsGMM\n"
+    tiny = ("import numpy as np\nfrom vaegmm.model.gmm import CollapsedGibbsGMM\n"
             "CollapsedGibbsGMM(2, n_sweeps=1).fit(np.arange(8.0).reshape(4, 2))\n")
     if a.quick:  # three fresh processes that each import torch: too slow for the smoke test
         cached = compiled = float("nan")
     else:
-        base = _fresh_process_cpu("import numpy as np\nimport vaegmm.gmm")
-        cached = _fresh_process_cpu("import numpy as np\nimport vaegmm.gmm\n" + tiny) - base
-        compiled = _fresh_process_cpu("import numpy as np\nimport vaegmm.gmm\n" + tiny, deny_cache=True) - base
+        base = _fresh_process_cpu("import numpy as np\nimport vaegmm.model.gmm")
+        cached = _fresh_process_cpu("import numpy as np\nimport vaegmm.model.gmm\n" + tiny) - base
+        compiled = _fresh_process_cpu("import numpy as np\nimport vaegmm.model.gmm\n" + tiny, deny_cache=True) - base
     ok_c = coll_c <= TARGETS["collapsed_s"]
     ok_w = coll_w <= TARGETS["collapsed_s"]
     verdict = "met" if ok_c and ok_w else ("met on CPU time" if ok_c else "NOT met")
@@ -434,7 +434,7 @@ def gmm_speed(command: str, a, cfg, codes: np.ndarray, source: str) -> str:
              f"{codes.shape[1]} codes, {source}; K = {k}. Wall and CPU seconds per fit: medians of "
              f"{len(t[names[0]][1])} fits, the three GMMs interleaved, each fit its own seed.", "",
              table(["GMM", "wall s", "CPU s", "CPU s of each fit / note"], rows), "",
-             f"One-time costs of the collapsed sampler, CPU seconds in a fresh process (after `import vaegmm.gmm`): "
+             f"One-time costs of the collapsed sampler, CPU seconds in a fresh process (after `import vaegmm.model.gmm`): "
              f"numba's import and loading the compiled loop from its on-disk cache {cached:.2f} s (the dashboard's "
              f"warm-up pays it before the first Start); compiling it where no cache folder is writable "
              f"{compiled:.2f} s (once per process).", "",
@@ -474,8 +474,8 @@ def snapshot_overhead(a, argv) -> int:
     import multiprocessing as mp
     from types import SimpleNamespace
 
-    from vaegmm.mutual import ProgressEvent
-    from vaegmm.snapshots import DEFAULT_EVERY, SnapshotTaker
+    from vaegmm.model.mutual import ProgressEvent
+    from vaegmm.runs.snapshots import DEFAULT_EVERY, SnapshotTaker
 
     torch.set_num_threads(a.threads)
     from threadpoolctl import threadpool_limits

@@ -63,7 +63,7 @@ def rss_mb(field: str = "VmRSS") -> float:
 
 # ------------------------------------------------------------------------------------------------ measurements
 def spec_of(config: dict, seeds: list):
-    from vaegmm.sweep import SweepSpec
+    from vaegmm.sweeps.sweep import SweepSpec
 
     return SweepSpec(base=config, axes=[], seeds=list(seeds), preset="", max_runs=10_000)
 
@@ -72,7 +72,7 @@ def sweep_timed(config: dict, seeds: list, executor, db: Path, name: str) -> dic
     """Wall seconds of a whole sweep (executor start included) and what the store recorded per run. ``db`` must
     be new: a store that has these runs would reuse them."""
     from vaegmm.store import RunStore
-    from vaegmm.sweep import run_sweep
+    from vaegmm.sweeps.sweep import run_sweep
 
     writes = []
     with RunStore(db) as store:
@@ -97,7 +97,7 @@ def sweep_timed(config: dict, seeds: list, executor, db: Path, name: str) -> dic
 
 def sequential(config: dict, seeds: list) -> dict:
     """The same runs one after the other in this process: no engine, no store."""
-    from vaegmm.sweep import run_one
+    from vaegmm.sweeps.cell import run_one
 
     t0 = time.perf_counter()
     results = [run_one(config, s) for s in seeds]
@@ -161,8 +161,8 @@ class _KeepOpen:
 def measure(quick: bool, work: Path) -> dict:
     import torch
 
-    from vaegmm.config import preset
-    from vaegmm.executors import LocalPoolExecutor, RayExecutor
+    from vaegmm.model.config import preset
+    from vaegmm.sweeps.executors import LocalPoolExecutor, RayExecutor
 
     torch.set_num_threads(1)
     out = {"when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": f"{platform.machine()}, "
@@ -229,10 +229,10 @@ def measure(quick: bool, work: Path) -> dict:
 def rss_child(db: Path, runs: int) -> None:
     """Run in a fresh process: the driver's memory for a sweep of ``runs`` tiny runs."""
     import vaegmm  # noqa: F401  (what a server has loaded before it drives a sweep)
-    from vaegmm.config import preset
-    from vaegmm.executors import LocalPoolExecutor
+    from vaegmm.model.config import preset
+    from vaegmm.sweeps.executors import LocalPoolExecutor
     from vaegmm.store import RunStore
-    from vaegmm.sweep import run_sweep
+    from vaegmm.sweeps.sweep import run_sweep
 
     import pandas  # noqa: F401
     import torch  # noqa: F401
@@ -256,9 +256,9 @@ def rss_child(db: Path, runs: int) -> None:
 
 
 def headline(db: Path, jobs: int, quick: bool) -> None:
-    from vaegmm.executors import LocalPoolExecutor
+    from vaegmm.sweeps.executors import LocalPoolExecutor
     from vaegmm.store import RunStore
-    from vaegmm.sweep import SweepSpec, run_sweep
+    from vaegmm.sweeps.sweep import SweepSpec, run_sweep
 
     grid = HEADLINE_GRID + ([("n", "200"), ("epochs", "2"), ("iterations", "2")] if quick else [])
     spec = SweepSpec.from_grid("project-default", grid, seeds=[0, 1] if quick else 5)
@@ -354,7 +354,7 @@ def render_measurements(m: dict) -> list[str]:
 
 def render_headline(db: Path) -> list[str]:
     from vaegmm.store import RunStore
-    from vaegmm.sweep import SweepSpec, cell_table, compare_cells, default_comparisons, sweep_results
+    from vaegmm.sweeps.sweep import SweepSpec, cell_table, compare_cells, default_comparisons, sweep_results
 
     with RunStore(db, readonly=True) as store:
         info, runs, its = sweep_results(store, "headline")

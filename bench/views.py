@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """Live views and animation benchmark (issue 11), on one real run trained the dashboard's way (a
-:class:`vaegmm.runner.TrainingRun`: a worker process sending live snapshots), written into the "## Views and
+:class:`vaegmm.runs.runner.TrainingRun`: a worker process sending live snapshots), written into the "## Views and
 animation" section of BENCHMARKS.md:
 
 * start to the first picture (iteration 0 in the run) and snapshots per second during each VAE update;
@@ -9,7 +9,7 @@ animation" section of BENCHMARKS.md:
 * t-SNE of the iteration on screen as the page asks for it (a worker process, warm-started from the previous
   iteration's embedding), seconds from asking to ready, for every iteration; the last one also cold (no warm
   start); CPU seconds of one t-SNE in this process at 1 and 2 threads;
-* the animated GIF of the run (at most ``vaegmm.animation.MAX_FRAMES`` frames, 960 x 720): seconds, size, frames;
+* the animated GIF of the run (at most ``vaegmm.views.animation.MAX_FRAMES`` frames, 960 x 720): seconds, size, frames;
   the MP4 (when an ffmpeg is installed) and a PNG;
 * optionally UMAP (``--umap-python``: an interpreter with umap-learn installed): import time in a fresh process
   and two fits of the same codes (the first compiles numba code), to decide whether it earns its start-up cost.
@@ -38,10 +38,10 @@ sys.path[:0] = [str(ROOT), str(HERE)]
 import numpy as np  # noqa: E402
 
 from markdown_section import write_section  # noqa: E402
-from vaegmm import animation  # noqa: E402
-from vaegmm.config import preset  # noqa: E402
-from vaegmm.runner import SlotManager, TrainingRun, warm_up  # noqa: E402
-from vaegmm.views2d import LDA, TSNE, RunViews, TsneService, fit_lda_axes, tsne_view  # noqa: E402
+from vaegmm.views import animation  # noqa: E402
+from vaegmm.model.config import preset  # noqa: E402
+from vaegmm.runs.runner import SlotManager, TrainingRun, warm_up  # noqa: E402
+from vaegmm.views.latent2d import LDA, TSNE, RunViews, TsneService, fit_lda_axes, tsne_view  # noqa: E402
 
 UMAP_CODE = r"""
 import json, sys, time

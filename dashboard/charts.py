@@ -10,8 +10,8 @@ from typing import Optional, Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from vaegmm.export import DIGIT_COLOURS
-from vaegmm.metrics import best_matching, confusion
+from vaegmm.views.export import DIGIT_COLOURS
+from vaegmm.model.metrics import best_matching, confusion
 
 CLASS_COLOURS = DIGIT_COLOURS + ["#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2",
                                  "#c7c7c7", "#dbdb8d", "#9edae5"]
@@ -38,7 +38,7 @@ def latent_scatter(result, labels: np.ndarray, colour_by: str = "digit", title: 
                    ranges: Optional[tuple] = None, uirevision: Optional[str] = None) -> go.Figure:
     """Scatter of an iteration's codes in 2-D (WebGL unless ``webgl=False``): one trace per digit (or GMM
     class), hover = index, digit, class; the GMM class means as black crosses. ``view``: a
-    :class:`vaegmm.views2d.View2D` to draw instead of ``result.projection`` (PCA); ``classes``: the GMM classes
+    :class:`vaegmm.views.latent2d.View2D` to draw instead of ``result.projection`` (PCA); ``classes``: the GMM classes
     that colour the points (default ``result.classes``). ``max_points``: draw an evenly spaced subset of at most
     that many points (the same points at every iteration), for small copies. ``ranges``: fixed axis ranges
     ``((x0, x1), (y0, y1))``; ``uirevision``: zoom and pan survive redraws while it stays the same."""
@@ -133,7 +133,7 @@ def freeze(fig: go.Figure) -> go.Figure:
 
 
 def replay_figure(replay, height: int = 560, webgl: bool = True, frame_ms: int = 150) -> go.Figure:
-    """A Plotly animation of a :class:`vaegmm.animation.Replay`: one frame per snapshot and finished iteration,
+    """A Plotly animation of a :class:`vaegmm.views.animation.Replay`: one frame per snapshot and finished iteration,
     a play/pause button and a slider, the frame's iteration, epoch and accuracy in the title, fixed axes.
     ``layout.meta`` is "replay"; traces are the groups (``meta="points"``) and the class means (``"means"``).
     Built from dicts without validation (see :func:`view_scatter`) and frozen (:class:`FrozenFigure`)."""

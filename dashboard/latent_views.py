@@ -1,6 +1,6 @@
 """The 2-D view selector (PCA, LDA, t-SNE) shared by the live page and the Latent explorer, and the fallback
 rules: a view that fails shows PCA with the reason; a t-SNE being computed shows PCA meanwhile. The views
-themselves are computed by the package (:mod:`vaegmm.views2d`), per run, in ``run.views``."""
+themselves are computed by the package (:mod:`vaegmm.views.latent2d`), per run, in ``run.views``."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -8,7 +8,7 @@ from typing import Optional
 
 import streamlit as st
 
-from vaegmm.views2d import EXPLAIN, LABELS, LDA, PCA, TSNE, View2D
+from vaegmm.views.latent2d import EXPLAIN, LABELS, LDA, PCA, TSNE, View2D
 
 OPTIONS = [LABELS[PCA], LABELS[LDA], LABELS[TSNE]]
 KIND = {LABELS[k]: k for k in (PCA, LDA, TSNE)}

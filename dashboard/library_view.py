@@ -13,8 +13,8 @@ from urllib.parse import urlencode
 import pandas as pd
 import streamlit as st
 
-from vaegmm import library
-from vaegmm.params import settings_from_config, to_query
+from vaegmm.runs import library
+from vaegmm.model.params import settings_from_config, to_query
 
 from . import charts
 from .session import RunEntry

@@ -6,8 +6,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-from vaegmm.config import RunConfig
-from vaegmm.runner import SlotManager, TrainingRun
+from vaegmm.model.config import RunConfig
+from vaegmm.runs.runner import SlotManager, TrainingRun
 
 from .settings import describe
 
@@ -72,7 +72,7 @@ class SessionRuns:
         run = self.factory(config, slots=self.slots)
         label = describe(settings)
         if self.store is not None and getattr(run, "recorder", "absent") is None:
-            from vaegmm.library import RunRecorder
+            from vaegmm.runs.library import RunRecorder
 
             run.recorder = RunRecorder(self.store, config, "dashboard", label=label, preset=settings.get("preset", ""))
         entry = RunEntry(run, dict(settings), f"#{run.id} " + label)

@@ -11,7 +11,7 @@ from typing import Optional, Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from vaegmm.stats import mean_ci_bands, summarize
+from vaegmm.sweeps.stats import mean_ci_bands, summarize
 
 from .charts import CLASS_COLOURS, _base_layout
 

@@ -6,7 +6,7 @@ that never changes during the session. The fragment decides *what* to draw (idle
 run, finished run), never *whether* it is polled, and nothing inside it calls ``st.rerun()``. Conditional
 messages above it live inside a container created at a fixed place, so the fragment's delta path never moves.
 The controls (Start, Pause, Step, Stop, Reset, Download) are inside the fragment, so their state follows the run
-without a full rerun. The training itself runs in worker processes (:mod:`vaegmm.worker`), so the server's
+without a full rerun. The training itself runs in worker processes (:mod:`vaegmm.runs.worker`), so the server's
 script runs are not slowed by the training's Python.
 """
 from __future__ import annotations
@@ -18,11 +18,11 @@ from typing import Optional
 import numpy as np
 import streamlit as st
 
-from vaegmm.export import zip_run
-from vaegmm.runner import (ACTIVE, FAILED, FINISHED, IDLE, PAUSED, QUEUED, RUNNING, STOPPED, TERMINAL,
+from vaegmm.views.export import zip_run
+from vaegmm.runs.runner import (ACTIVE, FAILED, FINISHED, IDLE, PAUSED, QUEUED, RUNNING, STOPPED, TERMINAL,
                            default_slots, warm_up)
 
-from vaegmm import animation
+from vaegmm.views import animation
 
 from . import charts, latent_views
 from .session import RunEntry, SessionRuns, reconnect_grace
@@ -512,8 +512,8 @@ def charts_panel(entry: RunEntry, snap) -> None:
 
 
 def _replay(entry: RunEntry, kind: str, by: str, max_frames: int):
-    """The run's :class:`vaegmm.animation.Replay` in ``kind``; LDA that fails falls back to PCA (with the reason),
-    a t-SNE still being computed raises :class:`vaegmm.animation.Pending`."""
+    """The run's :class:`vaegmm.views.animation.Replay` in ``kind``; LDA that fails falls back to PCA (with the reason),
+    a t-SNE still being computed raises :class:`vaegmm.views.animation.Pending`."""
     run = entry.run
     try:
         return animation.replay_frames(run.history, run.snapshots, run.labels, kind, by, run.views, max_frames), ""
@@ -719,15 +719,15 @@ def pick_run(runs: SessionRuns, label: str = "Run", key: str = "pick_run") -> Op
 
 
 def decode(decoder_state: dict, z: np.ndarray) -> np.ndarray:
-    from vaegmm.vae import decode_numpy
+    from vaegmm.model.vae import decode_numpy
 
     return decode_numpy(decoder_state, z)
 
 
 def measured_feedback_effect() -> None:
     """The measured size of the lesson (feedback on vs off, paired over held-out seeds), computed from the stored
-    sweep's per-seed numbers (:mod:`vaegmm.measured`); nothing when they are missing."""
-    from vaegmm.measured import feedback_effect
+    sweep's per-seed numbers (:mod:`vaegmm.sweeps.measured`); nothing when they are missing."""
+    from vaegmm.sweeps.measured import feedback_effect
 
     effect = feedback_effect()
     if effect is None:

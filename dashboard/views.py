@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from vaegmm.metrics import best_matching
+from vaegmm.model.metrics import best_matching
 
 from . import charts, latent_views
 from .session import RunEntry, SessionRuns

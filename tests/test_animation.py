@@ -11,9 +11,9 @@ from PIL import Image
 
 from dashboard import charts
 from test_views2d import fake_history
-from vaegmm import animation
-from vaegmm.snapshots import LogFrame, SnapshotLog
-from vaegmm.views2d import LDA, PCA, TSNE, RunViews, TsneService
+from vaegmm.views import animation
+from vaegmm.runs.snapshots import LogFrame, SnapshotLog
+from vaegmm.views.latent2d import LDA, PCA, TSNE, RunViews, TsneService
 
 
 def log_for(history, per_iteration=4, epochs=20):
@@ -157,7 +157,7 @@ def test_mp4(tmp_path):
 
 
 def test_gif_in_a_worker_process():
-    from vaegmm.runner import warm_up
+    from vaegmm.runs.runner import warm_up
 
     warm_up(background=False)
     gif = animation.file_bytes_in_worker(small_replay(3), "gif", timeout=120)
@@ -197,7 +197,7 @@ def test_a_run_keeps_its_snapshots_for_replay():
     """A tiny run with snapshots every 20 ms: the replay log spans every VAE update, bounded, with PCA and
     LDA projections; the live snapshot is dropped when its iteration finishes."""
     from test_runner import slots, tiny  # noqa: F401
-    from vaegmm.runner import SlotManager, TrainingRun, warm_up
+    from vaegmm.runs.runner import SlotManager, TrainingRun, warm_up
 
     warm_up(background=False)
     run = TrainingRun(tiny(vae__epochs=60, vae__batch_size=50, iterations=2), slots=SlotManager(1),
@@ -221,9 +221,9 @@ def test_a_run_keeps_its_snapshots_for_replay():
 def test_snapshots_do_not_change_the_run():
     """Same config and seed: the same codes and accuracies with snapshots taken after every epoch as without."""
     from test_runner import tiny
-    from vaegmm.data import load_mnist
-    from vaegmm.mutual import MutualLearner
-    from vaegmm.snapshots import SnapshotTaker
+    from vaegmm.model.data import load_mnist
+    from vaegmm.model.mutual import MutualLearner
+    from vaegmm.runs.snapshots import SnapshotTaker
 
     cfg = tiny(vae__epochs=8, vae__batch_size=50, codes="sample")
     images, labels = load_mnist(cfg.data.n, cfg.data.digits, cfg.seed, cfg.data.source)

@@ -12,8 +12,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from dashboard.settings import parse_query, preset_settings, to_query
-from vaegmm import runner
-from vaegmm.runner import SlotManager
+from vaegmm.runs import runner
+from vaegmm.runs.runner import SlotManager
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")

@@ -1,5 +1,5 @@
 """Smoke test of bench/speed.py (tiny sizes, so the benchmark cannot rot) and checks that the hand-written training
-step of vaegmm.vae computes the same gradients as autograd and the same Adam update as ``optimizer.step()``."""
+step of vaegmm.model.vae computes the same gradients as autograd and the same Adam update as ``optimizer.step()``."""
 import copy
 import resource
 import subprocess
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from vaegmm.vae import VAE, _Step, make_optimizer, negative_elbo
+from vaegmm.model.vae import VAE, _Step, make_optimizer, negative_elbo
 
 ROOT = Path(__file__).resolve().parents[1]
 

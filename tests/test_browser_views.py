@@ -13,7 +13,7 @@ from PIL import Image
 
 from browser_support import ARTIFACTS, STATUS, no_exceptions, streamlit_server
 from test_browser import button, wait_state
-from vaegmm.animation import MAX_FRAMES
+from vaegmm.views.animation import MAX_FRAMES
 
 pytestmark = pytest.mark.browser
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from vaegmm.cli import build_parser, config_from_args, main
-from vaegmm.export import read_run
+from vaegmm.views.export import read_run
 
 
 def test_preset_and_overrides():

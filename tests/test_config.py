@@ -1,6 +1,6 @@
 import pytest
 
-from vaegmm.config import PRESETS, RunConfig, preset
+from vaegmm.model.config import PRESETS, RunConfig, preset
 
 
 def test_serket_classic_preset_matches_the_tutorial():

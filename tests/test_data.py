@@ -4,8 +4,8 @@ import urllib.error
 import numpy as np
 import pytest
 
-from vaegmm import data
-from vaegmm.data import DataSourceError, load_mnist, per_digit_counts, read_idx
+from vaegmm.model import data
+from vaegmm.model.data import DataSourceError, load_mnist, per_digit_counts, read_idx
 
 
 @pytest.fixture(autouse=True)

@@ -5,11 +5,11 @@ import zipfile
 import numpy as np
 import pytest
 
-from vaegmm import export
-from vaegmm.config import DataConfig, GMMConfig, RunConfig, VAEConfig
-from vaegmm.data import load_mnist
-from vaegmm.export import read_run, write_run, zip_run
-from vaegmm.mutual import MutualLearner
+from vaegmm.views import export
+from vaegmm.model.config import DataConfig, GMMConfig, RunConfig, VAEConfig
+from vaegmm.model.data import load_mnist
+from vaegmm.views.export import read_run, write_run, zip_run
+from vaegmm.model.mutual import MutualLearner
 
 
 @pytest.fixture(scope="module")

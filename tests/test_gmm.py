@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from vaegmm.gmm import EMGMM, GibbsGMM, make_gmm
-from vaegmm.metrics import clustering_accuracy
+from vaegmm.model.gmm import EMGMM, GibbsGMM, make_gmm
+from vaegmm.model.metrics import clustering_accuracy
 
 
 def blobs(n_per=150, k=5, d=6, spread=8.0, seed=0):
@@ -84,7 +84,7 @@ def test_bad_data_is_refused():
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from vaegmm.gmm import CollapsedGibbsGMM  # noqa: E402
+from vaegmm.model.gmm import CollapsedGibbsGMM  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from gibbs_reference import collapsed_gibbs, collapsed_gibbs_numpy, serket_readout, student_t_logpdf  # noqa: E402
@@ -233,9 +233,9 @@ def test_collapsed_works_where_numba_can_write_no_cache():
         "def deny(self):\n"
         "    raise PermissionError(13, 'read-only file system', self.get_cache_path())\n"
         "c._CacheLocator.ensure_cache_path = deny\n"
-        "from vaegmm import _collapsed\n"
+        "from vaegmm.model import _collapsed\n"
         "assert type(_collapsed.sweep._cache).__name__ == 'NullCache'  # compiled in memory\n"
-        "from vaegmm.gmm import CollapsedGibbsGMM\n"
+        "from vaegmm.model.gmm import CollapsedGibbsGMM\n"
         "g = CollapsedGibbsGMM(3, n_sweeps=3, random_state=0).fit(np.random.default_rng(0).normal(size=(60, 2)))\n"
         "print(int(g.counts_.sum()))\n")
     root = Path(__file__).resolve().parents[1]

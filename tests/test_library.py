@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from vaegmm import library, runner
-from vaegmm.config import preset
-from vaegmm.runner import SlotManager, TrainingRun
+from vaegmm.runs import library
+from vaegmm.runs import runner
+from vaegmm.model.config import preset
+from vaegmm.runs.runner import SlotManager, TrainingRun
 from vaegmm.store import RunStore
 
 ROOT = Path(__file__).resolve().parents[1]

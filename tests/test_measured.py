@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from vaegmm import measured
-from vaegmm.stats import paired
+from vaegmm.sweeps import measured
+from vaegmm.sweeps.stats import paired
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,6 +1,6 @@
 import numpy as np
 
-from vaegmm.metrics import ari, best_matching, clustering_accuracy, confusion, nmi
+from vaegmm.model.metrics import ari, best_matching, clustering_accuracy, confusion, nmi
 
 
 def test_permuted_perfect_labelling_scores_one():

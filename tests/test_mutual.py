@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from vaegmm.config import DataConfig, GMMConfig, RunConfig, VAEConfig
-from vaegmm.data import load_mnist
-from vaegmm.mutual import MutualLearner
+from vaegmm.model.config import DataConfig, GMMConfig, RunConfig, VAEConfig
+from vaegmm.model.data import load_mnist
+from vaegmm.model.mutual import MutualLearner
 
 
 def small(alpha=1.0, **kw):
@@ -80,7 +80,7 @@ def test_same_seed_same_numbers(images):
 def test_collapsed_backend_sends_serkets_messages(images):
     """The collapsed sampler in the loop: classes (and accuracy) are the argmax of Pdz; the prior each image gets
     for the next VAE update is the mean of its last sampled class (Serket's mu)."""
-    from vaegmm.gmm import CollapsedGibbsGMM
+    from vaegmm.model.gmm import CollapsedGibbsGMM
 
     x, y = images
     L = MutualLearner(small(gmm__backend="collapsed", gmm__sweeps=10, codes="sample", iterations=1), x, y)

@@ -1,9 +1,9 @@
-"""vaegmm.params: the one vocabulary of the URL, the sidebar, the sweep grid and the CLI's --grid."""
+"""vaegmm.model.params: the one vocabulary of the URL, the sidebar, the sweep grid and the CLI's --grid."""
 import pytest
 
 import dashboard.settings as ds
-from vaegmm import params
-from vaegmm.config import preset
+from vaegmm.model import params
+from vaegmm.model.config import preset
 
 
 def test_dashboard_settings_reexports_the_package_vocabulary():

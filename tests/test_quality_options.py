@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 from scipy.stats import multivariate_t
 
-from vaegmm.config import RunConfig, preset
-from vaegmm.gmm import GibbsGMM, make_gmm
+from vaegmm.model.config import RunConfig, preset
+from vaegmm.model.gmm import GibbsGMM, make_gmm
 
 
 def _blobs(n=300, d=3, k=3, seed=0):
@@ -104,7 +104,7 @@ def test_default_config_keeps_the_classic_vae_spec():
 
 
 def test_em_reg_covar_from_config_reaches_the_gmm():
-    from vaegmm.mutual import MutualLearner
+    from vaegmm.model.mutual import MutualLearner
 
     cfg = RunConfig().replace(data__n=20, gmm__backend="em", gmm__reg_covar=0.1, gmm__n_classes=2, iterations=0)
     rng = np.random.default_rng(0)
@@ -118,14 +118,14 @@ def test_reg_covar_validated(bad):
     with pytest.raises(ValueError, match="reg_covar"):
         RunConfig().replace(gmm__reg_covar=bad).validate()
     z, _ = _blobs()
-    from vaegmm.gmm import EMGMM
+    from vaegmm.model.gmm import EMGMM
 
     with pytest.raises(ValueError, match="reg_covar"):
         EMGMM(3, reg_covar=bad).fit(z)
 
 
 def test_em_reg_covar_floors_the_class_covariances():
-    from vaegmm.gmm import EMGMM
+    from vaegmm.model.gmm import EMGMM
 
     z, _ = _blobs()
     z[:, 2] = 0.0  # a flat direction: without the floor its variance is ~0
@@ -168,8 +168,8 @@ def planted_merge(monkeypatch):
 
 
 def test_previous_partition_restart_undoes_a_planted_merge(planted_merge):
-    from vaegmm.gmm import EMGMM
-    from vaegmm.metrics import clustering_accuracy
+    from vaegmm.model.gmm import EMGMM
+    from vaegmm.model.metrics import clustering_accuracy
 
     z, y, _ = _four_blobs()
     plain = EMGMM(4, n_init=3, reg_covar=0.1, random_state=0)
@@ -185,7 +185,7 @@ def test_previous_partition_restart_undoes_a_planted_merge(planted_merge):
 
 
 def test_keep_previous_changes_nothing_when_the_restarts_win():
-    from vaegmm.gmm import EMGMM
+    from vaegmm.model.gmm import EMGMM
 
     z, y, _ = _four_blobs(1)
     a = EMGMM(4, n_init=3, reg_covar=0.1, random_state=5).fit(z)
@@ -199,7 +199,7 @@ def test_keep_previous_changes_nothing_when_the_restarts_win():
 def test_stability_and_consensus_choices_on_planted_candidates():
     from sklearn.mixture import GaussianMixture
 
-    from vaegmm.gmm import EMGMM
+    from vaegmm.model.gmm import EMGMM
 
     z, y, centers = _four_blobs(2)
     merged = GaussianMixture(4, means_init=np.array([[-0.5, 0.0], [0.5, 0.0], [0.0, 8.0], [8.0, 4.0]]),

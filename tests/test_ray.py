@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from test_runner import wait_for
-from vaegmm.executors import ExecutorError, RayExecutor, make_executor
+from vaegmm.sweeps.executors import ExecutorError, RayExecutor, make_executor
 from vaegmm.store import RunStore
-from vaegmm.sweep import SweepManager, SweepSpec, run_one, run_sweep, sweep_results
+from vaegmm.sweeps.cell import run_one
+from vaegmm.sweeps.sweep import SweepManager, SweepSpec, run_sweep, sweep_results
 
 pytestmark = pytest.mark.ray
 ray = pytest.importorskip("ray")

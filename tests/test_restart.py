@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 import pytest
 
 from browser_support import STATUS, PageErrors, WatchedBrowser, launch_chromium, streamlit_server
-from vaegmm import library
+from vaegmm.runs import library
 from vaegmm.store import RunStore
 
 pytestmark = pytest.mark.browser

@@ -11,9 +11,9 @@ import pytest
 from dashboard.session import SessionRuns
 from test_runner import wait_for
 from dashboard.settings import settings_from_config
-from vaegmm import data
-from vaegmm.config import preset
-from vaegmm.runner import FAILED, FINISHED, QUEUED, RUNNING, STOPPED, SlotManager, TrainingRun, warm_up
+from vaegmm.model import data
+from vaegmm.model.config import preset
+from vaegmm.runs.runner import FAILED, FINISHED, QUEUED, RUNNING, STOPPED, SlotManager, TrainingRun, warm_up
 
 
 def tiny(**changes):

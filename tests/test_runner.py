@@ -8,8 +8,8 @@ import time
 import numpy as np
 import pytest
 
-from vaegmm.config import preset
-from vaegmm.runner import (FAILED, FINISHED, PAUSED, QUEUED, RUNNING, STOPPED, SlotManager, TrainingRun,
+from vaegmm.model.config import preset
+from vaegmm.runs.runner import (FAILED, FINISHED, PAUSED, QUEUED, RUNNING, STOPPED, SlotManager, TrainingRun,
                            max_runs_from_env, warm_up)
 
 

@@ -1,9 +1,9 @@
 import numpy as np
 
 import vaegmm.serket as srk
-from vaegmm.data import load_mnist
-from vaegmm.gmm import CollapsedGibbsGMM
-from vaegmm.metrics import clustering_accuracy
+from vaegmm.model.data import load_mnist
+from vaegmm.model.gmm import CollapsedGibbsGMM
+from vaegmm.model.metrics import clustering_accuracy
 
 
 def test_tutorial_script_shape_runs_and_writes_serket_folders(tmp_path, monkeypatch):

@@ -1,11 +1,11 @@
-"""vaegmm.stats against scipy and hand-computed values on known data."""
+"""vaegmm.sweeps.stats against scipy and hand-computed values on known data."""
 import math
 
 import numpy as np
 import pytest
 from scipy import stats as st
 
-from vaegmm.stats import mean_ci_bands, paired, summarize
+from vaegmm.sweeps.stats import mean_ci_bands, paired, summarize
 
 
 def test_summary_of_known_values():

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from vaegmm.config import preset
+from vaegmm.model.config import preset
 from vaegmm.store import APP_ID, SCHEMA_VERSION, RunStore, StoreError, config_hash, default_db_path, run_key
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -148,7 +148,7 @@ def test_readonly_open_reads_but_does_not_write(tmp_path):
 
 DIE = textwrap.dedent("""
     import os, sys
-    from vaegmm.config import preset
+    from vaegmm.model.config import preset
     from vaegmm.store import RunStore
     s = RunStore(sys.argv[1])
     cfg = preset("quick-demo").replace(data__n=200)

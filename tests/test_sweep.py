@@ -13,12 +13,13 @@ from pathlib import Path
 import pytest
 
 from test_runner import wait_for
-from vaegmm.config import preset
-from vaegmm.executors import LocalPoolExecutor
-from vaegmm.runner import SlotManager
+from vaegmm.model.config import preset
+from vaegmm.sweeps.executors import LocalPoolExecutor
+from vaegmm.runs.runner import SlotManager
 from vaegmm.store import RunStore, StoreError
-from vaegmm.sweep import (SweepDriver, SweepError, SweepManager, SweepSpec, cell_table, compare_cells,
-                          default_comparisons, parse_seeds, resolve_cell, run_one, run_sweep, sweep_results)
+from vaegmm.sweeps.cell import run_one
+from vaegmm.sweeps.sweep import (SweepDriver, SweepError, SweepManager, SweepSpec, cell_table, compare_cells,
+                          default_comparisons, parse_seeds, resolve_cell, run_sweep, sweep_results)
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = [("n", "120"), ("epochs", "1"), ("iterations", "1"), ("latent", "3"), ("batch", "60")]

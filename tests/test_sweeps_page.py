@@ -9,10 +9,10 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from test_runner import wait_for
-from vaegmm import runner
-from vaegmm.runner import SlotManager
+from vaegmm.runs import runner
+from vaegmm.runs.runner import SlotManager
 from vaegmm.store import RunStore
-from vaegmm.sweep import get_manager
+from vaegmm.sweeps.sweep import get_manager
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = "pages/4_Sweeps.py"

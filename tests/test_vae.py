@@ -4,8 +4,8 @@ import torch
 import torch.nn.functional as F
 from torch.distributions import Normal, kl_divergence
 
-from vaegmm.control import RunControl, StopRequested
-from vaegmm.vae import (VAE, TrainingDiverged, decode_numpy, kl_to_prior, make_optimizer, negative_elbo,
+from vaegmm.model.control import RunControl, StopRequested
+from vaegmm.model.vae import (VAE, TrainingDiverged, decode_numpy, kl_to_prior, make_optimizer, negative_elbo,
                         reconstruction_nll, train_epochs)
 
 

@@ -1,4 +1,4 @@
-"""The 2-D views (vaegmm.views2d): LDA on the GMM's classes, t-SNE warm starts, fallbacks, the per-run cache."""
+"""The 2-D views (vaegmm.views.latent2d): LDA on the GMM's classes, t-SNE warm starts, fallbacks, the per-run cache."""
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from vaegmm.views2d import (LDA, PCA, TSNE, RunViews, TsneService, fit_lda_axes, pca_view, procrustes_rotation,
+from vaegmm.views.latent2d import (LDA, PCA, TSNE, RunViews, TsneService, fit_lda_axes, pca_view, procrustes_rotation,
                             tsne_view)
 
 
@@ -160,7 +160,7 @@ def test_run_views_tsne_failure_falls_to_the_caller():
 
 def test_tsne_in_a_worker_process():
     """The dashboard's path: the t-SNE runs in a process forked from the training fork server."""
-    from vaegmm.runner import warm_up
+    from vaegmm.runs.runner import warm_up
 
     warm_up(background=False)
     h = fake_history(n=120)
@@ -187,7 +187,7 @@ def test_ranges_cover_everything_drawn_and_only_grow():
 def test_to_half_clips_to_float16_range_and_keeps_nan():
     import warnings
 
-    from vaegmm.snapshots import HALF_MAX, to_half
+    from vaegmm.runs.snapshots import HALF_MAX, to_half
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -1,13 +1,13 @@
 """vaegmm: Serket's VAE+GMM mutual learning on MNIST, as a reusable package (no Streamlit in here)."""
 import os
 
-# Before torch loads OpenMP: idle worker threads sleep instead of spinning (see vaegmm/threads.py for the
+# Before torch loads OpenMP: idle worker threads sleep instead of spinning (see vaegmm/core/threads.py for the
 # measurement that made this the default). A value the user set wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from .config import DataConfig, GMMConfig, RunConfig, VAEConfig, preset
-from .data import DataSourceError, load_mnist
-from .mutual import IterationResult, MutualLearner, ProgressEvent
+from vaegmm.model.config import DataConfig, GMMConfig, RunConfig, VAEConfig, preset
+from vaegmm.model.data import DataSourceError, load_mnist
+from vaegmm.model.mutual import IterationResult, MutualLearner, ProgressEvent
 
 __all__ = ["DataConfig", "GMMConfig", "RunConfig", "VAEConfig", "preset", "DataSourceError", "load_mnist",
            "IterationResult", "MutualLearner", "ProgressEvent"]

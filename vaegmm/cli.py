@@ -13,9 +13,9 @@ import sys
 import time
 from pathlib import Path
 
-from .config import GMM_BACKENDS, PRESETS, RunConfig, preset
-from .params import FIELDS
-from .sweep import MAX_RUNS
+from vaegmm.model.config import GMM_BACKENDS, PRESETS, RunConfig, preset
+from vaegmm.model.params import FIELDS
+from vaegmm.sweeps.sweep import MAX_RUNS
 
 
 class _Parser(argparse.ArgumentParser):
@@ -123,7 +123,7 @@ def main(argv=None) -> int:
 
 def _open_store(path, note: bool = True):
     """The results store for ``run``; on a problem, a one-line warning and None (the run goes on)."""
-    from .store import RunStore, StoreError
+    from vaegmm.store import RunStore, StoreError
 
     try:
         return RunStore(path)
@@ -139,10 +139,10 @@ def run_main(args) -> int:
     except ValueError as e:
         print(f"vaegmm: error: {e}", file=sys.stderr)
         return 2
-    from .data import load_mnist
-    from .export import write_run
-    from .mutual import MutualLearner
-    from .threads import configure_torch_threads
+    from vaegmm.model.data import load_mnist
+    from vaegmm.views.export import write_run
+    from vaegmm.model.mutual import MutualLearner
+    from vaegmm.core.threads import configure_torch_threads
 
     configure_torch_threads(capacity=1)  # one run: all cores, or $VAEGMM_TORCH_THREADS
     try:
@@ -165,7 +165,7 @@ def run_main(args) -> int:
     store = None if args.no_store else _open_store(args.db)
     run_id = None
     if store is not None:
-        from .store import StoreError
+        from vaegmm.store import StoreError
 
         try:
             run_id = store.begin_run(cfg, cfg.seed, "cli", label=f"python -m vaegmm run --out {args.out}",
@@ -229,9 +229,9 @@ def _grid(items: list[str]) -> list[tuple[str, str]]:
 
 
 def sweep_main(args) -> int:
-    from .executors import ExecutorError, make_executor
-    from .store import RunStore, StoreError
-    from .sweep import SweepError, SweepSpec, default_sweep_name, parse_seeds, run_sweep
+    from vaegmm.sweeps.executors import ExecutorError, make_executor
+    from vaegmm.store import RunStore, StoreError
+    from vaegmm.sweeps.sweep import SweepError, SweepSpec, default_sweep_name, parse_seeds, run_sweep
 
     try:
         if args.jobs is not None and args.jobs < 1:
@@ -298,7 +298,7 @@ def sweep_main(args) -> int:
 def format_report(store, name: str, compare=None, metric: str = "accuracy") -> str:
     """The summary table of a sweep (per cell: seeds, mean ± std and 95 % CI of the final accuracy, NMI, ARI)
     and its paired comparisons, as text."""
-    from .sweep import (SweepSpec, cell_table, common_labels, compare_cells, default_comparisons, resolve_cell,
+    from vaegmm.sweeps.sweep import (SweepSpec, cell_table, common_labels, compare_cells, default_comparisons, resolve_cell,
                         sweep_results)
 
     info, runs, _ = sweep_results(store, name)
@@ -340,8 +340,8 @@ def format_report(store, name: str, compare=None, metric: str = "accuracy") -> s
 
 
 def report_main(args) -> int:
-    from .store import RunStore, StoreError
-    from .sweep import SweepError, sweep_results
+    from vaegmm.store import RunStore, StoreError
+    from vaegmm.sweeps.sweep import SweepError, sweep_results
 
     try:
         with RunStore(args.db, readonly=True) as store:

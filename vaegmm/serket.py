@@ -24,10 +24,10 @@ from typing import Optional
 import numpy as np
 import torch
 
-from .gmm import make_gmm
-from .metrics import clustering_accuracy
-from .vae import VAE as _VAEModel
-from .vae import encode_all, make_optimizer, resolve_device, train_epochs
+from vaegmm.model.gmm import make_gmm
+from vaegmm.model.metrics import clustering_accuracy
+from vaegmm.model.vae import VAE as _VAEModel
+from vaegmm.model.vae import encode_all, make_optimizer, resolve_device, train_epochs
 
 _state = {"count": 0, "save_dir": None}
 
@@ -129,7 +129,7 @@ class VAE(_Module):
 
 class GMM(_Module):
     """Serket's GMM module: ``GMM(K, itr=sweeps, category=labels)``; by default Serket's own sampler
-    (:class:`vaegmm.gmm.CollapsedGibbsGMM`: per-point collapsed Gibbs, classes = argmax of Pdz, each point sent the
+    (:class:`vaegmm.model.gmm.CollapsedGibbsGMM`: per-point collapsed Gibbs, classes = argmax of Pdz, each point sent the
     mean of its last sampled class). ``backend`` ``"gibbs"`` (blocked) or ``"em"`` swaps in another GMM."""
 
     def __init__(self, n_classes: int, itr: int = 100, category=None, backend: str = "collapsed", seed: int = 0,

@@ -2,7 +2,7 @@
 
 A *settings* dict is flat: ``{"preset": ..., "n": 3000, "digits": [0, ..., 9], "k": 10, "latent": 18, "alpha":
 1.0, ...}``. Its keys are the dashboard's widget keys and URL query parameters. This module (pure Python, no
-Streamlit) turns settings into a :class:`~vaegmm.config.RunConfig` and back, formats and parses single values
+Streamlit) turns settings into a :class:`~vaegmm.model.config.RunConfig` and back, formats and parses single values
 (``alpha=0.5``, ``digits=0123``, ``feedback=off``) with their limits, and reads a query string with one warning
 per ignored parameter. ``dashboard/settings.py`` re-exports it for the pages.
 """
@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Optional
 
-from .config import GMM_BACKENDS, RunConfig, preset
-from .data import BUNDLED_PER_DIGIT, per_digit_counts
+from vaegmm.model.config import GMM_BACKENDS, RunConfig, preset
+from vaegmm.model.data import BUNDLED_PER_DIGIT, per_digit_counts
 
 DEFAULT_PRESET = "quick-demo"
 PRESET_LABELS = {"quick-demo": "Quick demo", "serket-classic": "Serket classic",

@@ -78,7 +78,7 @@ def aligned(xy: np.ndarray, target: Optional[np.ndarray]) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------- PCA, LDA
 def pca_view(codes: np.ndarray, previous: Optional[np.ndarray] = None) -> np.ndarray:
     """``codes (N, D)`` -> ``(N, 2) float32``: 2-D PCA, turned to match ``previous (N, 2)`` if given."""
-    from .projection import fit_pca2d
+    from vaegmm.model.projection import fit_pca2d
 
     return fit_pca2d(codes, previous).transform(codes)
 
@@ -210,7 +210,7 @@ def _env_int(name: str, default: int) -> int:
 
 class TsneService:
     """Computes t-SNEs for the whole server, ``jobs`` at a time (``$VAEGMM_TSNE_JOBS``, default 1; the others
-    wait), each in a fresh worker process forked from the training fork server (:mod:`vaegmm.worker`), below the
+    wait), each in a fresh worker process forked from the training fork server (:mod:`vaegmm.runs.worker`), below the
     server's priority (nice 5: the page scripts come first) and above the training workers' (nice 10: someone is
     waiting for this picture), so neither the page scripts nor the GIL of the server ever wait for one.
     ``in_process=True`` computes in the service's thread instead (tests)."""
@@ -237,7 +237,7 @@ class TsneService:
         init = init_fn()
         if self.in_process:
             return tsne_view(codes, init=init, n_jobs=self.threads, seed=seed)
-        from .worker import call_in_worker
+        from vaegmm.core.process import call_in_worker
 
         return call_in_worker(_tsne_child, (codes, init, TSNE_PERPLEXITY, self.threads, seed),
                               timeout=self.timeout, name="vaegmm-tsne", nice=TSNE_NICE)
@@ -383,7 +383,7 @@ class RunViews:
                       np.asarray(r.class_means_2d, dtype=np.float32))
 
     def live(self, history: Sequence, snapshot, kind: str) -> Optional[View2D]:
-        """The view ``kind`` of an in-update snapshot (:class:`vaegmm.snapshots.CodeSnapshot`): PCA and LDA in the
+        """The view ``kind`` of an in-update snapshot (:class:`vaegmm.runs.snapshots.CodeSnapshot`): PCA and LDA in the
         axes of the last finished iteration, with that iteration's class means (the centres the VAE is pulling
         toward); t-SNE stays on the last finished iteration's embedding."""
         prev = snapshot.iteration - 1

@@ -86,7 +86,7 @@ def default_db_path() -> Path:
     raw = os.environ.get(DB_ENV, "").strip()
     if raw:
         return Path(raw).expanduser()
-    from .data import cache_dir
+    from vaegmm.model.data import cache_dir
 
     return cache_dir() / "runs.db"
 
@@ -474,7 +474,7 @@ class RunStore:
             conn.execute("UPDATE runs SET export_dir = ? WHERE id = ?", (None if path is None else str(path), run_id))
 
     def record_result(self, run_id: int, result: Mapping[str, Any]) -> None:
-        """A sweep run's result from :func:`vaegmm.sweep.run_one`: its iterations and its end, one transaction."""
+        """A sweep run's result from :func:`vaegmm.sweeps.sweep.run_one`: its iterations and its end, one transaction."""
         extra = {k: result[k] for k in ("cpu_seconds", "load_seconds", "train_seconds", "attempts", "worker",
                                         "executor") if k in result}
         with self._write() as conn:

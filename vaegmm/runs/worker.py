@@ -1,4 +1,4 @@
-"""Training in a worker process: the child side of a :class:`~vaegmm.runner.TrainingRun`.
+"""Training in a worker process: the child side of a :class:`~vaegmm.runs.runner.TrainingRun`.
 
 Why a process and not a thread (measured, ``python bench/script_latency.py``; issue 8): six runs training as
 threads inside the Streamlit server made one script run of the live page 4x slower at the median and up to 10x
@@ -10,119 +10,35 @@ Each run gets a fresh process forked from a *fork server* (``multiprocessing``'s
 already imported torch, scikit-learn and this package and built one optimiser, so a worker is ready in tens of
 milliseconds instead of the seconds a cold ``spawn`` needs, and every run starts from the same clean state and
 gives all its memory back when it ends. The fork server is a fresh interpreter (not a fork of the Streamlit
-server), started once by :func:`start_fork_server`.
+server), started once by :func:`vaegmm.core.process.start_fork_server`.
 
 Protocol (two one-way pipes, so neither side ever reads what it wrote):
 
 * server -> worker, on ``commands``: ``("pause",)``, ``("resume",)``, ``("stop",)``, ``("pause_after", i)``.
-  A listener thread in the worker applies them to a :class:`~vaegmm.control.RunControl`, which the training loop
+  A listener thread in the worker applies them to a :class:`~vaegmm.model.control.RunControl`, which the training loop
   checks between mini-batches. If the pipe closes (the server died, even by ``kill -9``), the worker exits at once.
 * worker -> server, on ``events``: ``("mark", name)``, ``("data", labels, images_u8)``,
   ``("progress", event, recon, kl)`` (at most ~10 a second; ``recon``/``kl`` are the epochs since the last one),
   ``("result", IterationResult, seconds)``, ``("snapshot", ...)`` (a CodeSnapshot of the codes during a VAE update, see
-  :mod:`vaegmm.snapshots`), ``("paused", iteration)`` (a Step finished), and last ``("end", state, message)``.
+  :mod:`vaegmm.runs.snapshots`), ``("paused", iteration)`` (a Step finished), and last ``("end", state, message)``.
 """
 from __future__ import annotations
 
-import io
-import multiprocessing as mp
 import os
 import threading
 import time
 from dataclasses import dataclass, field
-from multiprocessing import forkserver, popen_forkserver, reduction, spawn, util
-from multiprocessing.context import ForkServerProcess, set_spawning_popen
 from typing import Any, Callable, Optional
 
-NICE_ENV = "VAEGMM_WORKER_NICE"
-DEFAULT_NICE = 10
+from vaegmm.core.process import DEFAULT_NICE
+
 PROGRESS_EVERY = 0.1  # seconds between progress messages (the epochs in between travel together)
-
-_lock = threading.Lock()
-_warm_lock = threading.Lock()
-_context = None
-_ready = False
-
-
-def worker_context():
-    """The ``forkserver`` multiprocessing context whose server preloads torch and this package."""
-    global _context
-    with _lock:
-        if _context is None:
-            ctx = mp.get_context("forkserver")
-            ctx.set_forkserver_preload(["vaegmm.worker_preload"])
-            _context = ctx
-        return _context
-
-
-class _WorkerPopen(popen_forkserver.Popen):
-    """Python's forkserver ``Popen`` (3.11), minus the re-import of the parent's ``__main__`` in the child.
-
-    Multiprocessing normally re-runs the parent's main module in every child. In the dashboard that module is
-    the running Streamlit page (Streamlit installs it as ``__main__``): a worker would execute ``app.py``. Our
-    workers need nothing from ``__main__`` (their target and arguments live in this package), so the
-    preparation data leaves it out; the rest is Python's own ``_launch``."""
-
-    def _launch(self, process_obj):
-        prep_data = spawn.get_preparation_data(process_obj._name)
-        prep_data.pop("init_main_from_name", None)
-        prep_data.pop("init_main_from_path", None)
-        buf = io.BytesIO()
-        set_spawning_popen(self)
-        try:
-            reduction.dump(prep_data, buf)
-            reduction.dump(process_obj, buf)
-        finally:
-            set_spawning_popen(None)
-        self.sentinel, w = forkserver.connect_to_new_process(self._fds)
-        _parent_w = os.dup(w)  # the child's sentinel of this process, as in Python's own _launch
-        self.finalizer = util.Finalize(self, util.close_fds, (_parent_w, self.sentinel))
-        with open(w, "wb", closefd=True) as f:
-            f.write(buf.getbuffer())
-        self.pid = forkserver.read_signed(self.sentinel)
-
-
-class WorkerProcess(ForkServerProcess):
-    """A process forked by the training fork server, without the ``__main__`` re-import (:class:`_WorkerPopen`)."""
-
-    @staticmethod
-    def _Popen(process_obj):
-        worker_context()
-        return _WorkerPopen(process_obj)
-
-
-def start_fork_server() -> None:
-    """Start the fork server now (about 2-4 s: it imports torch and warms the optimiser) rather than at the
-    first Start. Idempotent; safe to call from several threads."""
-    global _ready
-    worker_context()
-    with _warm_lock:
-        if _ready:
-            return
-        # a first, empty worker: it is forked only once the server has finished its preload
-        proc = WorkerProcess(target=_ping, name="vaegmm-warm-up", daemon=True)
-        proc.start()
-        proc.join()
-        _ready = True
-
-
-def _ping() -> None:
-    """An empty worker (see :func:`start_fork_server`)."""
-
-
-def worker_nice() -> int:
-    """Niceness added to each worker: ``$VAEGMM_WORKER_NICE`` (default 10, so the server's pages come first)."""
-    raw = os.environ.get(NICE_ENV, "").strip()
-    try:
-        return max(0, min(19, int(raw))) if raw else DEFAULT_NICE
-    except ValueError:
-        return DEFAULT_NICE
 
 
 @dataclass
 class Job:
     """What one worker trains. ``loader`` must be picklable (a module-level function) or None for
-    :func:`vaegmm.data.load_mnist`."""
+    :func:`vaegmm.model.data.load_mnist`."""
 
     config: dict  # RunConfig.to_dict()
     threads: int = 1  # torch and BLAS threads of this run
@@ -131,7 +47,7 @@ class Job:
     keep_images: bool = True
     paused: bool = False  # start paused (Pause pressed while queued)
     pause_after: Optional[int] = None  # pause once this iteration has finished (Step)
-    snapshots: dict = field(default_factory=dict)  # options of the in-update snapshots (vaegmm.snapshots)
+    snapshots: dict = field(default_factory=dict)  # options of the in-update snapshots (vaegmm.runs.snapshots)
     env: dict = field(default_factory=lambda: vaegmm_environment())  # $VAEGMM_* of the server, now
 
 
@@ -161,7 +77,7 @@ def serve_run(job: Job, commands, events) -> None:
         with send_lock:
             events.send(msg)
 
-    from .control import RunControl
+    from vaegmm.model.control import RunControl
 
     control = RunControl()
     if job.paused:
@@ -194,10 +110,10 @@ def _train(job: Job, control, steps: dict, send) -> tuple[str, str]:
     import torch
     from threadpoolctl import threadpool_limits
 
-    from .config import RunConfig
-    from .control import StopRequested
-    from .mutual import MutualLearner
-    from .snapshots import SnapshotTaker
+    from vaegmm.model.config import RunConfig
+    from vaegmm.model.control import StopRequested
+    from vaegmm.model.mutual import MutualLearner
+    from vaegmm.runs.snapshots import SnapshotTaker
 
     torch.set_num_threads(max(1, int(job.threads)))
     iteration = 0
@@ -208,7 +124,7 @@ def _train(job: Job, control, steps: dict, send) -> tuple[str, str]:
             try:
                 loader = job.loader
                 if loader is None:
-                    from .data import load_mnist as loader
+                    from vaegmm.model.data import load_mnist as loader
                 images, labels = loader(cfg.data.n, cfg.data.digits, cfg.seed, cfg.data.source)
             except ValueError as e:  # DataSourceError is a ValueError
                 raise Failure(f"could not load the data: {e}") from None
@@ -252,7 +168,7 @@ def _train(job: Job, control, steps: dict, send) -> tuple[str, str]:
 
 
 class _ProgressSender:
-    """Forwards the loop's :class:`~vaegmm.mutual.ProgressEvent` records, at most one message per
+    """Forwards the loop's :class:`~vaegmm.model.mutual.ProgressEvent` records, at most one message per
     ``PROGRESS_EVERY`` seconds: the per-epoch losses in between travel together, none is lost."""
 
     def __init__(self, send) -> None:
@@ -279,53 +195,3 @@ class _ProgressSender:
         self.last = time.monotonic() if now is None else now
 
 
-# ---------------------------------------------------------------------------------------------- one-off jobs
-def _call_entry(target, args, conn, nice: int) -> None:
-    """Body of a one-off worker: ``target(*args, conn)`` sends the answer itself (see :func:`call_in_worker`)."""
-    if nice:
-        try:
-            os.nice(nice)
-        except OSError:  # pragma: no cover
-            pass
-    target(*args, conn)
-
-
-def call_in_worker(target: Callable, args: tuple, timeout: float = 300.0, name: str = "vaegmm-job",
-                   nice: Optional[int] = None):
-    """Run ``target(*args, conn)`` in a fresh process forked from the training fork server, at the workers' low
-    priority (``$VAEGMM_WORKER_NICE``), and return what it sends on ``conn``: ``("ok", value)`` gives ``value``,
-    ``("error", message)`` raises ``ValueError(message)``. For seconds-long jobs of the dashboard (a t-SNE, an
-    animated GIF) that must not hold the server's GIL or cores. ``target`` must be a module-level function.
-    A job still running after ``timeout`` seconds is killed (TimeoutError); one that dies raises RuntimeError."""
-    from multiprocessing.connection import wait
-
-    ctx = worker_context()
-    recv, send = ctx.Pipe(duplex=False)
-    proc = WorkerProcess(target=_call_entry, args=(target, args, send, worker_nice() if nice is None else nice),
-                         name=name, daemon=True)
-    try:
-        proc.start()
-        send.close()
-        deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError(f"{name} took more than {timeout:.0f} s")
-            ready = wait([recv, proc.sentinel], timeout=min(left, 1.0))
-            if recv in ready or recv.poll():
-                try:
-                    kind, value = recv.recv()
-                except (EOFError, OSError):
-                    raise RuntimeError(f"{name} ended without an answer (exit code {proc.exitcode})") from None
-                if kind == "ok":
-                    return value
-                raise ValueError(value)
-            if proc.sentinel in ready and not recv.poll():
-                proc.join(1)
-                raise RuntimeError(f"{name} ended without an answer (exit code {proc.exitcode})")
-    finally:
-        recv.close()
-        proc.join(1)
-        if proc.is_alive():
-            proc.kill()
-            proc.join(2)

@@ -1,9 +1,9 @@
 """The measured effect of feedback, as the pages quote it (issue 12).
 
 ``measured_feedback.json`` beside this module holds the per-seed final metrics of a stored sweep (written by
-``python bench/quality.py ... --export-effect vaegmm/measured_feedback.json``): feedback on and off, paired over the
+``python bench/quality.py ... --export-effect vaegmm/sweeps/measured_feedback.json``): feedback on and off, paired over the
 same held-out seeds. The comparison (mean difference, its 95 % CI, the paired tests) is computed here from those
-numbers with :mod:`vaegmm.stats`, so no page types a number into its text.
+numbers with :mod:`vaegmm.sweeps.stats`, so no page types a number into its text.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from .stats import Paired, Summary, paired, summarize
+from vaegmm.sweeps.stats import Paired, Summary, paired, summarize
 
 MEASURED_FILE = Path(__file__).with_name("measured_feedback.json")
 

@@ -24,8 +24,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .config import RunConfig
-from .mutual import IterationResult
+from vaegmm.model.config import RunConfig
+from vaegmm.model.mutual import IterationResult
 
 VAE_DIR, GMM_DIR = "module001_vae", "module002_gmm"
 

@@ -8,7 +8,7 @@
   so the two engines cannot drift apart.
 * :class:`SweepDriver` (and :func:`run_sweep`) is the only writer: it skips runs the store has finished
   already (same config and seed, from any source), hands the rest to the executor lane by lane, each lane
-  taking a slot of a :class:`~vaegmm.runner.SlotManager` first (priority 1: live runs go first), and writes each
+  taking a slot of a :class:`~vaegmm.runs.runner.SlotManager` first (priority 1: live runs go first), and writes each
   result as it arrives. A crash loses at most the runs in flight.
 * :class:`SweepManager` / :func:`get_manager`: sweeps started from the dashboard run in a driver thread inside
   the server process and outlive the browser tab; the page only reads the store and asks the manager.
@@ -28,8 +28,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Sequence
 
-from .config import PRESETS, RunConfig, preset as make_preset
-from .params import FIELDS, apply_settings, check_settings, format_value, parse_values, settings_from_config
+from vaegmm.model.config import PRESETS, RunConfig, preset as make_preset
+from vaegmm.sweeps.cell import WorkerDied
+from vaegmm.model.params import FIELDS, apply_settings, check_settings, format_value, parse_values, settings_from_config
 
 MAX_RUNS = 500  # default cap on the runs of one sweep
 MAX_PAGE_AXES = 3
@@ -272,61 +273,6 @@ def parse_seeds(seeds: Sequence[int] | int | str, first: int = 0) -> list[int]:
     return out
 
 
-# ---------------------------------------------------------------------------------------------- one run
-def run_one(config_dict: Mapping[str, Any], seed: int, control=None) -> dict:
-    """Train one run; return its result as a JSON-able dict. Pure and picklable: it loads MNIST itself and
-    never touches the store, so it runs the same in a local worker process and as a Ray task.
-
-    Torch and numpy's BLAS are pinned to one thread for the run (``threadpoolctl``): runs side by side must not
-    oversubscribe the cores (measured: an EM fit with BLAS at 2 threads on a busy 2-core box took 3.0-4.9 s, pinned
-    0.5-0.9 s). ``control``: an optional :class:`~vaegmm.control.RunControl` to stop it.
-
-    Returns ``status`` ("finished", "failed" or "stopped"), ``message``, ``iterations`` (per iteration:
-    iteration, accuracy, nmi, ari, seconds_vae, seconds_gmm, class_counts, recon, kl), ``seconds`` (wall),
-    ``cpu_seconds``, ``load_seconds``, ``train_seconds``, ``host``, ``pid``.
-    """
-    t0, c0 = time.perf_counter(), time.process_time()
-    import torch
-    from threadpoolctl import threadpool_limits
-
-    from .control import StopRequested
-    from .data import load_mnist
-    from .mutual import MutualLearner
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    status, message, learner = "finished", "", None
-    load_s = train_s = 0.0
-    try:
-        with threadpool_limits(1):
-            cfg = RunConfig.from_dict(dict(config_dict)).replace(seed=int(seed)).validate()
-            images, labels = load_mnist(cfg.data.n, cfg.data.digits, cfg.seed, cfg.data.source)
-            load_s = time.perf_counter() - t0
-            t1 = time.perf_counter()
-            learner = MutualLearner(cfg, images, labels, control=control)
-            learner.run()
-            train_s = time.perf_counter() - t1
-    except StopRequested:
-        status, message = "stopped", "stopped"
-    except Exception as e:  # a run that raises is a failed run with its message; the sweep goes on
-        it = (learner.iteration + 1) if learner is not None else None
-        text = str(e) or type(e).__name__
-        where = "" if it is None or text.startswith("iteration") else f"iteration {it}: "
-        status, message = "failed", f"{where}{type(e).__name__}: {text}"
-    finally:
-        torch.set_num_threads(previous)
-    history = learner.history if learner is not None else []
-    iterations = []
-    for r in history:
-        m = r.metrics()
-        m["recon"] = [round(v, 4) for v in m["recon"]]
-        m["kl"] = [round(v, 4) for v in m["kl"]]
-        iterations.append(m)
-    return {"status": status, "message": message, "iterations": iterations,
-            "seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0,
-            "load_seconds": load_s, "train_seconds": train_s, "host": socket.gethostname(), "pid": os.getpid()}
-
-
 # ---------------------------------------------------------------------------------------------- events
 @dataclass
 class SweepEvent:
@@ -435,7 +381,7 @@ class SweepDriver:
     # ------------------------------------------------------------------------------------------ running
     def run(self) -> Progress:
         """Train every run not in the store yet, ``executor.lanes`` at a time; returns the final counts."""
-        from .runner import SlotManager
+        from vaegmm.runs.runner import SlotManager
 
         p = self.progress
         lanes = []
@@ -551,10 +497,6 @@ class SweepDriver:
                               float(result.get("seconds") or 0.0)))
 
 
-class WorkerDied(RuntimeError):
-    """The process running a task ended without a result (killed, out of memory, a crash in native code)."""
-
-
 def run_sweep(store, spec: SweepSpec, name: str, executor, slots=None, on_event=None, stop=None,
               retry_failed: bool = False) -> Progress:
     """Create (or reopen) the sweep ``name`` in ``store`` and run what is missing; see :class:`SweepDriver`."""
@@ -610,7 +552,7 @@ def cell_table(spec: SweepSpec, runs, metrics=("accuracy", "nmi", "ari")):
     std, 95 % CI over seeds; plus mean seconds per run. A pandas DataFrame in the grid's order."""
     import pandas as pd
 
-    from .stats import summarize
+    from vaegmm.sweeps.stats import summarize
 
     out = []
     fin = runs[runs["status"] == "finished"] if len(runs) else runs
@@ -628,8 +570,8 @@ def cell_table(spec: SweepSpec, runs, metrics=("accuracy", "nmi", "ari")):
 
 
 def compare_cells(spec: SweepSpec, runs, a: str | Mapping, b: str | Mapping, metric: str = "accuracy"):
-    """Paired comparison of two cells over the seeds both finished (:func:`vaegmm.stats.paired`)."""
-    from .stats import paired
+    """Paired comparison of two cells over the seeds both finished (:func:`vaegmm.sweeps.stats.paired`)."""
+    from vaegmm.sweeps.stats import paired
 
     ca, cb = resolve_cell(spec, a), resolve_cell(spec, b)
     fin = runs[runs["status"] == "finished"]
@@ -735,7 +677,7 @@ def calibration_config() -> dict:
 def calibrate() -> float:
     """Seconds per work unit measured now: one short run (about 2 s of one core) in a worker process, so the
     caller's threads (a server's live runs) are not touched."""
-    from .executors import LocalPoolExecutor
+    from vaegmm.sweeps.executors import LocalPoolExecutor
 
     ex = LocalPoolExecutor(1)
     try:
@@ -805,7 +747,7 @@ class SweepManager:
               retry_failed: bool = False) -> SweepDriver:
         """Start (or resume) a sweep in a thread. Every check runs here, so bad input raises at once
         (``SweepError`` / ``StoreError``); the executor is built by ``executor_factory`` (it may connect to Ray)."""
-        from .store import RunStore
+        from vaegmm.store import RunStore
 
         key = self._key(db_path, name)
         with self._lock:
@@ -838,7 +780,7 @@ class SweepManager:
     def resume(self, db_path, name: str, executor_factory: Callable[[], Any], slots=None,
                retry_failed: bool = False) -> SweepDriver:
         """Resume a stored sweep with its own spec: only the runs not finished yet are trained."""
-        from .store import RunStore
+        from vaegmm.store import RunStore
 
         with RunStore(db_path) as store:
             info = store.get_sweep(name)

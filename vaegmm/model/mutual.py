@@ -12,12 +12,12 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from .config import RunConfig
-from .control import RunControl
-from .gmm import make_gmm
-from .metrics import ari, clustering_accuracy, nmi
-from .projection import Projection2D, fit_pca2d
-from .vae import VAE, EpochLoss, encode_all, make_optimizer, resolve_device, train_epochs
+from vaegmm.model.config import RunConfig
+from vaegmm.model.control import RunControl
+from vaegmm.model.gmm import make_gmm
+from vaegmm.model.metrics import ari, clustering_accuracy, nmi
+from vaegmm.model.projection import Projection2D, fit_pca2d
+from vaegmm.model.vae import VAE, EpochLoss, encode_all, make_optimizer, resolve_device, train_epochs
 
 
 @dataclass

@@ -43,7 +43,7 @@ class CodeSnapshot:
 
 
 class SnapshotTaker:
-    """A progress callback for :class:`~vaegmm.mutual.MutualLearner` that sends ``("snapshot", CodeSnapshot)``.
+    """A progress callback for :class:`~vaegmm.model.mutual.MutualLearner` that sends ``("snapshot", CodeSnapshot)``.
 
     ``every``: CPU seconds of the training thread between snapshots (0 or None: never); ``max_gap``: wall seconds
     after which a snapshot is taken anyway. The first snapshot of an update comes after its first epoch, so a long
@@ -78,7 +78,7 @@ class SnapshotTaker:
             self.send("snapshot", snap)
 
     def take(self, iteration: int, epoch: int, epochs: int, seconds: float) -> Optional[CodeSnapshot]:
-        from .vae import encode_all
+        from vaegmm.model.vae import encode_all
 
         history = self.learner.history
         if not history or history[-1].pca is None:

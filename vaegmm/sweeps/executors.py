@@ -2,7 +2,7 @@
 
 * :class:`LocalPoolExecutor` (the default): ``lanes`` long-lived worker processes, each a fresh interpreter
   (as multiprocessing's ``spawn`` makes: no copy of the driver's threads or torch state), one per lane, each
-  running :func:`vaegmm.sweep.run_one` for one task at a time. One process per lane, rather than
+  running :func:`vaegmm.sweeps.sweep.run_one` for one task at a time. One process per lane, rather than
   ``concurrent.futures.ProcessPoolExecutor``, because that pool breaks as a whole when one worker dies (every
   task in flight fails with ``BrokenProcessPool``, and which one killed it is lost), and it cannot end a task in
   flight: here a dead worker is attributed to its run (which is retried once on a fresh worker), and Stop ends
@@ -11,8 +11,8 @@
   existing cluster (``address="host:port"`` or ``"auto"``) or a local instance; ``ray`` is imported here only.
 
 An executor's :meth:`run` blocks until the task ends and returns ``run_one``'s result dict; it raises
-:class:`~vaegmm.sweep.WorkerDied` when the process running it died, and returns a ``stopped`` result when the
-``cancel`` event is set. The driver (:class:`~vaegmm.sweep.SweepDriver`) calls it from one thread per lane.
+:class:`~vaegmm.sweeps.sweep.WorkerDied` when the process running it died, and returns a ``stopped`` result when the
+``cancel`` event is set. The driver (:class:`~vaegmm.sweeps.sweep.SweepDriver`) calls it from one thread per lane.
 """
 from __future__ import annotations
 
@@ -24,8 +24,8 @@ import time
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
-from .sweep import WorkerDied
-from .threads import cpu_count
+from vaegmm.sweeps.cell import WorkerDied
+from vaegmm.core.threads import cpu_count
 
 RAY_ADDRESS_ENV = "VAEGMM_RAY_ADDRESS"
 
@@ -59,7 +59,7 @@ def _stopped() -> dict:
 
 # ---------------------------------------------------------------------------------------------- local
 def worker_main(fd: int) -> None:
-    """A worker process (``python -m vaegmm._worker FD``): import the training code once, then run tasks
+    """A worker process (``python -m vaegmm.sweeps.pool_worker FD``): import the training code once, then run tasks
     received on the socket ``fd`` until told to stop or the driver goes away."""
     import signal
     from multiprocessing.connection import Connection
@@ -75,8 +75,8 @@ def worker_main(fd: int) -> None:
     threading.Thread(target=orphan_watch, name="vaegmm-orphan-watch", daemon=True).start()
     conn = Connection(fd)
     t0 = time.perf_counter()
-    from vaegmm.sweep import run_one
-    from vaegmm.vae import VAE, make_optimizer
+    from vaegmm.sweeps.cell import run_one
+    from vaegmm.model.vae import VAE, make_optimizer
 
     make_optimizer(VAE(2, 4), 1e-3)  # torch's first optimiser imports a lot (~2 s): pay it before the first run
     conn.send(("ready", os.getpid(), time.perf_counter() - t0))
@@ -96,7 +96,7 @@ def worker_main(fd: int) -> None:
 
 
 class _Worker:
-    """One worker process and the socket to it. A fresh interpreter (``python -m vaegmm._worker``), as the
+    """One worker process and the socket to it. A fresh interpreter (``python -m vaegmm.sweeps.pool_worker``), as the
     ``spawn`` start method makes, but started by module name: multiprocessing's spawn would re-run the parent's
     ``__main__`` in the child, which inside Streamlit is the page script being run."""
 
@@ -108,7 +108,7 @@ class _Worker:
         package_parent = str(Path(__file__).resolve().parent.parent)
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join([package_parent] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
-        self.process = subprocess.Popen([sys.executable, "-m", "vaegmm._worker", str(theirs.fileno())],
+        self.process = subprocess.Popen([sys.executable, "-m", "vaegmm.sweeps.pool_worker", str(theirs.fileno())],
                                         pass_fds=(theirs.fileno(),), env=env, stdin=subprocess.DEVNULL,
                                         close_fds=True)
         theirs.close()
@@ -254,8 +254,8 @@ def _check_reachable(address: str, timeout: float) -> None:
 
 def _warm_worker() -> int:
     """A Ray task that readies its worker process for runs (the same imports as a local pool worker)."""
-    from vaegmm.sweep import run_one  # noqa: F401
-    from vaegmm.vae import VAE, make_optimizer
+    from vaegmm.sweeps.cell import run_one  # noqa: F401
+    from vaegmm.model.vae import VAE, make_optimizer
 
     make_optimizer(VAE(2, 4), 1e-3)
     return os.getpid()
@@ -304,7 +304,7 @@ class RayExecutor(Executor):
         if not ray.is_initialized():
             address = self.address
             runtime_env = {"py_modules": [str(Path(__file__).resolve().parent)]}
-            from .data import IDX_ENV
+            from vaegmm.model.data import IDX_ENV
 
             if os.environ.get(IDX_ENV):  # the same IDX folder path on every node
                 runtime_env["env_vars"] = {IDX_ENV: os.environ[IDX_ENV]}
@@ -325,7 +325,7 @@ class RayExecutor(Executor):
                 raise ExecutorError(f"cannot connect to Ray at {self.address or 'a local instance'}: {text}") from None
             self._owns_session = True
         self.init_seconds = time.perf_counter() - t0
-        from .sweep import run_one
+        from vaegmm.sweeps.cell import run_one
 
         options = {"num_cpus": 1, "max_retries": 0}  # the driver retries a dead worker's run once itself
         if self.gpus_per_run:

@@ -1,7 +1,7 @@
 """A training run in a worker process, for the dashboard (no Streamlit in here).
 
-:class:`TrainingRun` trains one run in its own process (:mod:`vaegmm.worker`): load the data, build a
-:class:`~vaegmm.mutual.MutualLearner`, compute iteration 0 (the untrained picture) and then one mutual iteration
+:class:`TrainingRun` trains one run in its own process (:mod:`vaegmm.runs.worker`): load the data, build a
+:class:`~vaegmm.model.mutual.MutualLearner`, compute iteration 0 (the untrained picture) and then one mutual iteration
 after the other. The page never waits on it: it calls :meth:`TrainingRun.snapshot` (a consistent copy taken under
 a lock) and sends commands (:meth:`start`, :meth:`pause`, :meth:`resume`, :meth:`step`, :meth:`stop`). The
 commands reach the worker through a pipe; its training loop checks them between mini-batches, so they take
@@ -27,11 +27,11 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from .config import RunConfig
-from .mutual import IterationResult, ProgressEvent
-from .snapshots import LogFrame, SnapshotLog, to_half
-from .views2d import RunViews
-from .threads import TORCH_THREADS_ENV, configure_torch_threads, cpu_count  # noqa: F401 (re-exported)
+from vaegmm.model.config import RunConfig
+from vaegmm.model.mutual import IterationResult, ProgressEvent
+from vaegmm.runs.snapshots import LogFrame, SnapshotLog, to_half
+from vaegmm.views.latent2d import RunViews
+from vaegmm.core.threads import TORCH_THREADS_ENV, configure_torch_threads, cpu_count  # noqa: F401 (re-exported)
 
 MAX_RUNS_ENV = "VAEGMM_MAX_RUNS"
 
@@ -143,12 +143,12 @@ _warm_thread: Optional[threading.Thread] = None
 
 
 def warm_up(background: bool = True) -> Optional[threading.Thread]:
-    """Start the training fork server (:mod:`vaegmm.worker`: it imports torch, builds the first optimiser and
+    """Start the training fork server (:mod:`vaegmm.runs.worker`: it imports torch, builds the first optimiser and
     loads the collapsed Gibbs sampler's compiled loop, ~2-4 s; compiling that loop where no numba cache is on
     disk yet, ~5 s) before the first Start, so iteration 0 appears quickly. Idempotent; returns the warm-up
     thread."""
     global _warm_thread
-    from .worker import start_fork_server
+    from vaegmm.core.process import start_fork_server
 
     with _default_lock:
         if _warm_thread is None:
@@ -201,7 +201,7 @@ class Snapshot:
     seconds_per_iteration: Optional[float]  # mean wall seconds of finished iterations 1..
     iteration_started: Optional[float]  # time.monotonic() when the iteration in progress started
     marks: dict = field(default_factory=dict)  # seconds after start(): "slot", "data", "model", "first"
-    live: object = None  # the latest in-update code snapshot (vaegmm.snapshots.CodeSnapshot) or None
+    live: object = None  # the latest in-update code snapshot (vaegmm.runs.snapshots.CodeSnapshot) or None
 
     @property
     def iterations_done(self) -> int:
@@ -224,7 +224,7 @@ STOP_GRACE = 5.0  # seconds a worker gets to end by itself after Stop before it 
 
 
 class TrainingRun:
-    """One mutual-learning run, trained in its own worker process (:mod:`vaegmm.worker`). Thread-safe; every
+    """One mutual-learning run, trained in its own worker process (:mod:`vaegmm.runs.worker`). Thread-safe; every
     public method returns at once.
 
     A thread of this process (the *pump*) waits for a slot, starts the worker, and applies what the worker
@@ -252,7 +252,7 @@ class TrainingRun:
         self._state = IDLE
         self._message = ""
         self._history: list[IterationResult] = []
-        self._live = None  # the latest vaegmm.snapshots.CodeSnapshot of the VAE update in progress, or None
+        self._live = None  # the latest vaegmm.runs.snapshots.CodeSnapshot of the VAE update in progress, or None
         self.replay_log = SnapshotLog()  # bounded record of every in-update snapshot, for Replay
         self.views = RunViews(seed=config.seed)  # LDA axes, t-SNE embeddings and axis ranges of this run
         self._progress = Progress(iterations=config.iterations, epochs=config.vae.epochs)
@@ -268,7 +268,7 @@ class TrainingRun:
         self._stop_sent: Optional[float] = None
         self._queue_entry: Optional[tuple] = None  # (priority, arrival, self) in the slot queue, set by start()
         self.worker_pid: Optional[int] = None
-        self.recorder = None  # a vaegmm.library.RunRecorder: the run is saved as it goes (set before start())
+        self.recorder = None  # a vaegmm.runs.library.RunRecorder: the run is saved as it goes (set before start())
         self.labels: Optional[np.ndarray] = None
         self.images_u8: Optional[np.ndarray] = None  # (N, 784) uint8, for the explorer
 
@@ -374,8 +374,8 @@ class TrainingRun:
 
     @property
     def snapshots(self) -> list:
-        """The in-update snapshots kept for Replay, over all iterations (:class:`vaegmm.snapshots.LogFrame`,
-        oldest first; bounded by :class:`~vaegmm.snapshots.SnapshotLog`)."""
+        """The in-update snapshots kept for Replay, over all iterations (:class:`vaegmm.runs.snapshots.LogFrame`,
+        oldest first; bounded by :class:`~vaegmm.runs.snapshots.SnapshotLog`)."""
         return self.replay_log.frames()
 
     @property
@@ -445,7 +445,8 @@ class TrainingRun:
     def _run_worker(self, capacity: int) -> None:
         from multiprocessing.connection import wait
 
-        from .worker import Job, WorkerProcess, serve_run, worker_context, worker_nice
+        from vaegmm.core.process import WorkerProcess, worker_context, worker_nice
+        from vaegmm.runs.worker import Job, serve_run
 
         ctx = worker_context()
         with self._lock:

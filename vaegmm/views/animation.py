@@ -1,7 +1,7 @@
 """Replay of a run and the files a teacher pastes into a lecture: an animated GIF, an MP4 and a PNG (no Streamlit).
 
 :func:`replay_frames` lays out every picture of a run in order: iteration 0, then each VAE update's in-update
-snapshots (from the run's :class:`~vaegmm.snapshots.SnapshotLog`) followed by the finished iteration. The
+snapshots (from the run's :class:`~vaegmm.runs.snapshots.SnapshotLog`) followed by the finished iteration. The
 dashboard's Replay (a Plotly animation) and the files here draw the same frames. Points keep the colour of their
 digit, or of their GMM class in the last finished iteration (the classes the VAE is being pulled toward), and the
 crosses are those classes' means.
@@ -23,7 +23,7 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from .views2d import AXES, LABELS, LDA, PCA, TSNE, RunViews
+from vaegmm.views.latent2d import AXES, LABELS, LDA, PCA, TSNE, RunViews
 
 SIZE = (960, 720)  # pixels: a 4:3 slide
 FPS = 10
@@ -392,6 +392,6 @@ def _file_child(replay: Replay, fmt: str, conn) -> None:
 def file_bytes_in_worker(replay: Replay, fmt: str, timeout: float = 300.0) -> bytes:
     """:func:`file_bytes` in a worker process forked from the training fork server (matplotlib's drawing holds
     the GIL for seconds: the server's pages must not wait for it)."""
-    from .worker import call_in_worker
+    from vaegmm.core.process import call_in_worker
 
     return call_in_worker(_file_child, (replay, fmt), timeout=timeout, name=f"vaegmm-{fmt}")

@@ -30,10 +30,10 @@ from typing import Optional
 
 import numpy as np
 
-from .config import RunConfig
-from .mutual import IterationResult
-from .projection import Projection2D
-from .snapshots import to_half
+from vaegmm.model.config import RunConfig
+from vaegmm.model.mutual import IterationResult
+from vaegmm.model.projection import Projection2D
+from vaegmm.runs.snapshots import to_half
 
 CAP_ENV = "VAEGMM_RUNS_CAP_MB"
 DEFAULT_CAP_MB = 2000.0
@@ -43,7 +43,7 @@ TERMINAL_STATES = ("finished", "failed", "stopped", "interrupted")
 def open_store(path=None):
     """``(store, "")`` with runs left ``running`` by a dead server marked ``interrupted``, or ``(None, reason)``
     when the results store cannot be opened for writing (the dashboard then trains without saving)."""
-    from .store import RunStore, StoreError
+    from vaegmm.store import RunStore, StoreError
 
     try:
         store = RunStore(path)
@@ -172,7 +172,7 @@ class RunRecorder:
         self._safe("status", self.store.finish_run, self.run_id, status, message or "",
                    time.monotonic() - self._t0)
         if self._history and self._labels is not None:
-            from .export import write_run
+            from vaegmm.views.export import write_run
 
             self._safe("Serket export", write_run, self.folder / "serket", self.config, self._history,
                        self._labels, status, plot=False)  # the pages draw it; no matplotlib in the server
@@ -181,7 +181,7 @@ class RunRecorder:
 
 @dataclass
 class SavedRun:
-    """A run read back from the library, with the reading side of a :class:`~vaegmm.runner.TrainingRun`
+    """A run read back from the library, with the reading side of a :class:`~vaegmm.runs.runner.TrainingRun`
     (``id``, ``name``, ``config``, ``history``, ``labels``, ``images_u8``, ``state``, :meth:`snapshot`), so the
     pages draw it as they draw a live run. Read-only: the commands do nothing."""
 
@@ -199,8 +199,8 @@ class SavedRun:
     saved: bool = True
 
     def __post_init__(self):
-        from .snapshots import SnapshotLog
-        from .views2d import RunViews
+        from vaegmm.runs.snapshots import SnapshotLog
+        from vaegmm.views.latent2d import RunViews
 
         self.views = RunViews(seed=self.config.seed)  # LDA axes, t-SNE embeddings, axis ranges, as a live run's
         self.replay_log = SnapshotLog()  # the in-update frames are not kept: Replay steps through the iterations
@@ -214,7 +214,7 @@ class SavedRun:
         return self.status
 
     def snapshot(self):
-        from .runner import Progress, Snapshot
+        from vaegmm.runs.runner import Progress, Snapshot
 
         its = max(0, len(self.history) - 1)
         per_it = self.seconds / its if self.seconds and its else None

@@ -86,7 +86,7 @@ class CollapsedGibbsGMM:
       class in each sweep.
 
     Serket's backward message ``bias_dz`` multiplies the weights; in the VAE+GMM tutorial nothing sends the GMM
-    one, so it is uniform and left out here. The inner loop is compiled with numba (``vaegmm/_collapsed.py``):
+    one, so it is uniform and left out here. The inner loop is compiled with numba (``vaegmm/model/_collapsed.py``):
     about 0.5 s of CPU for 100 sweeps of 3000 x 18 codes with K = 10 (Serket's Python loop: about 3 min).
     """
 
@@ -138,7 +138,7 @@ class CollapsedGibbsGMM:
         else:
             labels = rng.integers(0, k, size=n)
         labels = np.ascontiguousarray(labels, dtype=np.int64)
-        from . import _collapsed  # numba is loaded on the first fit only
+        from vaegmm.model import _collapsed  # numba is loaded on the first fit only
 
         m0 = z.mean(axis=0)
         s0, r0 = float(self.s0), float(self.r0)
@@ -488,7 +488,7 @@ class EMGMM:
 
     def _choose(self, fits: list, z: np.ndarray, previous: Optional[np.ndarray]):
         """The kept candidate of ``fits = [(kind, GaussianMixture), ...]`` by ``select``; fills ``candidates_``."""
-        from .metrics import clustering_accuracy
+        from vaegmm.model.metrics import clustering_accuracy
 
         labels = [gm.predict(z) for _, gm in fits]
         loglik = np.array([gm.score(z) for _, gm in fits])  # mean log-likelihood per point

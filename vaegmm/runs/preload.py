@@ -1,4 +1,4 @@
-"""Imported once by the training fork server (:mod:`vaegmm.worker`), before it forks any worker: the heavy
+"""Imported once by the training fork server (:mod:`vaegmm.core.process`), before it forks any worker: the heavy
 imports and torch's first optimiser (about 2-3 s together) are paid here, once, instead of in every run.
 
 The fork server keeps one torch thread and runs only tiny operations, so no OpenMP thread pool exists when it
@@ -11,9 +11,12 @@ import sklearn.mixture  # noqa: F401
 import threadpoolctl  # noqa: F401
 import torch
 
-from vaegmm import data, mutual, snapshots, worker  # noqa: F401
-from vaegmm.gmm import CollapsedGibbsGMM
-from vaegmm.vae import VAE, make_optimizer
+from vaegmm.model import data
+from vaegmm.model import mutual
+from vaegmm.runs import snapshots
+from vaegmm.runs import worker  # noqa: F401
+from vaegmm.model.gmm import CollapsedGibbsGMM
+from vaegmm.model.vae import VAE, make_optimizer
 
 torch.set_num_threads(1)
 make_optimizer(VAE(2, 4), 1e-3)

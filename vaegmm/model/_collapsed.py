@@ -1,4 +1,4 @@
-"""The compiled inner loop of :class:`vaegmm.gmm.CollapsedGibbsGMM` (numba; imported on the first fit only, so
+"""The compiled inner loop of :class:`vaegmm.model.gmm.CollapsedGibbsGMM` (numba; imported on the first fit only, so
 ``import vaegmm`` and the EM backend never pay numba's start-up).
 
 One sweep visits the points in order. Point ``x`` leaves its class ``c``; every class ``k`` is scored by
