@@ -13,9 +13,9 @@ import sys
 import time
 from pathlib import Path
 
-from vaegmm.model.config import GMM_BACKENDS, PRESETS, RunConfig, preset
+from vaegmm.model.config import CODE_KINDS, DEVICES, GMM_BACKENDS, PRESETS, RunConfig, preset
 from vaegmm.model.params import FIELDS
-from vaegmm.sweeps.sweep import MAX_RUNS
+from vaegmm.sweeps.spec import MAX_RUNS
 
 
 class _Parser(argparse.ArgumentParser):
@@ -45,11 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--batch-size", type=int, help="VAE mini-batch size")
     r.add_argument("--gmm", choices=list(GMM_BACKENDS),
                    help="GMM backend: collapsed (Serket's sampler), gibbs (blocked sampler) or em")
-    r.add_argument("--z", choices=["mean", "sample"], help="codes sent to the GMM")
+    r.add_argument("--z", choices=list(CODE_KINDS), help="codes sent to the GMM")
     r.add_argument("--no-feedback", action="store_true", help="keep the prior at N(0, I) (baseline)")
     r.add_argument("--seed", type=int, help="random seed")
     r.add_argument("--source", help="auto, bundled, openml or idx:<folder>")
-    r.add_argument("--device", choices=["auto", "cpu", "cuda"], help="torch device")
+    r.add_argument("--device", choices=list(DEVICES), help="torch device")
     r.add_argument("--out", default="runs/latest", help="output folder (default runs/latest)")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.add_argument("--db", help="results store (default $VAEGMM_DB or ~/.cache/vaegmm/runs.db)")
@@ -231,7 +231,8 @@ def _grid(items: list[str]) -> list[tuple[str, str]]:
 def sweep_main(args) -> int:
     from vaegmm.sweeps.executors import ExecutorError, make_executor
     from vaegmm.store import RunStore, StoreError
-    from vaegmm.sweeps.sweep import SweepError, SweepSpec, default_sweep_name, parse_seeds, run_sweep
+    from vaegmm.sweeps.driver import default_sweep_name, run_sweep
+    from vaegmm.sweeps.spec import SweepError, SweepSpec, parse_seeds
 
     try:
         if args.jobs is not None and args.jobs < 1:
@@ -298,8 +299,9 @@ def sweep_main(args) -> int:
 def format_report(store, name: str, compare=None, metric: str = "accuracy") -> str:
     """The summary table of a sweep (per cell: seeds, mean ± std and 95 % CI of the final accuracy, NMI, ARI)
     and its paired comparisons, as text."""
-    from vaegmm.sweeps.sweep import (SweepSpec, cell_table, common_labels, compare_cells, default_comparisons, resolve_cell,
-                        sweep_results)
+    from vaegmm.sweeps.results import (cell_table, common_labels, compare_cells, default_comparisons, resolve_cell,
+                                       sweep_results)
+    from vaegmm.sweeps.spec import SweepSpec
 
     info, runs, _ = sweep_results(store, name)
     spec = SweepSpec.from_dict(info["spec"])
@@ -341,7 +343,8 @@ def format_report(store, name: str, compare=None, metric: str = "accuracy") -> s
 
 def report_main(args) -> int:
     from vaegmm.store import RunStore, StoreError
-    from vaegmm.sweeps.sweep import SweepError, sweep_results
+    from vaegmm.sweeps.results import sweep_results
+    from vaegmm.sweeps.spec import SweepError
 
     try:
         with RunStore(args.db, readonly=True) as store:

@@ -24,6 +24,7 @@ from typing import Optional
 import numpy as np
 import torch
 
+from vaegmm.model.config import CODE_KINDS
 from vaegmm.model.gmm import make_gmm
 from vaegmm.model.metrics import clustering_accuracy
 from vaegmm.model.vae import VAE as _VAEModel
@@ -86,7 +87,7 @@ class VAE(_Module):
                  hidden: int = 128, lr: float = 1e-3, codes: str = "sample", seed: int = 0,
                  device: str = "auto", save_dir=None):
         super().__init__("vae", save_dir)
-        if codes not in ("sample", "mean"):
+        if codes not in CODE_KINDS:
             raise ValueError(f"codes must be 'sample' or 'mean', got {codes!r}")
         self.latent_dim, self.itr, self.batch_size = int(latent_dim), int(itr), int(batch_size)
         self.alpha, self.hidden, self.lr, self.codes_kind = float(alpha), int(hidden), float(lr), codes

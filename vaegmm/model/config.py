@@ -8,8 +8,14 @@ import dataclasses
 from dataclasses import dataclass, field
 
 ALL_DIGITS: tuple[int, ...] = tuple(range(10))
-GMM_BACKENDS = ("collapsed", "gibbs", "em")
-CODE_KINDS = ("mean", "sample")
+# The allowed values of the settings that name a choice, each written once (the CLI, the sidebar, the GMM
+# factory and vaegmm.serket import them from here).
+GMM_BACKENDS = ("collapsed", "gibbs", "em")  # GMMConfig.backend (vaegmm.model.gmm.make_gmm)
+GMM_INITS = ("random", "kmeans++")  # GMMConfig.init: the Gibbs samplers' start
+GMM_SELECTS = ("likelihood", "consensus", "previous")  # GMMConfig.select: which EM restart is kept
+CODE_KINDS = ("mean", "sample")  # RunConfig.codes
+DEVICES = ("auto", "cpu", "cuda")  # VAEConfig.device
+DATA_SOURCES = ("auto", "bundled", "openml")  # DataConfig.source, besides "idx:<folder>"
 
 
 @dataclass
@@ -70,7 +76,7 @@ class RunConfig:
         bad = [x for x in digits if not isinstance(x, int) or not 0 <= x <= 9]
         _check(not bad, f"digits must be integers 0..9, got {bad!r}")
         _check(len(set(digits)) == len(digits), f"digits must not repeat, got {digits!r}")
-        _check(isinstance(d.source, str) and (d.source in ("auto", "bundled", "openml") or d.source.startswith("idx:")),
+        _check(isinstance(d.source, str) and (d.source in DATA_SOURCES or d.source.startswith("idx:")),
                f"source must be 'auto', 'bundled', 'openml' or 'idx:<folder>', got {d.source!r}")
         _check(isinstance(v.latent_dim, int) and 1 <= v.latent_dim <= 256, f"latent_dim must be 1..256, got {v.latent_dim!r}")
         _check(isinstance(v.hidden, int) and v.hidden >= 1, f"hidden must be >= 1, got {v.hidden!r}")
@@ -82,13 +88,13 @@ class RunConfig:
                f"message_var must be a finite number > 0, got {v.message_var!r}")
         _check(isinstance(v.warmup_epochs, int) and not isinstance(v.warmup_epochs, bool) and v.warmup_epochs >= 0,
                f"warmup_epochs must be an integer >= 0, got {v.warmup_epochs!r}")
-        _check(v.device in ("auto", "cpu", "cuda"), f"device must be 'auto', 'cpu' or 'cuda', got {v.device!r}")
+        _check(v.device in DEVICES, f"device must be one of {DEVICES}, got {v.device!r}")
         _check(isinstance(g.n_classes, int) and g.n_classes >= 1, f"n_classes must be >= 1, got {g.n_classes!r}")
         _check(g.n_classes <= d.n, f"n_classes ({g.n_classes}) must not exceed the number of images ({d.n})")
         _check(g.backend in GMM_BACKENDS, f"gmm backend must be one of {GMM_BACKENDS}, got {g.backend!r}")
         _check(isinstance(g.sweeps, int) and g.sweeps >= 1, f"sweeps must be >= 1, got {g.sweeps!r}")
         _check(isinstance(g.n_init, int) and g.n_init >= 1, f"n_init must be >= 1, got {g.n_init!r}")
-        _check(g.init in ("random", "kmeans++"), f"gmm init must be 'random' or 'kmeans++', got {g.init!r}")
+        _check(g.init in GMM_INITS, f"gmm init must be one of {GMM_INITS}, got {g.init!r}")
         _check(isinstance(g.chains, int) and not isinstance(g.chains, bool) and g.chains >= 1,
                f"chains must be an integer >= 1, got {g.chains!r}")
         _check(g.chains == 1 or g.backend != "collapsed",
@@ -97,8 +103,7 @@ class RunConfig:
                and g.reg_covar >= 0,
                f"reg_covar must be a finite number >= 0, got {g.reg_covar!r}")
         _check(isinstance(self.iterations, int) and self.iterations >= 0, f"iterations must be >= 0, got {self.iterations!r}")
-        _check(g.select in ("likelihood", "consensus", "previous"),
-               f"gmm select must be 'likelihood', 'consensus' or 'previous', got {g.select!r}")
+        _check(g.select in GMM_SELECTS, f"gmm select must be one of {GMM_SELECTS}, got {g.select!r}")
         _check(isinstance(g.keep_previous, bool), f"keep_previous must be True or False, got {g.keep_previous!r}")
         _check(self.codes in CODE_KINDS, f"codes must be one of {CODE_KINDS}, got {self.codes!r}")
         _check(all(_finite(a) and a >= 0 for a in self.alpha_schedule),

@@ -16,6 +16,8 @@ from typing import Optional
 
 import numpy as np
 
+from vaegmm.model.config import GMM_BACKENDS, GMM_INITS, GMM_SELECTS
+
 
 def _check_count(name: str, value) -> None:
     """``value`` must be an integer >= 1 (bools refused); the error names the parameter and the value."""
@@ -104,7 +106,7 @@ class CollapsedGibbsGMM:
     def _validate(self) -> None:
         _check_params(self.n_components, self.random_state)
         _check_count("n_sweeps", self.n_sweeps)
-        if self.init not in ("random", "kmeans++"):
+        if self.init not in GMM_INITS:
             raise ValueError(f"init must be 'random' (Serket) or 'kmeans++', got {self.init!r}")
         _check_prior(self.s0, self.r0, self.nu0)
 
@@ -232,7 +234,7 @@ class GibbsGMM:
         _check_params(self.n_components, self.random_state)
         _check_count("n_sweeps", self.n_sweeps)
         _check_count("n_init", self.n_init)
-        if self.init not in ("random", "kmeans++"):
+        if self.init not in GMM_INITS:
             raise ValueError(f"init must be 'random' (Serket) or 'kmeans++', got {self.init!r}")
         for name in ("s0", "r0", "dirichlet"):
             v = getattr(self, name)
@@ -424,8 +426,8 @@ class EMGMM:
         if isinstance(self.reg_covar, bool) or not isinstance(self.reg_covar, (int, float)) \
                 or not np.isfinite(self.reg_covar) or self.reg_covar < 0:
             raise ValueError(f"reg_covar must be a finite number >= 0, got {self.reg_covar!r}")
-        if self.select not in EM_SELECT:
-            raise ValueError(f"select must be one of {EM_SELECT}, got {self.select!r}")
+        if self.select not in GMM_SELECTS:
+            raise ValueError(f"select must be one of {GMM_SELECTS}, got {self.select!r}")
 
     def fit(self, z, checkpoint=None) -> "EMGMM":
         """Fit by EM on ``z (N, D)``."""
@@ -508,12 +510,6 @@ class EMGMM:
         return fits[best][1]
 
 
-EM_SELECT = ("likelihood", "consensus", "previous")
-
-
-BACKENDS = ("collapsed", "gibbs", "em")
-
-
 def make_gmm(backend: str, n_components: int, sweeps: int = 100, n_init: int = 1, init: str = "random",
              warm_start: bool = False, random_state=None, reg_covar: float = 1e-6, chains: int = 1,
              select: str = "likelihood", keep_previous: bool = False):
@@ -532,4 +528,4 @@ def make_gmm(backend: str, n_components: int, sweeps: int = 100, n_init: int = 1
     if backend == "em":
         return EMGMM(n_components, n_init=n_init, warm_start=warm_start, random_state=random_state,
                      reg_covar=reg_covar, select=select, keep_previous=keep_previous)
-    raise ValueError(f"gmm backend must be one of {BACKENDS}, got {backend!r}")
+    raise ValueError(f"gmm backend must be one of {GMM_BACKENDS}, got {backend!r}")

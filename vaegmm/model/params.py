@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Optional
 
-from vaegmm.model.config import GMM_BACKENDS, RunConfig, preset
+from vaegmm.model.config import CODE_KINDS, GMM_BACKENDS, RunConfig, preset
 from vaegmm.model.data import BUNDLED_PER_DIGIT, per_digit_counts
 
 DEFAULT_PRESET = "quick-demo"
@@ -53,7 +53,7 @@ FIELDS: dict[str, Field] = {f.key: f for f in (
           help="Collapsed Gibbs: Serket's own sampler (one point at a time); Blocked Gibbs: the same Bayesian GMM, "
                "all points at once, empty classes can come back; EM: scikit-learn's GaussianMixture.",
           path="gmm__backend"),
-    Field("codes", "Codes sent to the GMM", "choice", choices=("mean", "sample"),
+    Field("codes", "Codes sent to the GMM", "choice", choices=CODE_KINDS,
           help="The encoder's mean, or one sample of q(z|o) as in Serket.", path="codes"),
     Field("feedback", "Feedback (GMM -> VAE)", "bool",
           help="Off: the prior stays N(0, I), a VAE and a GMM trained apart (the baseline).", path="feedback"),
