@@ -15,6 +15,7 @@ GMM_INITS = ("random", "kmeans++")  # GMMConfig.init: the Gibbs samplers' start
 GMM_SELECTS = ("likelihood", "consensus", "previous")  # GMMConfig.select: which EM restart is kept
 CODE_KINDS = ("mean", "sample")  # RunConfig.codes
 DEVICES = ("auto", "cpu", "cuda")  # VAEConfig.device
+PRECISIONS = ("auto", "bf16", "fp32")  # VAEConfig.precision (vaegmm.model.vae.compute_dtype)
 DATA_SOURCES = ("auto", "bundled", "openml")  # DataConfig.source, besides "idx:<folder>"
 
 
@@ -36,6 +37,8 @@ class VAEConfig:
     message_var: float = 1.0  # v in the message N(mu_c, v I) from the GMM (1 = Serket; < 1 pulls harder)
     warmup_epochs: int = 0  # KL warm-up over the first update's first epochs (0 = none, as Serket)
     device: str = "auto"  # "auto" (CUDA when present), "cpu" or "cuda"
+    precision: str = "auto"  # VAE matrix multiplies: "bf16" (mixed precision, float32 master weights), "fp32"
+    # (exact), "auto" = bf16 where the device multiplies it natively (AVX512-BF16/AMX, CUDA), else fp32 (issue 17)
 
 
 @dataclass
@@ -89,6 +92,7 @@ class RunConfig:
         _check(isinstance(v.warmup_epochs, int) and not isinstance(v.warmup_epochs, bool) and v.warmup_epochs >= 0,
                f"warmup_epochs must be an integer >= 0, got {v.warmup_epochs!r}")
         _check(v.device in DEVICES, f"device must be one of {DEVICES}, got {v.device!r}")
+        _check(v.precision in PRECISIONS, f"precision must be one of {PRECISIONS}, got {v.precision!r}")
         _check(isinstance(g.n_classes, int) and g.n_classes >= 1, f"n_classes must be >= 1, got {g.n_classes!r}")
         _check(g.n_classes <= d.n, f"n_classes ({g.n_classes}) must not exceed the number of images ({d.n})")
         _check(g.backend in GMM_BACKENDS, f"gmm backend must be one of {GMM_BACKENDS}, got {g.backend!r}")

@@ -171,7 +171,7 @@ class MutualLearner:
             losses = train_epochs(self.model, self.optimizer, self.x, self.prior_mu, cfg.alpha_at(it), cfg.vae.epochs,
                                   cfg.vae.batch_size, self._torch_gen, on_epoch, self.control.checkpoint,
                                   prior_var=cfg.vae.message_var if message else 1.0,
-                                  warmup=cfg.vae.warmup_epochs if it == 1 else 0)
+                                  warmup=cfg.vae.warmup_epochs if it == 1 else 0, precision=cfg.vae.precision)
         except Exception as e:
             if type(e).__name__ == "TrainingDiverged":
                 raise type(e)(f"iteration {it}: {e}") from None

@@ -9,6 +9,7 @@ We minimise ``-L`` averaged over the mini-batch.
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Callable, Optional
@@ -16,7 +17,10 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.utils import parameters_to_vector, vector_to_parameters
 import torch.nn.functional as F
+
+from vaegmm.model.config import PRECISIONS
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -116,11 +120,40 @@ class TrainingDiverged(RuntimeError):
 
 
 def make_optimizer(model: VAE, lr: float) -> torch.optim.Optimizer:
-    """Adam; the fused kernel where this torch build has it (same maths, fewer passes over the weights)."""
+    """Adam on the model's float32 (master) weights; the fused kernel where this torch build has it (same maths,
+    fewer passes over the weights)."""
     try:
         return torch.optim.Adam(model.parameters(), lr=lr, fused=True)
     except (RuntimeError, TypeError, ValueError):  # pragma: no cover - old builds
         return torch.optim.Adam(model.parameters(), lr=lr, foreach=True)
+
+
+@functools.lru_cache(maxsize=None)
+def _cpu_has_bf16_gemm() -> bool:
+    """Whether this CPU multiplies bf16 matrices natively (AVX512-BF16 or AMX): without it oneDNN emulates bf16 and
+    float32 is faster."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line for line in f if line.startswith("flags")), "").split()
+    except OSError:  # pragma: no cover - not Linux
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def compute_dtype(precision: str, device: torch.device) -> torch.dtype:
+    """The dtype of the training step's matrix multiplies for ``precision``: ``"fp32"`` float32 (the exact mode),
+    ``"bf16"`` bfloat16 (mixed precision, see :class:`_Step`), ``"auto"`` bfloat16 where ``device`` multiplies it
+    natively (a CPU with AVX512-BF16/AMX, a CUDA GPU with bf16), else float32."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision == "fp32":
+        return torch.float32
+    if precision == "bf16":
+        return torch.bfloat16
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
+    return torch.bfloat16 if device.type == "cpu" and _cpu_has_bf16_gemm() else torch.float32
 
 
 class _Step:
@@ -130,7 +163,13 @@ class _Step:
     ``optimizer.step()``, but without autograd's graph and its Python/dispatch overhead, with every activation and
     gradient in buffers allocated once per update (no fresh (500, 784) tensors per mini-batch), biases added
     inside the matrix multiplies (``addmm``), bias gradients as GEMVs, and the 1/B of the batch mean folded into
-    the gradient GEMMs' ``alpha``. What is left is ~85% matrix multiplies (bench/speed.py).
+    the gradient GEMMs' ``alpha``. What is left is mostly matrix multiplies (bench/speed.py).
+
+    ``dtype`` is the matrix multiplies' dtype. float32: every tensor is float32 (the exact mode). bfloat16 (mixed
+    precision): the GEMMs read bf16 copies of the weights, the input, the activations and the gradients (oneDNN
+    accumulates in float32 and rounds each product to bf16), about 3-4x float32's rate on a CPU with AVX512-BF16;
+    the master weights, their gradients, Adam's state, the small (B, D) latent terms, the sigmoid of the logits and
+    the loss sums stay float32.
 
     Gradients, for a batch of B images (``s = exp(logvar / 2)``, ``z = mu + s * eps``)::
 
@@ -142,131 +181,149 @@ class _Step:
     def __init__(self, model: VAE, rows: int, dtype: torch.dtype, device: torch.device):
         d, h = model.latent_dim, model.enc_hidden.out_features
         p = model.dec_out.out_features
-        def e(*shape):
-            return torch.empty(shape, dtype=dtype, device=device)
-        self.h1, self.enc, self.s, self.z = e(rows, h), e(rows, 2 * d), e(rows, d), e(rows, d)
-        self.h2, self.logits, self.sig, self.tmp_p = e(rows, h), e(rows, p), e(rows, p), e(rows, p)
+        f32 = torch.float32
+        self.mixed = dtype != f32
+
+        def e(*shape, dt=dtype):
+            return torch.empty(shape, dtype=dt, device=device)
+
+        def e32(*shape):  # float32 in both modes
+            return e(*shape, dt=f32)
+
+        def mixed_only(buf_f32, *shape):  # a GEMM operand in `dtype`: its own buffer when mixed, else the float32 one
+            return e(*shape) if self.mixed else buf_f32
+
+        # GEMM inputs and outputs (dtype)
+        self.h1, self.enc, self.h2, self.logits = e(rows, h), e(rows, 2 * d), e(rows, h), e(rows, p)
+        self.dh1, self.dh2 = e(rows, h), e(rows, h)
+        # float32: latent terms, sigmoid and loss terms
+        self.s, self.z, self.tmp, self.dz = e32(rows, d), e32(rows, d), e32(rows, d), e32(rows, d)
+        self.d_enc, self.sig, self.tmp_p = e32(rows, 2 * d), e32(rows, p), e32(rows, p)
+        self.enc32 = e32(rows, 2 * d) if self.mixed else self.enc
+        self.z_c, self.dz_c = mixed_only(self.z, rows, d), mixed_only(self.dz, rows, d)
+        self.g_c, self.d_enc_c = mixed_only(self.sig, rows, p), mixed_only(self.d_enc, rows, 2 * d)
         # largest divisor of the pixel count <= 98: 0.5 ** 98 > 1e-30 is still a normal float32
         self.group = max(g for g in range(1, min(p, 98) + 1) if p % g == 0)
-        self.d_enc, self.dz, self.dh1, self.dh2, self.tmp = e(rows, 2 * d), e(rows, d), e(rows, h), e(rows, h), e(rows, d)
         self.ones = torch.ones(rows, dtype=dtype, device=device)  # bias gradients as GEMVs
-        self.xb, self.pb = e(rows, p), e(rows, d)  # the mini-batch, gathered into place
-        self.layers = (model.enc_hidden, model.enc_head, model.dec_hidden, model.dec_out)
-        for layer in self.layers:  # gradient buffers, written in place by every step (no zero_grad needed)
-            for par in (layer.weight, layer.bias):
+        self.xb, self.pb = e(rows, p), e32(rows, d)  # the mini-batch (in the GEMM dtype), gathered into place
+        layers = (model.enc_hidden, model.enc_head, model.dec_hidden, model.dec_out)
+        self.params = [par for layer in layers for par in (layer.weight, layer.bias)]
+        if self.mixed:
+            self._flat_copies(dtype)
+        else:  # the GEMMs use the parameters themselves, and write their gradients in place (no zero_grad needed)
+            for par in self.params:
                 if par.grad is None or par.grad.shape != par.shape:
                     par.grad = torch.zeros_like(par)
+            self.weights, self.grads = self.params, [par.grad for par in self.params]
         self.d = d
+
+    def _flat_copies(self, dtype: torch.dtype) -> None:
+        """Mixed precision: the float32 parameters and their gradients become views of one flat vector each
+        (``vector_to_parameters``), with a bf16 twin of each vector for the GEMMs, so the casts between the master
+        weights and their bf16 copies are one ``copy_`` per step each way instead of one per tensor."""
+        flat = parameters_to_vector(self.params).detach()
+        vector_to_parameters(flat, self.params)  # each param's data is now a view of `flat`
+        self.flat, self.flat_grad = flat, torch.zeros_like(flat)
+        self.flat_c, self.flat_grad_c = flat.to(dtype), torch.zeros_like(flat, dtype=dtype)
+        self.weights, self.grads, start = [], [], 0
+        for par in self.params:
+            end = start + par.numel()
+            par.grad = self.flat_grad[start:end].view_as(par)
+            self.weights.append(self.flat_c[start:end].view_as(par))
+            self.grads.append(self.flat_grad_c[start:end].view_as(par))
+            start = end
 
     @torch.no_grad()
     def __call__(self, x: torch.Tensor, prior: torch.Tensor, eps: torch.Tensor, alpha: float,
                  optimizer: torch.optim.Optimizer, prior_var: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
-        """Update the model on ``x (B, 784)``, ``prior (B, D)``, ``eps (B, D)`` with the prior N(prior, v I),
-        ``v = prior_var``; returns the batch sums of BCE and KL (0-d tensors, before the update)."""
+        """Update the model on ``x (B, 784)`` (in the GEMM dtype), ``prior (B, D)``, ``eps (B, D)`` (float32) with
+        the prior N(prior, v I), ``v = prior_var``; returns the batch sums of BCE and KL (0-d float32 tensors, before
+        the update)."""
         b, d = x.shape[0], self.d
-        l1, l2, l3, l4 = self.layers
-        h1, enc, s, z = self.h1[:b], self.enc[:b], self.s[:b], self.z[:b]
+        w1, b1, w2, b2, w3, b3, w4, b4 = self.weights
+        gw1, gb1, gw2, gb2, gw3, gb3, gw4, gb4 = self.grads
+        h1, enc, enc32, s, z, z_c = self.h1[:b], self.enc[:b], self.enc32[:b], self.s[:b], self.z[:b], self.z_c[:b]
         h2, logits, sig, tmp_p = self.h2[:b], self.logits[:b], self.sig[:b], self.tmp_p[:b]
-        d_enc, dz, dh1, dh2, tmp = self.d_enc[:b], self.dz[:b], self.dh1[:b], self.dh2[:b], self.tmp[:b]
-        ones = self.ones[:b]
+        d_enc, d_enc_c, dz, dz_c = self.d_enc[:b], self.d_enc_c[:b], self.dz[:b], self.dz_c[:b]
+        dh1, dh2, tmp, ones = self.dh1[:b], self.dh2[:b], self.tmp[:b], self.ones[:b]
         inv_b = 1.0 / b
         # ---- forward
-        torch.addmm(l1.bias, x, l1.weight.t(), out=h1).relu_()
-        torch.addmm(l2.bias, h1, l2.weight.t(), out=enc)
-        mu, logvar = enc[:, :d], enc[:, d:]
+        torch.addmm(b1, x, w1.t(), out=h1).relu_()
+        torch.addmm(b2, h1, w2.t(), out=enc)
+        if self.mixed:
+            enc32.copy_(enc)
+        mu, logvar = enc32[:, :d], enc32[:, d:]
         torch.mul(logvar, 0.5, out=s).exp_()
         torch.addcmul(mu, eps, s, out=z)
-        torch.addmm(l3.bias, z, l3.weight.t(), out=h2).relu_()
-        torch.addmm(l4.bias, h2, l4.weight.t(), out=logits)
-        # ---- loss terms (reported, not differentiated): BCE = softplus(l) - x l; KL closed form
-        torch.sigmoid(logits, out=sig)
+        if self.mixed:
+            z_c.copy_(z)
+        torch.addmm(b3, z_c, w3.t(), out=h2).relu_()
+        torch.addmm(b4, h2, w4.t(), out=logits)
+        # ---- loss terms (reported, not differentiated): BCE = softplus(l) - x l; KL closed form; float32 sums
+        torch.sigmoid(logits, out=sig)  # computed in float32 from bf16 logits too
         # sum softplus(l) = sum relu(l) + sum log1p(exp(-|l|)), and log1p(exp(-|l|)) = -log(sigmoid(|l|)) =
         # -log(0.5 + |sigmoid(l) - 0.5|), a number in [0.5, 1]: products of `group` of them stay normal floats, so
         # one log per group instead of one per pixel (softplus or log per pixel costs 2-3x more than the rest).
         torch.sub(sig, 0.5, out=tmp_p).abs_().add_(0.5)
         log_sig_abs = tmp_p.view(-1, self.group).prod(1).log_().sum()
-        bce = (torch.clamp(logits, min=0, out=tmp_p).sum() - log_sig_abs
-               - torch.dot(x.reshape(-1), logits.reshape(-1)))
+        # relu in the logits' dtype (g_c is free until the backward), summed in float32
+        relu_sum = torch.clamp(logits, min=0, out=self.g_c[:b] if self.mixed else tmp_p).sum(dtype=torch.float32)
+        if self.mixed:  # products in bf16, summed in float32
+            x_dot_l = torch.mul(x, logits, out=self.g_c[:b]).sum(dtype=torch.float32)
+        else:
+            x_dot_l = torch.dot(x.reshape(-1), logits.reshape(-1))
+        bce = relu_sum - log_sig_abs - x_dot_l
         dmu, dlv = d_enc[:, :d], d_enc[:, d:]
         torch.sub(mu, prior, out=dmu)  # mu - mu_c, reused by the gradient below
         torch.mul(s, s, out=dlv)  # exp(logvar)
         inv_v = 1.0 / float(prior_var)
         kl = 0.5 * ((dlv.sum() + dmu.pow(2).sum()) * inv_v - logvar.sum()) + 0.5 * b * d * (math.log(prior_var) - 1.0)
         # ---- backward (the first layer needs no input gradient)
-        g = sig.sub_(x)  # d logits * B
-        torch.addmm(l4.weight.grad, g.t(), h2, beta=0, alpha=inv_b, out=l4.weight.grad)
-        torch.addmv(l4.bias.grad, g.t(), ones, beta=0, alpha=inv_b, out=l4.bias.grad)  # column sums / B
-        torch.mm(g, l4.weight, out=dh2)
+        g = sig.sub_(x)  # d logits * B, float32
+        g_c = self.g_c[:b].copy_(g) if self.mixed else g
+        torch.addmm(gw4, g_c.t(), h2, beta=0, alpha=inv_b, out=gw4)
+        torch.addmv(gb4, g_c.t(), ones, beta=0, alpha=inv_b, out=gb4)  # column sums / B
+        torch.mm(g_c, w4, out=dh2)
         torch.ops.aten.threshold_backward.grad_input(dh2, h2, 0, grad_input=dh2)  # relu'
-        torch.addmm(l3.weight.grad, dh2.t(), z, beta=0, alpha=inv_b, out=l3.weight.grad)
-        torch.addmv(l3.bias.grad, dh2.t(), ones, beta=0, alpha=inv_b, out=l3.bias.grad)
-        torch.mm(dh2, l3.weight, out=dz)  # dz * B
+        torch.addmm(gw3, dh2.t(), z_c, beta=0, alpha=inv_b, out=gw3)
+        torch.addmv(gb3, dh2.t(), ones, beta=0, alpha=inv_b, out=gb3)
+        torch.mm(dh2, w3, out=dz_c)  # dz * B
+        if self.mixed:
+            dz.copy_(dz_c)
         if inv_v != 1.0:
             dlv.mul_(inv_v)
         dlv.sub_(1.0).mul_(0.5 * alpha)  # alpha (s^2 / v - 1) / 2
         torch.mul(eps, s, out=tmp).mul_(0.5).mul_(dz)
         dlv.add_(tmp)
         dmu.mul_(alpha * inv_v).add_(dz)
-        torch.addmm(l2.weight.grad, d_enc.t(), h1, beta=0, alpha=inv_b, out=l2.weight.grad)
-        torch.addmv(l2.bias.grad, d_enc.t(), ones, beta=0, alpha=inv_b, out=l2.bias.grad)
-        torch.mm(d_enc, l2.weight, out=dh1)
+        if self.mixed:
+            d_enc_c.copy_(d_enc)
+        torch.addmm(gw2, d_enc_c.t(), h1, beta=0, alpha=inv_b, out=gw2)
+        torch.addmv(gb2, d_enc_c.t(), ones, beta=0, alpha=inv_b, out=gb2)
+        torch.mm(d_enc_c, w2, out=dh1)
         torch.ops.aten.threshold_backward.grad_input(dh1, h1, 0, grad_input=dh1)
-        torch.addmm(l1.weight.grad, dh1.t(), x, beta=0, alpha=inv_b, out=l1.weight.grad)
-        torch.addmv(l1.bias.grad, dh1.t(), ones, beta=0, alpha=inv_b, out=l1.bias.grad)
-        self.adam_step(optimizer)
+        torch.addmm(gw1, dh1.t(), x, beta=0, alpha=inv_b, out=gw1)
+        torch.addmv(gb1, dh1.t(), ones, beta=0, alpha=inv_b, out=gb1)
+        if self.mixed:  # bf16 gradients into the float32 master weights' .grad
+            self.flat_grad.copy_(self.flat_grad_c)
+        optimizer.step()
+        if self.mixed:  # the updated master weights back into their bf16 copies
+            self.flat_c.copy_(self.flat)
         return bce, kl
-
-    def adam_step(self, optimizer: torch.optim.Optimizer) -> None:
-        """``optimizer.step()``. For a plain fused ``torch.optim.Adam`` (what :func:`make_optimizer` makes) whose
-        state exists, the two calls its ``step()`` makes (step counts + 1, then ``torch._fused_adam_``) are made
-        directly: the same update, bit for bit (checked in the tests), without ``step()``'s Python bookkeeping,
-        which costs more than the kernel itself at these sizes."""
-        args = self._adam_args(optimizer)
-        if args is None:
-            optimizer.step()
-            return
-        params, grads, exp_avgs, exp_avg_sqs, steps, kw = args
-        torch._foreach_add_(steps, 1)
-        torch._fused_adam_(params, grads, exp_avgs, exp_avg_sqs, [], steps, grad_scale=None, found_inf=None, **kw)
-
-    def _adam_args(self, optimizer):
-        cached = getattr(self, "_adam", None)
-        if cached is not None and cached[0] is optimizer:
-            return cached[1]
-        args = None
-        if type(optimizer) is torch.optim.Adam and len(optimizer.param_groups) == 1 and hasattr(torch, "_fused_adam_"):
-            grp = optimizer.param_groups[0]
-            params = list(grp["params"])
-            states = [optimizer.state.get(p_) for p_ in params]
-            simple = (grp.get("fused") and not grp["amsgrad"] and not grp["maximize"] and not grp["capturable"]
-                      and not grp["differentiable"] and not grp.get("decoupled_weight_decay", False)
-                      and not isinstance(grp["lr"], torch.Tensor) and not isinstance(grp["betas"][0], torch.Tensor)
-                      and all(p_.device.type == "cpu" and p_.dtype == torch.float32 for p_ in params))
-            if simple and all(s and "exp_avg" in s for s in states):
-                beta1, beta2 = grp["betas"]
-                kw = dict(amsgrad=False, lr=float(grp["lr"]), beta1=float(beta1), beta2=float(beta2),
-                          weight_decay=float(grp["weight_decay"]), eps=float(grp["eps"]), maximize=False)
-                args = (params, [p_.grad for p_ in params], [s["exp_avg"] for s in states],
-                        [s["exp_avg_sq"] for s in states], [s["step"] for s in states], kw)
-            if not simple:
-                self._adam = (optimizer, None)
-            elif args is not None:
-                self._adam = (optimizer, args)
-        else:
-            self._adam = (optimizer, None)
-        return args
 
 
 def train_epochs(model: VAE, optimizer: torch.optim.Optimizer, x: torch.Tensor, prior_mu: torch.Tensor,
                  alpha: float, epochs: int, batch_size: int, generator: torch.Generator,
                  on_epoch: Optional[Callable[[EpochLoss], None]] = None,
                  checkpoint: Optional[Callable[[], None]] = None, prior_var: float = 1.0,
-                 warmup: int = 0) -> list[EpochLoss]:
+                 warmup: int = 0, precision: str = "auto") -> list[EpochLoss]:
     """One VAE update: ``epochs`` passes of shuffled mini-batches over ``x (N, 784)`` with per-image prior means
     ``prior_mu (N, D)`` and prior variance ``prior_var`` (the prior is N(prior_mu, prior_var I)). ``warmup``:
     the KL weight rises linearly from ``alpha / warmup`` to ``alpha`` over the first ``warmup`` epochs (KL
     annealing, Bowman et al. 2016). ``checkpoint()`` is called between mini-batches (it may block to pause or
-    raise to stop). Raises :class:`TrainingDiverged` when an epoch's loss is not finite.
+    raise to stop). ``precision``: the matrix multiplies' precision (:func:`compute_dtype`; ``"fp32"`` is exact,
+    ``"bf16"`` mixed precision with float32 master weights). Raises :class:`TrainingDiverged` when an epoch's loss
+    is not finite.
 
     Each mini-batch minimises the batch mean of ``-L`` (:func:`negative_elbo`) by one step of ``optimizer``, with
     the gradient computed by :class:`_Step` (checked against autograd in the tests).
@@ -275,12 +332,13 @@ def train_epochs(model: VAE, optimizer: torch.optim.Optimizer, x: torch.Tensor, 
     n, d = x.shape[0], model.latent_dim
     batch_size = min(batch_size, n)
     on_cpu = x.device.type == "cpu"
-    step = _Step(model, batch_size, x.dtype, x.device)
+    step = _Step(model, batch_size, compute_dtype(precision, x.device), x.device)
+    x = x.to(step.xb.dtype)  # the images as GEMM operands (bf16 when mixed: pixels k/255 rounded to 8 bits), once
     losses = []
     for epoch in range(1, epochs + 1):
         epoch_alpha = alpha * min(1.0, epoch / warmup) if warmup > 0 else alpha
         perm = torch.randperm(n, generator=generator).to(x.device)
-        eps = torch.randn((n, d), generator=generator if on_cpu else None, device=x.device, dtype=x.dtype)
+        eps = torch.randn((n, d), generator=generator if on_cpu else None, device=x.device, dtype=torch.float32)
         bce_sum = kl_sum = 0.0
         for start in range(0, n, batch_size):
             if checkpoint is not None:
@@ -315,7 +373,7 @@ def encode_all(model: VAE, x: torch.Tensor, batch: int = 4096) -> tuple[np.ndarr
 
 
 @torch.no_grad()
-def decode_numpy(model_or_decoder_state, z: np.ndarray, latent_dim: int | None = None, hidden: int = 128) -> np.ndarray:
+def decode_numpy(model_or_decoder_state, z: np.ndarray) -> np.ndarray:
     """Decode codes ``z (M, D)`` to pixel probabilities ``(M, 784) float32``, with a model or a decoder state dict
     (as kept in each ``IterationResult``)."""
     if isinstance(model_or_decoder_state, VAE):
