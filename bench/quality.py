@@ -17,7 +17,7 @@ Usage::
         # exploration: the serket-classic preset with changes (RunConfig.replace keys), one JSON line per run
 
 The variants (or the explored configs) are one axis, ``variant``, of a sweep run by the same engine as
-``python -m vaegmm sweep`` and the dashboard's Sweeps page (``vaegmm.sweeps.sweep``): runs go to a local process pool
+``python -m vaegmm sweep`` and the dashboard's Sweeps page (``vaegmm.sweeps``): runs go to a local process pool
 (``--jobs``) or Ray (``--ray``), every result goes into a SQLite store (``--db``, default
 /tmp/vaegmm-bench/quality.db), and the tables are made from the store with ``vaegmm.sweeps.stats``. Runs already in the
 store (same config and seed) are never trained again, so an interrupted benchmark simply continues when run
@@ -104,7 +104,7 @@ def flat_changes(base: RunConfig, target: RunConfig) -> dict:
 
 def build_spec(labels: list, configs: dict, seeds: list, base: RunConfig, preset_name: str):
     """One axis, ``variant``, whose values are the labelled configs (as changes of ``base``)."""
-    from vaegmm.sweeps.sweep import Axis, AxisValue, SweepSpec
+    from vaegmm.sweeps.spec import Axis, AxisValue, SweepSpec
 
     values = [AxisValue(lab, json.loads(json.dumps(flat_changes(base, configs[lab])))) for lab in labels]
     spec = SweepSpec(base=base.to_dict(), axes=[Axis("variant", values)], seeds=list(seeds), preset=preset_name,
@@ -116,7 +116,7 @@ def results_from_store(store, name: str) -> list[dict]:
     """The sweep's finished runs as the dicts the tables use: label, seed, key, config, per-iteration accuracy,
     nmi, ari, seconds."""
     from vaegmm.store import run_key
-    from vaegmm.sweeps.sweep import parse_cell
+    from vaegmm.sweeps.spec import parse_cell
 
     info = store.get_sweep(name)
     rows = [r for r in store.sweep_runs(info["id"]) if r["status"] == "finished"]
@@ -136,7 +136,7 @@ def run_variants(spec, name: str, db: Path, jobs: int, ray: str | None = None) -
     """Run the sweep through the engine (runs in the store are reused) and read its results back."""
     from vaegmm.sweeps.executors import make_executor
     from vaegmm.store import RunStore
-    from vaegmm.sweeps.sweep import run_sweep
+    from vaegmm.sweeps.driver import run_sweep
 
     def show(ev):
         if ev.kind == "finished":

@@ -63,7 +63,7 @@ def rss_mb(field: str = "VmRSS") -> float:
 
 # ------------------------------------------------------------------------------------------------ measurements
 def spec_of(config: dict, seeds: list):
-    from vaegmm.sweeps.sweep import SweepSpec
+    from vaegmm.sweeps.spec import SweepSpec
 
     return SweepSpec(base=config, axes=[], seeds=list(seeds), preset="", max_runs=10_000)
 
@@ -72,7 +72,7 @@ def sweep_timed(config: dict, seeds: list, executor, db: Path, name: str) -> dic
     """Wall seconds of a whole sweep (executor start included) and what the store recorded per run. ``db`` must
     be new: a store that has these runs would reuse them."""
     from vaegmm.store import RunStore
-    from vaegmm.sweeps.sweep import run_sweep
+    from vaegmm.sweeps.driver import run_sweep
 
     writes = []
     with RunStore(db) as store:
@@ -232,7 +232,7 @@ def rss_child(db: Path, runs: int) -> None:
     from vaegmm.model.config import preset
     from vaegmm.sweeps.executors import LocalPoolExecutor
     from vaegmm.store import RunStore
-    from vaegmm.sweeps.sweep import run_sweep
+    from vaegmm.sweeps.driver import run_sweep
 
     import pandas  # noqa: F401
     import torch  # noqa: F401
@@ -258,7 +258,8 @@ def rss_child(db: Path, runs: int) -> None:
 def headline(db: Path, jobs: int, quick: bool) -> None:
     from vaegmm.sweeps.executors import LocalPoolExecutor
     from vaegmm.store import RunStore
-    from vaegmm.sweeps.sweep import SweepSpec, run_sweep
+    from vaegmm.sweeps.driver import run_sweep
+    from vaegmm.sweeps.spec import SweepSpec
 
     grid = HEADLINE_GRID + ([("n", "200"), ("epochs", "2"), ("iterations", "2")] if quick else [])
     spec = SweepSpec.from_grid("project-default", grid, seeds=[0, 1] if quick else 5)
@@ -354,7 +355,8 @@ def render_measurements(m: dict) -> list[str]:
 
 def render_headline(db: Path) -> list[str]:
     from vaegmm.store import RunStore
-    from vaegmm.sweeps.sweep import SweepSpec, cell_table, compare_cells, default_comparisons, sweep_results
+    from vaegmm.sweeps.results import cell_table, compare_cells, default_comparisons, sweep_results
+    from vaegmm.sweeps.spec import SweepSpec
 
     with RunStore(db, readonly=True) as store:
         info, runs, its = sweep_results(store, "headline")

@@ -1,6 +1,6 @@
 """The Sweeps page: define a grid x seeds, start / stop / resume it, and read its results with statistics.
 
-The sweep runs in a driver thread inside the server (:func:`vaegmm.sweeps.sweep.get_manager`), on the local process pool
+The sweep runs in a driver thread inside the server (:func:`vaegmm.sweeps.manager.get_manager`), on the local process pool
 (sharing the server's run cap with live runs, behind them in the queue) or on Ray when the server was started
 with ``$VAEGMM_RAY_ADDRESS``; it writes every result into the store as it arrives. This page only reads the
 store and asks the manager, so closing the tab does not stop a sweep, and coming back shows it.
@@ -22,9 +22,11 @@ from vaegmm.sweeps.executors import RAY_ADDRESS_ENV, ExecutorError, make_executo
 from vaegmm.model.params import FIELDS, PRESET_LABELS
 from vaegmm.runs.runner import default_slots
 from vaegmm.store import RunStore, StoreError, default_db_path
-from vaegmm.sweeps.sweep import (MAX_PAGE_AXES, SweepError, SweepSpec, cell_table, compare_cells, default_sweep_name,
-                          estimate_seconds, get_manager, seconds_per_unit, server_calibration,
-                          sweep_results)
+from vaegmm.sweeps.driver import default_sweep_name
+from vaegmm.sweeps.estimate import estimate_seconds, seconds_per_unit, server_calibration
+from vaegmm.sweeps.manager import get_manager
+from vaegmm.sweeps.results import cell_table, compare_cells, sweep_results
+from vaegmm.sweeps.spec import MAX_PAGE_AXES, SweepError, SweepSpec
 from vaegmm.core.threads import cpu_count
 
 from . import sweep_charts

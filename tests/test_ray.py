@@ -12,7 +12,10 @@ from test_runner import wait_for
 from vaegmm.sweeps.executors import ExecutorError, RayExecutor, make_executor
 from vaegmm.store import RunStore
 from vaegmm.sweeps.cell import run_one
-from vaegmm.sweeps.sweep import SweepManager, SweepSpec, run_sweep, sweep_results
+from vaegmm.sweeps.driver import run_sweep
+from vaegmm.sweeps.manager import SweepManager
+from vaegmm.sweeps.results import sweep_results
+from vaegmm.sweeps.spec import SweepSpec
 
 pytestmark = pytest.mark.ray
 ray = pytest.importorskip("ray")

@@ -18,8 +18,10 @@ from vaegmm.sweeps.executors import LocalPoolExecutor
 from vaegmm.runs.runner import SlotManager
 from vaegmm.store import RunStore, StoreError
 from vaegmm.sweeps.cell import run_one
-from vaegmm.sweeps.sweep import (SweepDriver, SweepError, SweepManager, SweepSpec, cell_table, compare_cells,
-                          default_comparisons, parse_seeds, resolve_cell, run_sweep, sweep_results)
+from vaegmm.sweeps.driver import SweepDriver, run_sweep
+from vaegmm.sweeps.manager import SweepManager
+from vaegmm.sweeps.results import cell_table, compare_cells, default_comparisons, resolve_cell, sweep_results
+from vaegmm.sweeps.spec import SweepError, SweepSpec, parse_seeds
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = [("n", "120"), ("epochs", "1"), ("iterations", "1"), ("latent", "3"), ("batch", "60")]

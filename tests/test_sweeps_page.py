@@ -12,7 +12,7 @@ from test_runner import wait_for
 from vaegmm.runs import runner
 from vaegmm.runs.runner import SlotManager
 from vaegmm.store import RunStore
-from vaegmm.sweeps.sweep import get_manager
+from vaegmm.sweeps.manager import get_manager
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = "pages/4_Sweeps.py"

@@ -2,32 +2,38 @@
 
 * :class:`LocalPoolExecutor` (the default): ``lanes`` long-lived worker processes, each a fresh interpreter
   (as multiprocessing's ``spawn`` makes: no copy of the driver's threads or torch state), one per lane, each
-  running :func:`vaegmm.sweeps.sweep.run_one` for one task at a time. One process per lane, rather than
-  ``concurrent.futures.ProcessPoolExecutor``, because that pool breaks as a whole when one worker dies (every
-  task in flight fails with ``BrokenProcessPool``, and which one killed it is lost), and it cannot end a task in
-  flight: here a dead worker is attributed to its run (which is retried once on a fresh worker), and Stop ends
-  a run within a second by ending its process.
+  running :func:`vaegmm.sweeps.cell.run_one` for one task at a time (:mod:`vaegmm.sweeps.pool_worker`). One
+  process per lane, rather than ``concurrent.futures.ProcessPoolExecutor``, because that pool breaks as a whole
+  when one worker dies (every task in flight fails with ``BrokenProcessPool``, and which one killed it is lost),
+  and it cannot end a task in flight: here a dead worker is attributed to its run (which is retried once on a
+  fresh worker), and Stop ends a run within a second by ending its process.
 * :class:`RayExecutor`: the same function as a Ray task (``num_cpus=1``, or ``num_gpus`` when asked) on an
   existing cluster (``address="host:port"`` or ``"auto"``) or a local instance; ``ray`` is imported here only.
 
 An executor's :meth:`run` blocks until the task ends and returns ``run_one``'s result dict; it raises
-:class:`~vaegmm.sweeps.sweep.WorkerDied` when the process running it died, and returns a ``stopped`` result when the
-``cancel`` event is set. The driver (:class:`~vaegmm.sweeps.sweep.SweepDriver`) calls it from one thread per lane.
+:class:`~vaegmm.sweeps.cell.WorkerDied` when the process running it died, and returns a ``stopped`` result when the
+``cancel`` event is set. The driver (:class:`~vaegmm.sweeps.driver.SweepDriver`) calls it from one thread per lane.
 """
 from __future__ import annotations
 
 import os
 import socket
+import subprocess
 import sys
 import threading
 import time
+from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
-from vaegmm.sweeps.cell import WorkerDied
+from vaegmm.core.env import env_str
 from vaegmm.core.threads import cpu_count
+from vaegmm.model.data import IDX_ENV
+from vaegmm.sweeps.cell import WorkerDied, run_one
+from vaegmm.sweeps.pool_worker import warm_up
 
 RAY_ADDRESS_ENV = "VAEGMM_RAY_ADDRESS"
+PACKAGE_DIR = Path(__file__).resolve().parents[1]  # vaegmm/: what a Ray worker gets, and what a pool worker imports
 
 
 class ExecutorError(ValueError):
@@ -58,54 +64,14 @@ def _stopped() -> dict:
 
 
 # ---------------------------------------------------------------------------------------------- local
-def worker_main(fd: int) -> None:
-    """A worker process (``python -m vaegmm.sweeps.pool_worker FD``): import the training code once, then run tasks
-    received on the socket ``fd`` until told to stop or the driver goes away."""
-    import signal
-    from multiprocessing.connection import Connection
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's: it stops the workers itself
-    parent = os.getppid()
-
-    def orphan_watch():  # a driver killed with SIGKILL cannot end us: do not train on for nobody
-        while os.getppid() == parent:
-            time.sleep(0.5)
-        os._exit(3)
-
-    threading.Thread(target=orphan_watch, name="vaegmm-orphan-watch", daemon=True).start()
-    conn = Connection(fd)
-    t0 = time.perf_counter()
-    from vaegmm.sweeps.cell import run_one
-    from vaegmm.model.vae import VAE, make_optimizer
-
-    make_optimizer(VAE(2, 4), 1e-3)  # torch's first optimiser imports a lot (~2 s): pay it before the first run
-    conn.send(("ready", os.getpid(), time.perf_counter() - t0))
-    while True:
-        try:
-            msg = conn.recv()
-        except (EOFError, OSError):  # the driver is gone
-            return
-        if msg is None:
-            return
-        config, seed = msg
-        result = run_one(config, seed)
-        try:
-            conn.send(("result", result))
-        except (BrokenPipeError, OSError):
-            return
-
-
 class _Worker:
-    """One worker process and the socket to it. A fresh interpreter (``python -m vaegmm.sweeps.pool_worker``), as the
-    ``spawn`` start method makes, but started by module name: multiprocessing's spawn would re-run the parent's
+    """One worker process and the socket to it. A fresh interpreter (``python -m vaegmm.sweeps.pool_worker``), as
+    the ``spawn`` start method makes, but started by module name: multiprocessing's spawn would re-run the parent's
     ``__main__`` in the child, which inside Streamlit is the page script being run."""
 
     def __init__(self):
-        import subprocess
-        from multiprocessing.connection import Connection
-
         ours, theirs = socket.socketpair()
-        package_parent = str(Path(__file__).resolve().parent.parent)
+        package_parent = str(PACKAGE_DIR.parent)
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join([package_parent] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
         self.process = subprocess.Popen([sys.executable, "-m", "vaegmm.sweeps.pool_worker", str(theirs.fileno())],
@@ -121,11 +87,10 @@ class _Worker:
     def alive(self) -> bool:
         return self.process.poll() is None
 
-    def exit_code(self, wait: float = 1.0) -> Optional[int]:
-        import subprocess
-
+    def exit_code(self, timeout: float = 1.0) -> Optional[int]:
+        """The process's exit code, waiting up to ``timeout`` seconds; None while it runs."""
         try:
-            return self.process.wait(wait)
+            return self.process.wait(timeout)
         except subprocess.TimeoutExpired:
             return None
 
@@ -136,16 +101,16 @@ class _Worker:
             pass
         if self.exit_code(grace) is None:
             self.kill_now()
-        self._close()
+        self.close_socket()
 
     def kill_now(self) -> None:
         self.process.terminate()
         if self.exit_code(1.0) is None:
             self.process.kill()
             self.exit_code(2.0)
-        self._close()
+        self.close_socket()
 
-    def _close(self) -> None:
+    def close_socket(self) -> None:
         try:
             self.conn.close()
         except OSError:
@@ -180,13 +145,7 @@ class LocalPoolExecutor(Executor):
                 w = self._workers[lane] = _Worker()
             return w
 
-    def worker_pid(self, lane: int) -> Optional[int]:
-        w = self._workers.get(lane)
-        return w.pid if w is not None else None
-
     def run(self, lane: int, config: Mapping[str, Any], seed: int, cancel: threading.Event) -> dict:
-        from multiprocessing.connection import wait
-
         w = self._worker(lane)
         try:
             w.conn.send((dict(config), int(seed)))
@@ -222,7 +181,7 @@ class LocalPoolExecutor(Executor):
         if kill:
             w.kill_now()
         else:
-            w._close()
+            w.close_socket()
 
     def close(self) -> None:
         with self._lock:
@@ -253,11 +212,8 @@ def _check_reachable(address: str, timeout: float) -> None:
 
 
 def _warm_worker() -> int:
-    """A Ray task that readies its worker process for runs (the same imports as a local pool worker)."""
-    from vaegmm.sweeps.cell import run_one  # noqa: F401
-    from vaegmm.model.vae import VAE, make_optimizer
-
-    make_optimizer(VAE(2, 4), 1e-3)
+    """A Ray task that readies its worker process for runs (the same warm-up as a local pool worker)."""
+    warm_up()
     return os.getpid()
 
 
@@ -277,7 +233,7 @@ class RayExecutor(Executor):
             raise ExecutorError(f"jobs must be an integer >= 1, got {jobs!r}")
         if not (isinstance(gpus_per_run, (int, float)) and not isinstance(gpus_per_run, bool) and gpus_per_run >= 0):
             raise ExecutorError(f"gpus per run must be a number >= 0, got {gpus_per_run!r}")
-        self.address = address if address is not None else (os.environ.get(RAY_ADDRESS_ENV) or None)
+        self.address = address if address is not None else (env_str(RAY_ADDRESS_ENV) or None)
         self.gpus_per_run = float(gpus_per_run)
         self.num_cpus = num_cpus
         self.connect_timeout = connect_timeout
@@ -285,9 +241,15 @@ class RayExecutor(Executor):
         self.lanes = jobs or 1
         self._remote = None
         self._owns_session = False
-        self._started = False
         self.init_seconds: Optional[float] = None  # ray.init (connect, or start a local instance)
         self.warm_seconds: Optional[float] = None  # one warm worker per lane
+
+    def _task_options(self) -> dict:
+        """``ray.remote`` options of a run (and of a warm-up task, so it lands on the same kind of worker)."""
+        options = {"num_cpus": 1, "max_retries": 0}  # the driver retries a dead worker's run once itself
+        if self.gpus_per_run:
+            options["num_gpus"] = self.gpus_per_run
+        return options
 
     def connect(self) -> None:
         """Connect (or start a local instance); sets :attr:`lanes` from the cluster when ``jobs`` was not given.
@@ -303,11 +265,9 @@ class RayExecutor(Executor):
             _check_reachable(self.address, self.connect_timeout)
         if not ray.is_initialized():
             address = self.address
-            runtime_env = {"py_modules": [str(Path(__file__).resolve().parent)]}
-            from vaegmm.model.data import IDX_ENV
-
-            if os.environ.get(IDX_ENV):  # the same IDX folder path on every node
-                runtime_env["env_vars"] = {IDX_ENV: os.environ[IDX_ENV]}
+            runtime_env = {"py_modules": [str(PACKAGE_DIR)]}
+            if env_str(IDX_ENV):  # the same IDX folder path on every node
+                runtime_env["env_vars"] = {IDX_ENV: env_str(IDX_ENV)}
             kwargs = dict(runtime_env=runtime_env, log_to_driver=False, include_dashboard=False,
                           configure_logging=False)
             if address in (None, "", "local"):
@@ -325,12 +285,7 @@ class RayExecutor(Executor):
                 raise ExecutorError(f"cannot connect to Ray at {self.address or 'a local instance'}: {text}") from None
             self._owns_session = True
         self.init_seconds = time.perf_counter() - t0
-        from vaegmm.sweeps.cell import run_one
-
-        options = {"num_cpus": 1, "max_retries": 0}  # the driver retries a dead worker's run once itself
-        if self.gpus_per_run:
-            options["num_gpus"] = self.gpus_per_run
-        self._remote = ray.remote(**options)(run_one)
+        self._remote = ray.remote(**self._task_options())(run_one)
         if self._jobs is None:
             res = ray.cluster_resources()
             lanes = int(res.get("CPU", 1))
@@ -348,10 +303,7 @@ class RayExecutor(Executor):
         import ray
 
         t0 = time.perf_counter()
-        options = {"num_cpus": 1, "max_retries": 0}
-        if self.gpus_per_run:
-            options["num_gpus"] = self.gpus_per_run
-        warm = ray.remote(**options)(_warm_worker)
+        warm = ray.remote(**self._task_options())(_warm_worker)
         try:
             ray.get([warm.remote() for _ in range(self.lanes)], timeout=120)
         except ray.exceptions.GetTimeoutError:
@@ -403,7 +355,7 @@ def make_executor(jobs: Optional[int] = None, ray_address: Optional[str] = None,
                   ) -> Executor:
     """The local pool, or Ray when ``ray_address`` (or ``$VAEGMM_RAY_ADDRESS``) is given; Ray connects here, so
     an unreachable cluster fails at once."""
-    address = ray_address or os.environ.get(RAY_ADDRESS_ENV) or None
+    address = ray_address or env_str(RAY_ADDRESS_ENV) or None
     if address:
         ex = RayExecutor(address, jobs=jobs, gpus_per_run=gpus_per_run)
         ex.connect()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Sequence
 
 import numpy as np
 from scipy import stats as _st
@@ -95,10 +95,28 @@ class Paired:
     def sentence(self, scale: float = 100.0, unit: str = "points") -> str:
         """One sentence a student can read, e.g. "feedback=on beats feedback=off by 2.1 points of accuracy
         (95 % CI 0.4 to 3.8, paired t-test p = 0.03, 5 seeds)." ``scale``: 100 turns fractions into points."""
-        return paired_sentence(self, scale, unit)
+        a, b, n, metric = self.name_a, self.name_b, self.n, self.metric
+        if n == 0:
+            return f"{a} and {b} have no finished run on a common seed yet."
+        if n == 1:
+            d = self.mean_diff * scale
+            return (f"{a} {'beats' if d > 0 else 'trails' if d < 0 else 'ties'} {b} by {abs(d):.1f} {unit} of "
+                    f"{metric} on 1 seed: one seed cannot tell a real difference from noise.")
+        d, lo, hi = self.mean_diff * scale, self.ci_low * scale, self.ci_high * scale
+        if round(d, 1) == 0:
+            head = f"{a} and {b} tie on {metric} (difference {d:+.1f} {unit}"
+        else:
+            head = f"{a} {'beats' if d > 0 else 'trails'} {b} by {abs(d):.1f} {unit} of {metric} ("
+        core = (f"{head}{', ' if head.endswith(unit) else ''}95 % CI {lo:.1f} to {hi:.1f}, "
+                f"paired t-test p {_p(self.t_p)}, Wilcoxon p {_p(self.wilcoxon_p)}, {n} seed{'s' if n != 1 else ''}; "
+                f"better on {self.wins} of {n})")
+        if self.significant:
+            return core + "."
+        return core + ": the interval includes 0, so these seeds cannot tell the two apart."
 
 
 def _p(p: float) -> str:
+    """A p-value as the sentence writes it: "< 0.001", "= 0.0042", "= 0.03"."""
     if not math.isfinite(p):
         return "n/a"
     return "< 0.001" if p < 0.001 else f"= {p:.2g}" if p < 0.01 else f"= {p:.2f}"
@@ -135,32 +153,6 @@ def paired(a: Sequence[float], b: Sequence[float], name_a: str = "A", name_b: st
                   seeds, metric)
 
 
-def paired_sentence(p: Paired, scale: float = 100.0, unit: str = "points") -> str:
-    """See :meth:`Paired.sentence`."""
-    seeds = f"{p.n} seed{'s' if p.n != 1 else ''}"
-    if p.n == 0:
-        return f"{p.name_a} and {p.name_b} have no finished run on a common seed yet."
-    if p.n == 1:
-        d = p.mean_diff * scale
-        return (f"{p.name_a} {'beats' if d > 0 else 'trails' if d < 0 else 'ties'} {p.name_b} by {abs(d):.1f} "
-                f"{unit} of {p.metric} on 1 seed: one seed cannot tell a real difference from noise.")
-    d, lo, hi = p.mean_diff * scale, p.ci_low * scale, p.ci_high * scale
-    if round(d, 1) == 0:
-        head = f"{p.name_a} and {p.name_b} tie on {p.metric} (difference {d:+.1f} {unit}"
-    else:
-        head = f"{p.name_a} {'beats' if d > 0 else 'trails'} {p.name_b} by {abs(d):.1f} {unit} of {p.metric} ("
-    core = (f"{head}{', ' if head.endswith(unit) else ''}95 % CI {lo:.1f} to {hi:.1f}, "
-            f"paired t-test p {_p(p.t_p)}, Wilcoxon p {_p(p.wilcoxon_p)}, {seeds}; better on {p.wins} of {p.n})")
-    if p.significant:
-        return core + "."
-    return core + ": the interval includes 0, so these seeds cannot tell the two apart."
-
-
-def cell_summaries(values_by_cell: dict, confidence: float = CONFIDENCE) -> dict:
-    """``{cell: [values]}`` -> ``{cell: Summary}``."""
-    return {cell: summarize(v, confidence) for cell, v in values_by_cell.items()}
-
-
 def mean_ci_bands(curves: Sequence[Sequence[float]], confidence: float = CONFIDENCE
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per-iteration mean and CI over runs: ``curves`` is a list of per-run curves (possibly of unequal length:
@@ -175,12 +167,3 @@ def mean_ci_bands(curves: Sequence[Sequence[float]], confidence: float = CONFIDE
         lows.append(s.ci_low)
         highs.append(s.ci_high)
     return np.array(its), np.array(means), np.array(lows), np.array(highs)
-
-
-def optional_float(x) -> Optional[float]:
-    """``x`` as a float for a table, None when missing or NaN."""
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return None
-    return v if math.isfinite(v) else None
