@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -14,12 +15,14 @@ import pytest
 
 from test_runner import wait_for
 from vaegmm.model.config import preset
-from vaegmm.sweeps.executors import LocalPoolExecutor
+from vaegmm.sweeps.estimate import (DEFAULT_SECONDS_PER_IMAGE_EPOCH, Calibration, estimate_seconds, seconds_per_unit,
+                                    server_calibration, work_units)
+from vaegmm.sweeps.executors import PACKAGE_DIR, LocalPoolExecutor
 from vaegmm.runs.runner import SlotManager
 from vaegmm.store import RunStore, StoreError
 from vaegmm.sweeps.cell import run_one
 from vaegmm.sweeps.driver import SweepDriver, run_sweep
-from vaegmm.sweeps.manager import SweepManager
+from vaegmm.sweeps.manager import SweepManager, get_manager
 from vaegmm.sweeps.results import cell_table, compare_cells, default_comparisons, resolve_cell, sweep_results
 from vaegmm.sweeps.spec import SweepError, SweepSpec, parse_seeds
 
@@ -121,7 +124,55 @@ def test_run_one_returns_metrics_and_failures():
     assert bad["status"] == "failed" and "TrainingDiverged" in bad["message"] and "iteration 1" in bad["message"]
 
 
+# ---------------------------------------------------------------------------------------------- estimate
+def test_estimate_grows_with_work_units_and_shrinks_with_lanes():
+    spec = tiny_spec(("alpha", "0.5,1"), seeds=3)
+    assert [work_units(c.config) for c in spec.cells()] == [120.0, 120.0]  # 120 images x 1 epoch x 1 iteration
+    assert estimate_seconds(spec, 1, rate=0.01) == pytest.approx(6 * (120 * 0.01 + 1.0))
+    assert estimate_seconds(spec, 2, rate=0.01) == pytest.approx(3 * (120 * 0.01 + 1.0))
+    assert estimate_seconds(spec, 1) == pytest.approx(6 * (120 * DEFAULT_SECONDS_PER_IMAGE_EPOCH + 1.0))
+
+
+def test_seconds_per_unit_is_the_median_of_this_hosts_runs_of_2_s_or_more():
+    config = tiny_spec().cells()[0].config  # 120 work units
+    here = socket.gethostname()
+
+    class Store:
+        def list_runs(self, **kw):
+            return [{"host": here, "seconds": 3.0, "config": config}, {"host": here, "seconds": 6.0, "config": config},
+                    {"host": None, "seconds": 12.0, "config": config},  # a run without a host counts as ours
+                    {"host": "elsewhere", "seconds": 600.0, "config": config}, {"host": here, "seconds": 1.5,
+                                                                                "config": config}]
+
+    class Empty:
+        def list_runs(self, **kw):
+            return []
+
+    rate, basis = seconds_per_unit(Store())
+    assert rate == pytest.approx(6.0 / 120) and basis == "from 3 earlier runs on this server"
+    assert seconds_per_unit(Empty()) == (None, "")
+
+
+def test_the_manager_and_the_calibration_are_one_per_process():
+    assert get_manager() is get_manager() and isinstance(get_manager(), SweepManager)
+    assert server_calibration() is server_calibration() and isinstance(server_calibration(), Calibration)
+
+
 # ---------------------------------------------------------------------------------------------- local pool
+def test_a_pool_worker_starts_outside_the_checkout(tmp_path, monkeypatch):
+    """The worker is ``python -m vaegmm.sweeps.pool_worker``: it must find the package from any directory."""
+    assert PACKAGE_DIR == ROOT / "vaegmm"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("PYTHONPATH", raising=False)
+    ex = LocalPoolExecutor(1)
+    try:
+        result = ex.run(0, tiny_spec().cells()[0].config, 0, threading.Event())
+    finally:
+        ex.close()
+    assert result["status"] == "finished", result.get("message")
+    assert len(ex.worker_start_seconds) == 1 and result["pid"] != os.getpid()
+
+
 def test_local_sweep_stores_everything_and_never_trains_a_key_twice(tmp_path):
     db = tmp_path / "s.db"
     spec = tiny_spec(("feedback", "on,off"), seeds=[5, 6])
