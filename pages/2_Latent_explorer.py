@@ -1,9 +1,11 @@
 """Pick a point to see its image and reconstruction; decoded class means; the confusion matrix."""
 import streamlit as st
 
-from dashboard import ui, views
+from dashboard.components.navigation import page_setup
+from dashboard.screens.latent_explorer import explorer_page
+from dashboard.state.browser_session import session_runs
 
-ui.page_setup("Latent explorer", "🔍")
-runs = ui.session_runs()
+page_setup("Latent explorer", "🔍")
+runs = session_runs()
 st.title("Latent explorer")
-views.explorer_page(runs)
+explorer_page(runs)

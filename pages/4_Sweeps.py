@@ -1,6 +1,8 @@
 """Parameter sweeps: a grid of settings x seeds in the background, every result kept, statistics over seeds."""
-from dashboard import sweeps_view, ui
+from dashboard.components.navigation import page_setup
+from dashboard.screens.sweeps import page
+from dashboard.state.browser_session import session_runs
 
-ui.page_setup("Sweeps", "🧪")
-ui.session_runs()  # keeps this session's live runs attached to the browser session while this page is open
-sweeps_view.page()
+page_setup("Sweeps", "🧪")
+session_runs()  # keeps this session's live runs attached to the browser session while this page is open
+page()

@@ -1,7 +1,7 @@
 """vaegmm.model.params: the one vocabulary of the URL, the sidebar, the sweep grid and the CLI's --grid."""
 import pytest
 
-import dashboard.settings as ds
+import dashboard.state.settings as ds
 from vaegmm.model import params
 from vaegmm.model.config import preset
 

@@ -8,9 +8,9 @@ import time
 import numpy as np
 import pytest
 
-from dashboard.session import SessionRuns
+from dashboard.state.session import SessionRuns
 from test_runner import wait_for
-from dashboard.settings import settings_from_config
+from dashboard.state.settings import settings_from_config
 from vaegmm.model import data
 from vaegmm.model.config import preset
 from vaegmm.runs.runner import FAILED, FINISHED, QUEUED, RUNNING, STOPPED, SlotManager, TrainingRun, warm_up

@@ -1,15 +1,15 @@
 """The runs of one browser session (pure Python; the page keeps one :class:`SessionRuns` per session)."""
 from __future__ import annotations
 
-import os
 import threading
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
+from dashboard.state.settings import describe
+from vaegmm.core.env import env_float
 from vaegmm.model.config import RunConfig
+from vaegmm.runs.library import RunRecorder
 from vaegmm.runs.runner import SlotManager, TrainingRun
-
-from .settings import describe
 
 GRACE_ENV = "VAEGMM_RECONNECT_GRACE"
 DEFAULT_GRACE = 120.0
@@ -19,10 +19,7 @@ SESSION_ENDED = "the browser session ended"
 def reconnect_grace() -> float:
     """Seconds a disconnected session's runs keep training, waiting for the tab to reconnect
     (``$VAEGMM_RECONNECT_GRACE``, default 120; 0 stops them at once)."""
-    try:
-        return max(0.0, float(os.environ.get(GRACE_ENV, DEFAULT_GRACE)))
-    except ValueError:
-        return DEFAULT_GRACE
+    return env_float(GRACE_ENV, DEFAULT_GRACE, lo=0.0)
 
 
 @dataclass
@@ -31,8 +28,8 @@ class RunEntry:
     settings: dict  # the sidebar values that made it
     label: str = ""
     zip_cache: dict = field(default_factory=dict)  # status -> zip bytes (built on the first download)
-    figure_cache: dict = field(default_factory=dict)  # (chart, iteration, ...) -> Plotly figure (dashboard.ui)
-    live_shown: Optional[tuple] = None  # (figure key, monotonic time) of the live picture last drawn (dashboard.ui)
+    figure_cache: dict = field(default_factory=dict)  # (chart, iteration, ...) -> Plotly figure (components.figure_cache)
+    live_shown: Optional[tuple] = None  # (figure key, monotonic time) of the live picture last drawn (components.figure_cache)
 
 
 class SessionRuns:
@@ -72,8 +69,6 @@ class SessionRuns:
         run = self.factory(config, slots=self.slots)
         label = describe(settings)
         if self.store is not None and getattr(run, "recorder", "absent") is None:
-            from vaegmm.runs.library import RunRecorder
-
             run.recorder = RunRecorder(self.store, config, "dashboard", label=label, preset=settings.get("preset", ""))
         entry = RunEntry(run, dict(settings), f"#{run.id} " + label)
         self.entries.append(entry)

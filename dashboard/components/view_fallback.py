@@ -1,6 +1,6 @@
-"""The 2-D view selector (PCA, LDA, t-SNE) shared by the live page and the Latent explorer, and the fallback
-rules: a view that fails shows PCA with the reason; a t-SNE being computed shows PCA meanwhile. The views
-themselves are computed by the package (:mod:`vaegmm.views.latent2d`), per run, in ``run.views``."""
+"""The view actually drawn and its fallback rules: a view that fails shows PCA with the reason; a t-SNE being
+computed shows PCA meanwhile. The views themselves are computed by the package (:mod:`vaegmm.views.latent2d`),
+per run, in ``run.views``."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -8,19 +8,7 @@ from typing import Optional
 
 import streamlit as st
 
-from vaegmm.views.latent2d import EXPLAIN, LABELS, LDA, PCA, TSNE, View2D
-
-OPTIONS = [LABELS[PCA], LABELS[LDA], LABELS[TSNE]]
-KIND = {LABELS[k]: k for k in (PCA, LDA, TSNE)}
-
-
-def view_selector(container, key: str, disabled: bool = False) -> str:
-    """A segmented control "View": returns "pca", "lda" or "tsne"."""
-    choice = container.segmented_control(
-        "View", OPTIONS, default=LABELS[PCA], key=key, required=True, disabled=disabled,
-        help="How the D-dimensional codes are flattened to 2-D. PCA: largest spread. LDA: the directions that best "
-             "separate the GMM's classes. t-SNE: keeps neighbours together (computed in the background).")
-    return KIND.get(choice or LABELS[PCA], PCA)
+from vaegmm.views.latent2d import EXPLAIN, LABELS, PCA, TSNE, View2D
 
 
 @dataclass

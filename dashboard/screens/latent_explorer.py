@@ -1,17 +1,22 @@
-"""The Latent explorer and Compare runs pages' content (the page files only call these)."""
+"""The Latent explorer page: pick a point to see its image, its reconstruction and its class mean decoded; the
+decoded class means; the confusion matrix. A saved run opens with ``?run=<id>``."""
 from __future__ import annotations
 
 from typing import Optional
 
 import numpy as np
-import pandas as pd
 import streamlit as st
 
+from dashboard import charts
+from dashboard.components import view_fallback
+from dashboard.components.figure_cache import cached_figure
+from dashboard.components.run_picker import pick_run
+from dashboard.components.view_selector import COLOUR_BY, view_selector
+from dashboard.state.refresh import live_every
+from dashboard.state.saved_runs import load_saved, requested_run, saved_entries, saved_entry
+from dashboard.state.session import RunEntry, SessionRuns
 from vaegmm.model.metrics import best_matching
-
-from . import charts, latent_views
-from .session import RunEntry, SessionRuns
-from .ui import COLOUR_BY, cached_figure, decode, live_every, pick_run
+from vaegmm.model.vae import decode_numpy
 
 
 def _big(img: np.ndarray, scale: int = 5) -> np.ndarray:
@@ -53,12 +58,9 @@ def _selected_index(key: str) -> Optional[int]:
 def explorer_page(runs: SessionRuns) -> None:
     """The Latent explorer's body: one fragment, refreshed every 2 s or slower (``live_every()``), so a run
     that is still training shows its new iterations by itself."""
-
-    from .library_view import load_saved, requested_run, saved_entry
-
     saved_id = requested_run()
 
-    @st.fragment(run_every=max(2.0, live_every()))  # constant for the session: see dashboard/ui.py
+    @st.fragment(run_every=max(2.0, live_every()))  # constant for the session: see dashboard/screens/live_run.py
     def body():
         if saved_id is not None:  # ?run=<id>: a saved run, read-only
             run, problem = load_saved(saved_id)
@@ -70,7 +72,7 @@ def explorer_page(runs: SessionRuns) -> None:
                            "the library under its size cap, or it ended before iteration 0); its metrics are on "
                            "the Compare page.", icon=":material/info:")
                 return
-            entry = _saved_entries().setdefault((saved_id, run.status, len(run.history)), saved_entry(run))
+            entry = saved_entries().setdefault((saved_id, run.status, len(run.history)), saved_entry(run))
             st.caption(f"Saved run #{saved_id} ({run.status}), read-only.")
         else:
             entry = pick_run(runs)
@@ -78,11 +80,6 @@ def explorer_page(runs: SessionRuns) -> None:
             explorer(entry)
 
     body()
-
-
-def _saved_entries() -> dict:
-    """This session's saved runs as page entries (their figure caches survive the refreshes)."""
-    return st.session_state.setdefault("_saved_entries", {})
 
 
 def explorer(entry: RunEntry) -> None:
@@ -94,7 +91,7 @@ def explorer(entry: RunEntry) -> None:
     result = _pick_iteration(c3, history, run.config.iterations, "explore_iteration")
     colour = c1.segmented_control("Colour by", COLOUR_BY, default="digit", key="explore_colour",
                                   required=True) or "digit"
-    kind = latent_views.view_selector(c2, "explore_view")
+    kind = view_selector(c2, "explore_view")
     if snap.is_active:
         st.caption(f":material/autorenew: Run #{run.id} is still training ({snap.iterations_done} of "
                    f"{run.config.iterations} iterations done): this page shows each new iteration by itself.")
@@ -109,14 +106,14 @@ def explorer(entry: RunEntry) -> None:
     left, right = st.columns([3, 2])
     with left:
         by = "class" if colour == "GMM class" else "digit"
-        shown = latent_views.iteration_view(run, history, result.iteration, kind)
-        latent_views.explain(shown)
+        shown = view_fallback.iteration_view(run, history, result.iteration, kind)
+        view_fallback.explain(shown)
         view = shown.view
         ranges = run.views.ranges(view.kind, view.xy)
+        title = f"Iteration {result.iteration} ({view_fallback.LABELS[view.kind]}): click a point"
         fig = cached_figure(entry, ("explore", result.iteration, by, idx, view.kind, ranges),
                             lambda: charts.latent_scatter(
-                                result, labels, by, title=f"Iteration {result.iteration} ({latent_views.LABELS[view.kind]}): "
-                                f"click a point", selected=idx, height=480, view=view, ranges=ranges,
+                                result, labels, by, title=title, selected=idx, height=480, view=view, ranges=ranges,
                                 uirevision=f"explore{run.id}-{view.kind}"))
         st.plotly_chart(fig, key="explore_scatter", on_select="rerun", selection_mode="points",
                         config={"displaylogo": False})
@@ -127,8 +124,8 @@ def explorer(entry: RunEntry) -> None:
         match = best_matching(result.classes, labels)
         st.markdown(f"**Image {idx}** · digit **{digit}** · GMM class **{cls}**"
                     + (f" (class {cls} is matched to digit {match[cls]})" if cls in match else ""))
-        recon = decode(result.decoder_state, result.encoder_mean[idx:idx + 1])[0]
-        mean_img = decode(result.decoder_state, result.class_means[cls:cls + 1])[0]
+        recon = decode_numpy(result.decoder_state, result.encoder_mean[idx:idx + 1])[0]
+        mean_img = decode_numpy(result.decoder_state, result.class_means[cls:cls + 1])[0]
         c1, c2, c3 = st.columns(3)
         if images is not None:
             c1.image(_big(images[idx] / 255.0), caption="the image", clamp=True)
@@ -141,7 +138,7 @@ def explorer(entry: RunEntry) -> None:
     st.caption("The decoder applied to each class mean: what the model thinks a typical member of each class looks "
                "like. Watch digits emerge from blur as the iterations go on.")
     k = len(result.class_means)
-    means_img = decode(result.decoder_state, result.class_means)
+    means_img = decode_numpy(result.decoder_state, result.class_means)
     match = best_matching(result.classes, labels)
     per_row = 10
     for start in range(0, k, per_row):
@@ -156,54 +153,3 @@ def explorer(entry: RunEntry) -> None:
                "clustering has one large number per row and column.")
     st.plotly_chart(cached_figure(entry, ("confusion", result.iteration), lambda: charts.confusion_chart(
         result.classes, labels, k)), key="explore_confusion", config={"displaylogo": False})
-
-
-def _row(e: RunEntry) -> dict:
-    s, snap = e.settings, e.run.snapshot()
-    h = snap.history
-    first, last = (h[0], h[-1]) if h else (None, None)
-    return {
-        "run": f"#{e.run.id}", "state": snap.state, "images": s["n"],
-        "digits": "all" if len(s["digits"]) == 10 else "".join(map(str, s["digits"])), "K": s["k"],
-        "D": s["latent"], "alpha": s["alpha"], "iterations": f"{snap.iterations_done}/{s['iterations']}",
-        "epochs": s["epochs"], "batch": s["batch"], "GMM": s["gmm"], "codes": s["codes"],
-        "feedback": "on" if s["feedback"] else "off", "seed": s["seed"],
-        "accuracy it. 0": round(first.accuracy, 4) if first else None,
-        "final accuracy": round(last.accuracy, 4) if last else None,
-        "change": round(last.accuracy - first.accuracy, 4) if last else None,
-        "final NMI": round(last.nmi, 4) if last else None, "final ARI": round(last.ari, 4) if last else None,
-        "s / iteration": round(snap.seconds_per_iteration, 2) if snap.seconds_per_iteration else None,
-    }
-
-
-def compare(runs: SessionRuns) -> None:
-    """This tab's runs, or every saved run (the run library): one fragment, refreshed every second or slower
-    (``live_every()``)."""
-
-    @st.fragment(run_every=max(1.0, live_every()))  # constant for the session: see dashboard/ui.py
-    def body():
-        mode = st.segmented_control("Runs", ["this tab", "all saved runs"], default="this tab", key="compare_mode",
-                                    required=True) or "this tab"
-        if mode == "all saved runs":
-            from .library_view import compare_saved
-
-            compare_saved()
-            return
-        entries = runs.entries
-        if not entries:
-            st.info("No run yet in this tab. Start one on the main page (**Live training**), change a setting (for "
-                    "example alpha from 1 to 0, or switch feedback off) and start again: every run appears here. "
-                    "Runs of earlier visits are under **all saved runs**.")
-            return
-        st.subheader("Settings and final metrics")
-        df = pd.DataFrame([_row(e) for e in entries])
-        st.dataframe(df, hide_index=True, width="stretch")
-        metric = st.segmented_control("Curve", ["accuracy", "nmi", "ari"], default="accuracy", key="compare_metric",
-                                      format_func={"accuracy": "accuracy", "nmi": "NMI", "ari": "ARI"}.get,
-                                      required=True) or "accuracy"
-        with_h = [e for e in entries if e.run.history]
-        st.subheader(f"{ {'accuracy': 'Accuracy', 'nmi': 'NMI', 'ari': 'ARI'}[metric]} per iteration, all runs")
-        st.plotly_chart(charts.compare_chart([(e.label, e.run.history) for e in with_h], metric),
-                        key="compare_chart", config={"displaylogo": False})
-
-    body()

@@ -1,0 +1,22 @@
+"""Durations as the pages write them."""
+from __future__ import annotations
+
+from typing import Optional
+
+
+def fmt_seconds(s: Optional[float]) -> str:
+    """``"4.2 s"`` or, from two minutes, ``"3.5 min"``; ``"–"`` when unknown."""
+    if s is None:
+        return "–"
+    return f"{s:.1f} s" if s < 120 else f"{s / 60:.1f} min"
+
+
+def fmt_duration(s: Optional[float]) -> str:
+    """A rougher duration for estimates: ``"40 s"``, ``"12 min"``, ``"1.5 h"``; ``"–"`` when unknown."""
+    if s is None:
+        return "–"
+    if s < 90:
+        return f"{s:.0f} s"
+    if s < 5400:
+        return f"{s / 60:.0f} min"
+    return f"{s / 3600:.1f} h"

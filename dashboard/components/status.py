@@ -1,0 +1,83 @@
+"""The status line: a coloured state badge, iteration i of n, time per iteration, the progress bar of the VAE
+update, and the queue position or error of the run."""
+from __future__ import annotations
+
+import time
+
+import streamlit as st
+
+from dashboard.components.formatting import fmt_seconds
+from dashboard.components.metric_cards import metric_cards
+from dashboard.state.refresh import chosen_every
+from vaegmm.runs.runner import FAILED, FINISHED, IDLE, PAUSED, QUEUED, RUNNING, STOPPED, default_slots
+
+STATE_COLOURS = {IDLE: "#888", QUEUED: "#b8860b", RUNNING: "#2e7d32", PAUSED: "#1565c0", FINISHED: "#1b5e20",
+                 STOPPED: "#616161", FAILED: "#c62828"}
+
+
+def _status_html(state: str, text: str, done: int = 0, first: str = "", marks: str = "") -> None:
+    """The status line: a coloured state badge and ``text`` (HTML), with the state and timings as data attributes
+    for the browser tests (``data-rendered``: the server's clock when the line was drawn; ``data-every``: this
+    session's refresh interval, s)."""
+    colour = STATE_COLOURS.get(state, "#888")
+    every = chosen_every()
+    every = "" if every is None else every
+    st.markdown(f'<div data-testid="vaegmm-status" data-state="{state}" data-iterations="{done}" '
+                f'data-first-result-s="{first}" data-marks="{marks}" data-rendered="{time.time():.3f}" '
+                f'data-every="{every}" '
+                f'style="font-size:1.05rem"><span style="background:{colour};color:white;border-radius:0.8rem;'
+                f'padding:0.1rem 0.6rem;font-weight:600">{state}</span> &nbsp;{text}</div>', unsafe_allow_html=True)
+
+
+def idle_status(settings: dict) -> None:
+    """Before the first Start: the status line, progress bar and metric cards a run will fill, empty. The page
+    keeps its layout at Start, and the browser has already loaded the code of these elements: Streamlit's frontend
+    fetches and compiles an element's JavaScript the first time one is drawn (the HTML status line, the progress
+    bar and the metric cards are eight such files), which on a busy machine delayed the first status after Start
+    by seconds (tests/test_classroom.py)."""
+    iterations, epochs = settings.get("iterations", 0), settings.get("epochs", 0)
+    _status_html(IDLE, f"no run yet · <b>iteration 0 of {iterations}</b> · press <b>Start</b>")
+    st.progress(0.0, text=f"epoch 0 of {epochs}")
+    metric_cards(None)
+
+
+def status_line(snap) -> None:
+    """State, iteration i of n, a progress bar for epoch e of E, time per iteration; queue / error messages."""
+    cfg = snap.config
+    p = snap.progress
+    done = snap.iterations_done
+    in_progress = snap.state in (RUNNING, PAUSED) and p.phase not in ("done", "") and done < cfg.iterations
+    it_text = (f"iteration {p.iteration} of {cfg.iterations}" if in_progress
+               else f"iteration {done} of {cfg.iterations}")
+    per_it = snap.seconds_per_iteration
+    if per_it is None and snap.iteration_started is not None and snap.state == RUNNING and p.iteration > 0:
+        per_it_text = f"{fmt_seconds(time.monotonic() - snap.iteration_started)} so far in this iteration"
+    else:
+        per_it_text = f"{fmt_seconds(per_it)} per iteration"
+    first = "" if snap.first_result_seconds is None else f"{snap.first_result_seconds:.3f}"
+    marks = " ".join(f"{k}={v}" for k, v in snap.marks.items())
+    _status_html(snap.state, f"{snap.name} · <b>{it_text}</b> · {per_it_text}", done, first, marks)
+    if snap.state == QUEUED:
+        pos = snap.queue_position  # 0 for the instant between Start and joining the queue
+        cap = default_slots().capacity
+        where = f"position {pos} in the queue" if pos else "joining the queue"
+        st.info(f"Waiting for a free training slot: {where}. The server trains at most "
+                f"{cap} run{'s' if cap != 1 else ''} at a time; this run starts by itself when a slot frees.",
+                icon=":material/hourglass_top:")
+    if p.phase == "loading" and snap.state == RUNNING:
+        frac, text = 0.0, "loading the images…"
+    elif in_progress and p.phase == "vae":
+        frac, text = p.epoch / max(1, p.epochs), f"iteration {p.iteration}: VAE epoch {p.epoch} of {p.epochs}"
+    elif in_progress and p.phase == "gmm":
+        frac, text = 1.0, f"iteration {p.iteration}: GMM update"
+    elif in_progress:
+        frac, text = 0.0, f"iteration {p.iteration}: VAE epoch 0 of {cfg.vae.epochs}"
+    else:
+        frac = 1.0 if snap.state == FINISHED else 0.0
+        text = f"epoch {cfg.vae.epochs if snap.state == FINISHED else 0} of {cfg.vae.epochs}"
+    st.progress(min(1.0, max(0.0, frac)), text=text)
+    if snap.state == FAILED:
+        st.error(f"The run failed: {snap.message}. The iterations finished before are kept below.", icon=":material/error:")
+    elif snap.state == STOPPED and snap.message:
+        st.caption(f"Stopped: {snap.message}.")
+

@@ -1,0 +1,43 @@
+"""The main page for ``?run=<id>``: a saved run of the run library, read-only."""
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard.components.run_view import run_view
+from dashboard.components.status import status_line
+from dashboard.state.refresh import live_every
+from dashboard.state.saved_runs import live_link, load_saved, saved_entries, saved_entry
+from dashboard.state.settings import describe
+from vaegmm.runs import library
+
+
+def saved_run_page(run_id: int) -> None:
+    """A saved run, read-only (no controls; the sidebar links to the live page with the same settings). One
+    fragment at a fixed place, as on the live page, so a run that is still training on this server fills in."""
+    run, problem = load_saved(run_id)
+    st.sidebar.title("VAE + GMM")
+    if run is not None:
+        st.sidebar.markdown(f"**Saved run #{run.id}** (read-only)  \n{describe(saved_entry(run).settings)}")
+        st.sidebar.link_button("Train these settings again", live_link(run), icon=":material/replay:",
+                               width="stretch")
+    st.sidebar.link_button("Live training", "./", icon=":material/monitoring:", width="stretch")
+    st.title(f"Saved run #{run_id}")
+    st.caption("Opened from the run library (the link's `?run=`): what this run showed when it trained, kept on "
+               "the server. Nothing can be changed here; **Train these settings again** opens the live page.")
+
+    @st.fragment(run_every=live_every())  # constant: see dashboard/screens/live_run.py
+    def body():
+        current, problem = load_saved(run_id)
+        if current is None:
+            st.error(problem, icon=":material/error:")
+            return
+        entry = saved_entries().setdefault((run_id, current.status, len(current.history)), saved_entry(current))
+        snap = current.snapshot()
+        status_line(snap)
+        if not current.history or current.labels is None:
+            st.warning("This run's latent codes are no longer on disk (the library keeps its folders under "
+                       f"${library.CAP_ENV}); its metrics are on the Compare page.", icon=":material/info:")
+            return
+        run_view(entry, snap)
+
+    body()
