@@ -202,3 +202,29 @@ def test_one_driver_per_sweep_and_claims(tmp_path):
     assert b.claim_run(sid, "all", c.replace(seed=99), 6) == ("reuse", dash)
     assert [r["run_id"] for r in b.sweep_runs(sid)] == [rid, dash]
     a.close(), b.close()
+
+
+def test_claim_decision_is_the_sweeps_rule():
+    from vaegmm.store.sweeps import BUSY, NEW, REUSE, claim_decision
+
+    assert claim_decision(finished_run=3, trained_elsewhere=None) == REUSE == "reuse"
+    assert claim_decision(finished_run=3, trained_elsewhere=4) == REUSE  # a finished run wins over a live one
+    assert claim_decision(finished_run=None, trained_elsewhere=4) == BUSY == "busy"
+    assert claim_decision(finished_run=None, trained_elsewhere=None) == NEW == "new"
+
+
+def test_a_failed_write_rolls_back_and_sqlite_errors_become_store_errors(tmp_path):
+    with RunStore(tmp_path / "r.db") as s:
+        with pytest.raises(RuntimeError):
+            with s.db.transaction() as conn:
+                conn.execute("INSERT INTO sweeps (name, spec, created, status) VALUES ('x', '{}', 0, 'running')")
+                raise RuntimeError("boom")
+        assert s.list_sweeps() == []
+        with pytest.raises(StoreError, match="cannot write"):
+            with s.db.transaction() as conn:  # the status CHECK constraint refuses it
+                conn.execute("INSERT INTO sweeps (name, spec, created, status) VALUES ('y', '{}', 0, 'bogus')")
+        assert s.list_sweeps() == []
+        sid = s.create_sweep("z", {})  # the store still writes after both
+        assert [w["id"] for w in s.list_sweeps()] == [sid]
+    with pytest.raises(StoreError, match="closed"):
+        s.list_runs()
