@@ -273,3 +273,51 @@ def test_settings_round_trip_through_the_link():
     assert q["preset"] == "serket-classic" and q["digits"] == "149" and q["feedback"] == "off"
     back, warnings = parse_query(q)
     assert warnings == [] and back == s
+
+
+def test_refresh_interval_grows_with_the_sessions_connected():
+    """Each session counts itself in the server's own counter (no private Streamlit API) and is uncounted when
+    Streamlit releases its session-scoped resource; a new session's interval is 0.15 s per connected session,
+    at least $VAEGMM_REFRESH."""
+    import re
+
+    from dashboard.state.browser_session import _SessionGuard
+    from dashboard.state.session_count import connected_sessions
+
+    def every(at) -> float:
+        return float(re.search(r'data-every="([0-9.]+)"', status(at)).group(1))
+
+    counter = connected_sessions()
+    first = app()  # this test process's one AppTest session is counted
+    assert counter.count >= 1 and every(first) == 0.5
+    guards = [_SessionGuard(counter) for _ in range(9)]  # nine more tabs connect
+    try:
+        crowded = counter.count
+        assert every(app()) == round(min(10.0, max(0.5, 0.15 * crowded)), 2) > 0.5
+        first.run()
+        assert every(first) == 0.5  # a session keeps the interval it started with
+    finally:
+        for g in guards:
+            g.release()  # what Streamlit's on_release does when those tabs close
+    assert counter.count == crowded - 9
+    assert every(app()) == 0.5
+
+
+def test_released_session_stops_its_runs_after_the_grace_period(monkeypatch):
+    from dashboard.state.browser_session import _SessionGuard
+    from dashboard.state.session_count import SessionCounter
+
+    monkeypatch.setenv("VAEGMM_RECONNECT_GRACE", "0")
+    counter = SessionCounter()
+    guard = _SessionGuard(counter)
+    assert counter.count == 1
+
+    class Runs:
+        grace = None
+
+        def release(self, grace):
+            self.grace = grace
+
+    guard.runs = Runs()
+    guard.release()
+    assert counter.count == 0 and guard.runs.grace == 0.0
