@@ -1,29 +1,43 @@
 """Plotly figures for the dashboard (pure functions of a run's history; no Streamlit).
 
 Every figure sets ``layout.meta`` to a name ("latent", "metrics", "losses", ...) and point traces set
-``meta="points"`` (class means ``meta="means"``), so tests can find them in the browser's DOM.
+``meta="points"`` (class means ``meta="means"``), so tests can find them in the browser's DOM. The latent scatter
+and the Replay follow the one scatter specification, :mod:`vaegmm.views.scatter` (colours, markers, axes), that
+the GIF / MP4 / PNG frames and the exported ``pca.png`` follow too.
 """
 from __future__ import annotations
 
+import base64
 from typing import Optional, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
 
-from vaegmm.views.export import DIGIT_COLOURS
 from vaegmm.model.metrics import best_matching, confusion
+from vaegmm.views import scatter
+from vaegmm.views.latent2d import AXES, PCA
 
-CLASS_COLOURS = DIGIT_COLOURS + ["#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2",
-                                 "#c7c7c7", "#dbdb8d", "#9edae5"]
 WEBGL_FROM = 1000  # points from which the latent scatter uses WebGL
 METRIC_COLOURS = {"accuracy": "#1f77b4", "NMI": "#ff7f0e", "ARI": "#2ca02c"}
+_TYPED_ARRAY_DTYPES = {"float32": "f4", "float64": "f8", "int32": "i4", "int16": "i2", "int8": "i1", "uint8": "u1"}
 
 
-def _colour(i: int) -> str:
-    return CLASS_COLOURS[i % len(CLASS_COLOURS)]
+def typed_array(a: np.ndarray):
+    """``a`` (1-D or ``(N, M)``, float32 / int32 / ...) as a plotly.js typed array: ``{"dtype": "f4", "bdata":
+    base64 of the bytes, "shape": "N, M"}``, the form Plotly itself gives numpy arrays in a figure's JSON (a third
+    of the size of number lists). Plotly checks such an array as one value, not element by element: the latent
+    scatter is built and checked in a few milliseconds. An empty array stays as it is."""
+    a = np.ascontiguousarray(a)
+    if a.size == 0:
+        return a
+    spec = {"dtype": _TYPED_ARRAY_DTYPES[str(a.dtype)], "bdata": base64.b64encode(a).decode("ascii")}
+    if a.ndim > 1:
+        spec["shape"] = str(a.shape)[1:-1]  # "N, M", as Plotly writes it
+    return spec
 
 
-def _base_layout(fig: go.Figure, meta: str, title: str = "", height: int = 420) -> go.Figure:
+def base_layout(fig: go.Figure, meta: str, title: str = "", height: int = 420) -> go.Figure:
+    """``fig`` with the dashboard's common layout: its ``meta`` name, title, height and margins."""
     # template "none": Streamlit's theme styles the chart in the browser; Plotly's default template would only
     # add ~6.5 kB to every chart at every refresh
     fig.update_layout(template="none", meta=meta, title=dict(text=title, x=0.01, font=dict(size=14)) if title else None,
@@ -44,7 +58,7 @@ def latent_scatter(result, labels: np.ndarray, colour_by: str = "digit", title: 
     ``((x0, x1), (y0, y1))``; ``uirevision``: zoom and pan survive redraws while it stays the same."""
     xy = result.projection if view is None else view.xy
     means = result.class_means_2d if view is None else view.means
-    axes = ("PC 1", "PC 2") if view is None else view.axes
+    axes = AXES[PCA] if view is None else view.axes
     return view_scatter(xy, labels, result.classes if classes is None else classes, colour_by, title=title,
                         means=means if show_means else None, counts=result.class_counts, axes=axes,
                         height=height, selected=selected, webgl=webgl, max_points=max_points, ranges=ranges,
@@ -53,7 +67,7 @@ def latent_scatter(result, labels: np.ndarray, colour_by: str = "digit", title: 
 
 def view_scatter(xy: np.ndarray, labels: np.ndarray, classes: np.ndarray, colour_by: str = "digit",
                  title: str = "", means: Optional[np.ndarray] = None, counts: Optional[np.ndarray] = None,
-                 axes: tuple = ("PC 1", "PC 2"), height: int = 460, selected: Optional[int] = None,
+                 axes: tuple = AXES[PCA], height: int = 460, selected: Optional[int] = None,
                  webgl: bool = True, max_points: Optional[int] = None, ranges: Optional[tuple] = None,
                  uirevision: Optional[str] = None) -> go.Figure:
     """The latent scatter of ``xy (N, 2)``: see :func:`latent_scatter`. ``customdata`` carries (image index,
@@ -69,39 +83,31 @@ def view_scatter(xy: np.ndarray, labels: np.ndarray, classes: np.ndarray, colour
     if max_points is not None and len(xy) > max_points:
         keep = np.linspace(0, len(xy) - 1, max_points).round().astype(np.int64)
         xy, labels, classes, idx = xy[keep], labels[keep], classes[keep], idx[keep]
-    groups = classes if colour_by == "class" else labels
+    groups = scatter.groups_of(labels, classes, colour_by)
     data = []
-    # numpy arrays travel as binary (base64) in Plotly's JSON: a third of the size of number lists, and built
-    # without Plotly's per-element validation
     for g in np.unique(groups):
         m = groups == g
-        name = f"class {g}" if colour_by == "class" else f"digit {g}"
         data.append(dict(
-            type=kind, x=xy[m, 0], y=xy[m, 1], mode="markers", name=name, meta="points",
-            marker=dict(size=5, color=_colour(int(g)), opacity=0.75),
-            customdata=np.stack([idx[m], labels[m], classes[m]], axis=1).astype(np.int32),
+            type=kind, x=typed_array(xy[m, 0]), y=typed_array(xy[m, 1]), mode="markers",
+            name=scatter.group_name(g, colour_by), meta="points", marker=scatter.plotly_points_marker(g),
+            customdata=typed_array(np.stack([idx[m], labels[m], classes[m]], axis=1).astype(np.int32)),
             hovertemplate="image %{customdata[0]}<br>digit %{customdata[1]}<br>class %{customdata[2]}"
                           "<extra></extra>"))
     if means is not None and len(means):
         means = np.asarray(means, dtype=np.float32)
         counts = np.zeros(len(means), dtype=np.int64) if counts is None else np.asarray(counts)
         data.append(dict(
-            type=kind, x=means[:, 0], y=means[:, 1], mode="markers+text", name="class means", meta="means",
-            text=[str(k) for k in range(len(means))], textposition="top center",
-            marker=dict(symbol="x", size=12, color="black", line=dict(width=1, color="white")),
-            customdata=np.stack([np.arange(len(means)), counts], axis=1).astype(np.int32),
+            type=kind, x=typed_array(means[:, 0]), y=typed_array(means[:, 1]), mode="markers+text",
+            name=scatter.MEANS_NAME, meta="means",
+            text=[str(k) for k in range(len(means))], textposition="top center", marker=scatter.plotly_means_marker(),
+            customdata=typed_array(np.stack([np.arange(len(means)), counts], axis=1).astype(np.int32)),
             hovertemplate="mean of class %{customdata[0]}<br>%{customdata[1]} images<extra></extra>"))
     if selected is not None and 0 <= selected < len(xy):
         data.append(dict(type="scatter", x=[float(xy[selected, 0])], y=[float(xy[selected, 1])], mode="markers",
                          name="selected", meta="selected", hoverinfo="skip",
                          marker=dict(size=16, color="rgba(0,0,0,0)", line=dict(width=3, color="black"))))
-    # built from plain dicts in one go, without Plotly's per-property validation: 3 ms instead of 70 for 3000
-    # points (the live scatter is rebuilt for every new snapshot); plotly.js checks the figure in the browser
-    xaxis = dict(title=dict(text=axes[0]), showticklabels=False, zeroline=False)
-    yaxis = dict(title=dict(text=axes[1]), showticklabels=False, zeroline=False)
-    if ranges is not None:
-        xaxis.update(range=list(ranges[0]), autorange=False)
-        yaxis.update(range=list(ranges[1]), autorange=False)
+    xaxis = scatter.plotly_axis(axes[0], None if ranges is None else ranges[0])
+    yaxis = scatter.plotly_axis(axes[1], None if ranges is None else ranges[1])
     layout = dict(template="none", meta="latent", height=height, xaxis=xaxis, yaxis=yaxis,
                   margin=dict(l=10, r=10, t=40 if title else 10, b=10), legend=dict(itemsizing="constant"),
                   uirevision=uirevision or "latent")
@@ -111,32 +117,29 @@ def view_scatter(xy: np.ndarray, labels: np.ndarray, classes: np.ndarray, colour
         layout["showlegend"] = False
     if not gl and webgl:  # SVG: points glide to their new place between refreshes
         layout["transition"] = dict(duration=350, easing="cubic-in-out")
-    return go.Figure(data=data, layout=layout, _validate=False)
+    # built once per snapshot from plain dicts (one validation pass), then drawn at every refresh: frozen
+    return FrozenFigure(data=data, layout=layout)
 
 
 class FrozenFigure(go.Figure):
-    """A figure whose ``to_dict()`` is computed once. Streamlit calls it at every rerun of the polling fragment;
-    for the Replay (120 frames of 3000 points) that deep copy cost about 190 ms each time."""
+    """A read-only figure whose ``to_dict()`` is computed once. Streamlit calls it each time the figure is drawn,
+    at every rerun of the polling fragment; for the Replay (120 frames of 3000 points) that deep copy cost about
+    190 ms each time, for the live scatter more than building it. Built like a ``go.Figure``; not to be changed
+    after it was first drawn (the change would not show)."""
 
-    def to_dict(self):
-        d = self.__dict__.get("_frozen_dict")
-        if d is None:
-            d = super().to_dict()
-            self._frozen_dict = d
-        return dict(d)
-
-
-def freeze(fig: go.Figure) -> go.Figure:
-    """``fig`` from now on read-only: its dictionary is built once (see :class:`FrozenFigure`)."""
-    fig.__class__ = FrozenFigure
-    return fig
+    def to_dict(self) -> dict:
+        frozen = getattr(self, "_frozen_dict", None)
+        if frozen is None:
+            frozen = super().to_dict()
+            self._frozen_dict = frozen
+        return dict(frozen)  # a fresh outer dict: Streamlit may add keys to it, never to the shared parts
 
 
 def replay_figure(replay, height: int = 560, webgl: bool = True, frame_ms: int = 150) -> go.Figure:
     """A Plotly animation of a :class:`vaegmm.views.animation.Replay`: one frame per snapshot and finished iteration,
     a play/pause button and a slider, the frame's iteration, epoch and accuracy in the title, fixed axes.
     ``layout.meta`` is "replay"; traces are the groups (``meta="points"``) and the class means (``"means"``).
-    Built from dicts without validation (see :func:`view_scatter`) and frozen (:class:`FrozenFigure`)."""
+    Frozen (:class:`FrozenFigure`): it is built once per run, view and colouring, and drawn at every refresh."""
     frames = replay.frames
     n = len(frames[0].xy) if frames else 0
     kind = "scattergl" if webgl and n > WEBGL_FROM else "scatter"
@@ -146,18 +149,19 @@ def replay_figure(replay, height: int = 560, webgl: bool = True, frame_ms: int =
         out = []
         for g in groups:
             m = f.groups == g
-            out.append(dict(type=kind, x=f.xy[m, 0].astype(np.float32), y=f.xy[m, 1].astype(np.float32)))
+            out.append(dict(type=kind, x=typed_array(f.xy[m, 0].astype(np.float32)),
+                            y=typed_array(f.xy[m, 1].astype(np.float32))))
         means = f.means if f.means is not None else np.empty((0, 2), dtype=np.float32)
-        out.append(dict(type=kind, x=np.asarray(means[:, 0], dtype=np.float32),
-                        y=np.asarray(means[:, 1], dtype=np.float32)))
+        out.append(dict(type=kind, x=typed_array(np.asarray(means[:, 0], dtype=np.float32)),
+                        y=typed_array(np.asarray(means[:, 1], dtype=np.float32))))
         return out
 
     first = traces_of(frames[0])
     for g, t in zip(groups, first[:-1]):
         t.update(mode="markers", name=replay.group_names[g], meta="points", hoverinfo="name",
-                 marker=dict(size=5, color=_colour(int(g)), opacity=0.75))
-    first[-1].update(mode="markers", name="class means", meta="means", hoverinfo="skip",
-                     marker=dict(symbol="x", size=12, color="black", line=dict(width=1, color="white")))
+                 marker=scatter.plotly_points_marker(g))
+    first[-1].update(mode="markers", name=scatter.MEANS_NAME, meta="means", hoverinfo="skip",
+                     marker=scatter.plotly_means_marker())
     still = dict(frame=dict(duration=0, redraw=True), mode="immediate", transition=dict(duration=0))
     play = dict(frame=dict(duration=frame_ms, redraw=True), fromcurrent=True, transition=dict(duration=0),
                 mode="immediate")
@@ -165,10 +169,8 @@ def replay_figure(replay, height: int = 560, webgl: bool = True, frame_ms: int =
         template="none", meta="replay", height=height, uirevision="replay",
         title=dict(text=frames[0].title, x=0.01, font=dict(size=14)),
         margin=dict(l=10, r=10, t=40, b=90), legend=dict(itemsizing="constant"),
-        xaxis=dict(title=dict(text=replay.axes[0]), showticklabels=False, zeroline=False,
-                   range=list(replay.ranges[0]), autorange=False),
-        yaxis=dict(title=dict(text=replay.axes[1]), showticklabels=False, zeroline=False,
-                   range=list(replay.ranges[1]), autorange=False),
+        xaxis=scatter.plotly_axis(replay.axes[0], replay.ranges[0]),
+        yaxis=scatter.plotly_axis(replay.axes[1], replay.ranges[1]),
         updatemenus=[dict(type="buttons", direction="left", x=0.0, y=-0.06, xanchor="left", yanchor="top",
                           showactive=False, pad=dict(t=0, r=8), buttons=[
                               dict(label="▶ Play", method="animate", args=[None, play]),
@@ -179,10 +181,8 @@ def replay_figure(replay, height: int = 560, webgl: bool = True, frame_ms: int =
                       currentvalue=dict(prefix="iteration·epoch ", font=dict(size=12)),
                       steps=[dict(label=f.label, method="animate", args=[[str(i)], still])
                              for i, f in enumerate(frames)])])
-    fig = go.Figure(data=first, layout=layout, frames=[
-        dict(name=str(i), data=traces_of(f), layout=dict(title=dict(text=f.title))) for i, f in enumerate(frames)],
-        _validate=False)
-    return freeze(fig)
+    return FrozenFigure(data=first, layout=layout, frames=[
+        dict(name=str(i), data=traces_of(f), layout=dict(title=dict(text=f.title))) for i, f in enumerate(frames)])
 
 
 def metrics_chart(history: Sequence, height: int = 320) -> go.Figure:
@@ -197,7 +197,7 @@ def metrics_chart(history: Sequence, height: int = 320) -> go.Figure:
     fig.update_xaxes(title_text="iteration", dtick=1, rangemode="tozero")
     fig.update_yaxes(range=[0, 1.02])
     fig.update_layout(legend=dict(orientation="h", y=1.12, x=0))
-    return _base_layout(fig, "metrics", "", height)
+    return base_layout(fig, "metrics", "", height)
 
 
 def loss_chart(history: Sequence, alpha: float, live_recon: Sequence[float] = (), live_kl: Sequence[float] = (),
@@ -232,7 +232,7 @@ def loss_chart(history: Sequence, alpha: float, live_recon: Sequence[float] = ()
                     showgrid=False),
         legend=dict(orientation="h", y=1.15, x=0))
     fig.update_xaxes(title_text="epoch (all iterations)")
-    return _base_layout(fig, "losses", "", height)
+    return base_layout(fig, "losses", "", height)
 
 
 def compare_chart(runs: Sequence[tuple[str, Sequence]], metric: str = "accuracy", height: int = 380) -> go.Figure:
@@ -241,11 +241,12 @@ def compare_chart(runs: Sequence[tuple[str, Sequence]], metric: str = "accuracy"
     for i, (label, history) in enumerate(runs):
         fig.add_trace(go.Scatter(x=np.asarray([r.iteration for r in history], dtype=np.int32),
                                  y=np.asarray([getattr(r, metric) for r in history], dtype=np.float32),
-                                 mode="lines+markers", name=label, meta="run", line=dict(color=_colour(i))))
+                                 mode="lines+markers", name=label, meta="run",
+                                 line=dict(color=scatter.group_colour(i))))
     fig.update_xaxes(title_text="iteration", dtick=1, rangemode="tozero")
     fig.update_yaxes(title_text=metric, range=[0, 1.02])
     fig.update_layout(legend=dict(orientation="h", y=-0.2, x=0), showlegend=True)
-    return _base_layout(fig, "compare", "", height)
+    return base_layout(fig, "compare", "", height)
 
 
 def confusion_chart(classes: np.ndarray, labels: np.ndarray, n_classes: int, height: int = 420) -> go.Figure:
@@ -261,21 +262,7 @@ def confusion_chart(classes: np.ndarray, labels: np.ndarray, n_classes: int, hei
                                text=m.tolist(), texttemplate="%{text}", hovertemplate="%{y}, %{x}: %{z}<extra></extra>",
                                showscale=False))
     fig.update_yaxes(autorange="reversed")
-    return _base_layout(fig, "confusion", "", height)
-
-
-def image_grid(images: np.ndarray, cols: int = 10, pad: int = 2) -> np.ndarray:
-    """Tile ``images (M, 784)`` in [0, 1] (white digit on black, as MNIST) into one image, grey gaps between."""
-    images = np.asarray(images).reshape(-1, 28, 28)
-    m = len(images)
-    cols = max(1, min(cols, m))
-    rows = -(-m // cols)
-    size = 28 + pad
-    out = np.full((rows * size + pad, cols * size + pad), 0.35, dtype=np.float32)
-    for i, img in enumerate(images):
-        r, c = divmod(i, cols)
-        out[pad + r * size: pad + r * size + 28, pad + c * size: pad + c * size + 28] = img
-    return out
+    return base_layout(fig, "confusion", "", height)
 
 
 def placeholder(height: int = 360) -> go.Figure:
@@ -285,4 +272,4 @@ def placeholder(height: int = 360) -> go.Figure:
                        text="The latent space of the codes appears here, iteration by iteration, after Start")
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
-    return _base_layout(fig, "placeholder", "", height)
+    return base_layout(fig, "placeholder", "", height)

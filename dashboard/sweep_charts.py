@@ -6,14 +6,14 @@ Every figure sets ``layout.meta`` ("sweep_curves", "sweep_heatmap", "sweep_final
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence
+from typing import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
 
+from dashboard.charts import base_layout
 from vaegmm.sweeps.stats import mean_ci_bands, summarize
-
-from .charts import CLASS_COLOURS, _base_layout
+from vaegmm.views.scatter import group_colour
 
 METRIC_NAMES = {"accuracy": "accuracy", "nmi": "NMI", "ari": "ARI"}
 
@@ -36,7 +36,7 @@ def curves_chart(curves_by_cell: Sequence[tuple[str, Sequence[Sequence[float]]]]
     for i, (cell, curves) in enumerate(curves_by_cell):
         if not curves:
             continue
-        colour = CLASS_COLOURS[i % len(CLASS_COLOURS)]
+        colour = group_colour(i)
         its, mean, lo, hi = mean_ci_bands(curves)
         its = [int(x) for x in its]
         if np.isfinite(lo).any():
@@ -49,7 +49,7 @@ def curves_chart(curves_by_cell: Sequence[tuple[str, Sequence[Sequence[float]]]]
     fig.update_xaxes(title_text="iteration", dtick=1, rangemode="tozero")
     fig.update_yaxes(title_text=f"mean {METRIC_NAMES.get(metric, metric)}")
     fig.update_layout(legend=dict(orientation="h", y=-0.2, x=0), showlegend=True)
-    return _base_layout(fig, "sweep_curves", "", height)
+    return base_layout(fig, "sweep_curves", "", height)
 
 
 def heatmap_chart(x_axis: str, x_values: Sequence[str], y_axis: str, y_values: Sequence[str],
@@ -62,7 +62,7 @@ def heatmap_chart(x_axis: str, x_values: Sequence[str], y_axis: str, y_values: S
                                y=[f"{y_axis}={y}" for y in y_values], text=text, texttemplate="%{text}",
                                colorscale="Viridis", colorbar=dict(title=dict(text=f"mean {metric}")), meta="cell",
                                hovertemplate="%{y}, %{x}: %{z:.3f}<extra></extra>"))
-    return _base_layout(fig, "sweep_heatmap", "", height)
+    return base_layout(fig, "sweep_heatmap", "", height)
 
 
 def final_chart(values_by_cell: Sequence[tuple[str, Sequence[float]]], metric: str = "accuracy",
@@ -87,7 +87,7 @@ def final_chart(values_by_cell: Sequence[tuple[str, Sequence[float]]], metric: s
                              marker=dict(color="black", size=6, opacity=0.6)))
     fig.update_yaxes(title_text=f"final {METRIC_NAMES.get(metric, metric)}")
     fig.update_layout(showlegend=False)
-    return _base_layout(fig, "sweep_final", "", height)
+    return base_layout(fig, "sweep_final", "", height)
 
 
 def heat_means(runs, x_axis: str, y_axis: str, metric: str = "accuracy") -> tuple[dict, dict]:
@@ -102,16 +102,3 @@ def heat_means(runs, x_axis: str, y_axis: str, metric: str = "accuracy") -> tupl
         means[(str(y), str(x))] = float(vals.mean())
         counts[(str(y), str(x))] = int(len(vals))
     return means, counts
-
-
-def empty_chart(text: str, meta: str, height: int = 300) -> go.Figure:
-    fig = go.Figure()
-    fig.add_annotation(x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False, text=text,
-                       font=dict(size=14, color="#777"))
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False)
-    return _base_layout(fig, meta, "", height)
-
-
-def optional(x) -> Optional[float]:
-    return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)

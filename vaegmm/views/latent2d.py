@@ -26,6 +26,10 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
+from vaegmm.core.env import env_positive_int
+from vaegmm.core.singleton import process_singleton
+from vaegmm.views.jobs import compute_in_worker
+
 PCA, LDA, TSNE = "pca", "lda", "tsne"
 VIEWS = (PCA, LDA, TSNE)
 LABELS = {PCA: "PCA", LDA: "LDA", TSNE: "t-SNE"}
@@ -190,35 +194,17 @@ def tsne_view(codes: np.ndarray, init: Optional[np.ndarray] = None, perplexity: 
     return aligned(out, init) if init is not None else out.astype(np.float32)
 
 
-def _tsne_child(codes, init, perplexity, n_jobs, seed, conn) -> None:
-    """Body of a t-SNE worker process: sends ``("ok", xy)`` or ``("error", message)``."""
-    try:
-        xy = tsne_view(codes, init=init, perplexity=perplexity, n_jobs=n_jobs, seed=seed)
-        conn.send(("ok", xy))
-    except ValueError as e:
-        conn.send(("error", str(e)))
-    except Exception as e:  # pragma: no cover - a bug: shown as the fallback reason
-        conn.send(("error", f"{type(e).__name__}: {e}"))
-    finally:
-        conn.close()
-
-
-def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name, "").strip()
-    return int(raw) if raw.isdigit() and int(raw) > 0 else default
-
-
 class TsneService:
     """Computes t-SNEs for the whole server, ``jobs`` at a time (``$VAEGMM_TSNE_JOBS``, default 1; the others
-    wait), each in a fresh worker process forked from the training fork server (:mod:`vaegmm.runs.worker`), below the
+    wait), each in a fresh worker process forked from the training fork server (:mod:`vaegmm.views.jobs`), below the
     server's priority (nice 5: the page scripts come first) and above the training workers' (nice 10: someone is
     waiting for this picture), so neither the page scripts nor the GIL of the server ever wait for one.
     ``in_process=True`` computes in the service's thread instead (tests)."""
 
     def __init__(self, jobs: Optional[int] = None, threads: Optional[int] = None, in_process: bool = False,
                  timeout: float = 300.0):
-        self.jobs = jobs or _env_int(TSNE_JOBS_ENV, 1)
-        self.threads = threads or _env_int(TSNE_THREADS_ENV, os.cpu_count() or 1)
+        self.jobs = jobs or env_positive_int(TSNE_JOBS_ENV) or 1
+        self.threads = threads or env_positive_int(TSNE_THREADS_ENV) or os.cpu_count() or 1
         self.in_process = in_process
         self.timeout = timeout
         self._pool: Optional[ThreadPoolExecutor] = None
@@ -237,22 +223,14 @@ class TsneService:
         init = init_fn()
         if self.in_process:
             return tsne_view(codes, init=init, n_jobs=self.threads, seed=seed)
-        from vaegmm.core.process import call_in_worker
-
-        return call_in_worker(_tsne_child, (codes, init, TSNE_PERPLEXITY, self.threads, seed),
-                              timeout=self.timeout, name="vaegmm-tsne", nice=TSNE_NICE)
+        return compute_in_worker(tsne_view, (codes, init, TSNE_PERPLEXITY, self.threads, seed),
+                                 timeout=self.timeout, name="vaegmm-tsne", nice=TSNE_NICE)
 
 
-_service: Optional[TsneService] = None
-_service_lock = threading.Lock()
-
-
+@process_singleton
 def default_tsne_service() -> TsneService:
-    global _service
-    with _service_lock:
-        if _service is None:
-            _service = TsneService()
-        return _service
+    """The server's one :class:`TsneService` (every run's views share its queue)."""
+    return TsneService()
 
 
 # ---------------------------------------------------------------------------------------------- per run
