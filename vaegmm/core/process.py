@@ -1,6 +1,6 @@
 """Process plumbing shared by training runs and the dashboard's one-off jobs: one *fork server* whose
 interpreter has preloaded torch, scikit-learn and this package (:mod:`vaegmm.runs.preload`), and processes forked
-from it without re-running the parent's ``__main__``.
+from it (multiprocessing's standard ``forkserver`` context) without re-running the parent's ``__main__``.
 
 Why a fork server (measured, ``python bench/script_latency.py``; issue 8): training inside the Streamlit server
 made its page scripts 4-10x slower (the GIL); forked workers at ``nice 10`` leave them as fast as on an idle
@@ -9,85 +9,74 @@ back when they end.
 """
 from __future__ import annotations
 
-import io
+import contextlib
 import multiprocessing as mp
 import os
+import sys
 import threading
 import time
-from multiprocessing import forkserver, popen_forkserver, reduction, spawn, util
-from multiprocessing.context import ForkServerProcess, set_spawning_popen
-from typing import Callable, Optional
+import types
+from typing import Callable, Iterator, Optional
+
+from vaegmm.core.env import env_int
+from vaegmm.core.singleton import process_singleton
 
 PRELOAD = "vaegmm.runs.preload"  # imported once by the fork server, before it forks anything
 NICE_ENV = "VAEGMM_WORKER_NICE"
 DEFAULT_NICE = 10
 
-_lock = threading.Lock()
-_warm_lock = threading.Lock()
-_context = None
-_ready = False
 
-
+@process_singleton
 def worker_context():
     """The ``forkserver`` multiprocessing context whose server preloads torch and this package."""
-    global _context
-    with _lock:
-        if _context is None:
-            ctx = mp.get_context("forkserver")
-            ctx.set_forkserver_preload([PRELOAD])
-            _context = ctx
-        return _context
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload([PRELOAD])
+    return ctx
 
 
-class _WorkerPopen(popen_forkserver.Popen):
-    """Python's forkserver ``Popen`` (3.11), minus the re-import of the parent's ``__main__`` in the child.
+# Multiprocessing's child re-runs the parent's main module before it unpickles its target (``spawn.prepare``):
+# ``spawn.get_preparation_data`` sends ``__main__.__spec__.name`` or, for a script, ``__main__.__file__``. In the
+# dashboard ``sys.modules["__main__"]`` is the page script Streamlit is running, so a worker would execute
+# ``app.py``. Our workers need nothing from ``__main__`` (targets and arguments live in this package), so while
+# a worker starts, ``sys.modules["__main__"]`` is a module with neither a spec nor a file: the preparation data
+# then names no main module and the child keeps its own. The swap lasts the few milliseconds of ``start()``,
+# under a lock; Streamlit only ever *writes* ``sys.modules["__main__"]`` (at the start of each script run), and
+# if it does so meanwhile its module is kept, not ours.
+_NO_MAIN = types.ModuleType("__main__", "Stands in for the parent's __main__ while a worker starts.")
+_start_lock = threading.Lock()
 
-    Multiprocessing normally re-runs the parent's main module in every child. In the dashboard that module is
-    the running Streamlit page (Streamlit installs it as ``__main__``): a worker would execute ``app.py``. Our
-    workers need nothing from ``__main__`` (their target and arguments live in this package), so the
-    preparation data leaves it out; the rest is Python's own ``_launch``."""
 
-    def _launch(self, process_obj):
-        prep_data = spawn.get_preparation_data(process_obj._name)
-        prep_data.pop("init_main_from_name", None)
-        prep_data.pop("init_main_from_path", None)
-        buf = io.BytesIO()
-        set_spawning_popen(self)
+@contextlib.contextmanager
+def _main_module_left_out() -> Iterator[None]:
+    with _start_lock:
+        parent_main = sys.modules.get("__main__")
+        sys.modules["__main__"] = _NO_MAIN
         try:
-            reduction.dump(prep_data, buf)
-            reduction.dump(process_obj, buf)
+            yield
         finally:
-            set_spawning_popen(None)
-        self.sentinel, w = forkserver.connect_to_new_process(self._fds)
-        _parent_w = os.dup(w)  # the child's sentinel of this process, as in Python's own _launch
-        self.finalizer = util.Finalize(self, util.close_fds, (_parent_w, self.sentinel))
-        with open(w, "wb", closefd=True) as f:
-            f.write(buf.getbuffer())
-        self.pid = forkserver.read_signed(self.sentinel)
+            if sys.modules.get("__main__") is _NO_MAIN:
+                sys.modules["__main__"] = parent_main
 
 
-class WorkerProcess(ForkServerProcess):
-    """A process forked by the training fork server, without the ``__main__`` re-import (:class:`_WorkerPopen`)."""
+class WorkerProcess(mp.get_context("forkserver").Process):
+    """A process forked by the training fork server (:func:`worker_context`) that does not re-run the parent's
+    ``__main__`` (the Streamlit page script): the standard ``forkserver`` process, started with the main module
+    left out of its preparation data (see :func:`_main_module_left_out`)."""
 
-    @staticmethod
-    def _Popen(process_obj):
+    def start(self) -> None:
         worker_context()
-        return _WorkerPopen(process_obj)
+        with _main_module_left_out():
+            super().start()
 
 
+@process_singleton
 def start_fork_server() -> None:
     """Start the fork server now (about 2-4 s: it imports torch and warms the optimiser) rather than at the
-    first Start. Idempotent; safe to call from several threads."""
-    global _ready
-    worker_context()
-    with _warm_lock:
-        if _ready:
-            return
-        # a first, empty worker: it is forked only once the server has finished its preload
-        proc = WorkerProcess(target=_ping, name="vaegmm-warm-up", daemon=True)
-        proc.start()
-        proc.join()
-        _ready = True
+    first Start. Idempotent; safe to call from several threads (later callers wait for the first)."""
+    # a first, empty worker: it is forked only once the server has finished its preload
+    proc = WorkerProcess(target=_ping, name="vaegmm-warm-up", daemon=True)
+    proc.start()
+    proc.join()
 
 
 def _ping() -> None:
@@ -95,12 +84,9 @@ def _ping() -> None:
 
 
 def worker_nice() -> int:
-    """Niceness added to each worker: ``$VAEGMM_WORKER_NICE`` (default 10, so the server's pages come first)."""
-    raw = os.environ.get(NICE_ENV, "").strip()
-    try:
-        return max(0, min(19, int(raw))) if raw else DEFAULT_NICE
-    except ValueError:
-        return DEFAULT_NICE
+    """Niceness added to each worker: ``$VAEGMM_WORKER_NICE`` in [0, 19] (default 10, so the server's pages
+    come first)."""
+    return env_int(NICE_ENV, DEFAULT_NICE, lo=0, hi=19)
 
 
 # ---------------------------------------------------------------------------------------------- one-off jobs
