@@ -47,6 +47,20 @@ class Progress:
     stopped: int = 0
     lanes: int = 1
 
+    def count(self, status: str) -> None:
+        """Count one run that ended: "finished", "failed" (done) or "reused" (done, from the store); any other
+        status (stopped) will run again."""
+        if status == "finished":
+            self.finished += 1
+        elif status == "failed":
+            self.failed += 1
+        elif status == "reused":
+            self.reused += 1
+        else:
+            self.stopped += 1
+            return
+        self.done += 1
+
 
 class SweepDriver:
     """Drives one sweep: create or reopen it in the store, lock it against a second driver, mark runs of dead
@@ -84,16 +98,12 @@ class SweepDriver:
     def _runs_to_train(self, retry_failed: bool) -> list[tuple[Cell, int]]:
         """The (cell, seed) pairs this sweep has not finished (nor failed, unless ``retry_failed``); the others
         count as done in :attr:`progress`."""
-        done = {(r["cell"], r["seed"]): r for r in self.store.sweep_runs(self.sweep_id)}
+        stored = {(r["cell"], r["seed"]): r["status"] for r in self.store.sweep_runs(self.sweep_id)}
         todo = []
         for cell, seed in self.spec.runs():
-            prev = done.get((cell.name, seed))
-            if prev is not None and prev["status"] == "finished":
-                self.progress.done += 1
-                self.progress.finished += 1
-            elif prev is not None and prev["status"] == "failed" and not retry_failed:
-                self.progress.done += 1
-                self.progress.failed += 1
+            status = stored.get((cell.name, seed), "")
+            if status == "finished" or (status == "failed" and not retry_failed):
+                self.progress.count(status)
             else:
                 todo.append((cell, seed))
         return todo
@@ -187,13 +197,11 @@ class SweepDriver:
     def _run_task(self, lane: int, cell: Cell, seed: int) -> None:
         """Claim (cell, seed) in the store, then reuse the stored run, put it back for later (another driver
         trains it now), or train it and record the result."""
-        p = self.progress
         what, run_id = self.store.claim_run(self.sweep_id, cell.name, cell.config, seed,
                                             label=f"{self.name}: {cell.name}", preset=self.spec.preset)
         if what == "reuse":
             with self._lock:
-                p.done += 1
-                p.reused += 1
+                self.progress.count("reused")
             self._emit(SweepEvent("reused", cell.name, seed, run_id, "finished"))
             return
         if what == "busy":  # another driver trains this (config, seed) now: come back to it later
@@ -232,21 +240,13 @@ class SweepDriver:
 
     def _record(self, cell: Cell, seed: int, run_id: int, result: dict) -> None:
         """Write one run's result to the store, count it, emit "finished"."""
-        p = self.progress
         result.setdefault("executor", self.executor.name)
         status = result.get("status", "failed")
         if status == "stopped":
             result["message"] = "the sweep was stopped"
         self.store.record_result(run_id, result)
         with self._lock:
-            if status == "finished":
-                p.done += 1
-                p.finished += 1
-            elif status == "failed":
-                p.done += 1
-                p.failed += 1
-            else:
-                p.stopped += 1
+            self.progress.count(status)
         self._emit(SweepEvent("finished", cell.name, seed, run_id, status, result.get("message", ""),
                               float(result.get("seconds") or 0.0)))
 
