@@ -13,7 +13,6 @@ saves one frame of it (``--gif`` keeps the whole GIF).
 from __future__ import annotations
 
 import argparse
-import os
 import socket
 import subprocess
 import sys
