@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import plotly.graph_objects as go
+
 from dashboard import charts
 from test_views2d import fake_history
-from vaegmm.views import animation
+from vaegmm.views import animation, export, scatter
 from vaegmm.runs.snapshots import LogFrame, SnapshotLog
 from vaegmm.views.latent2d import LDA, PCA, TSNE, RunViews, TsneService
 
@@ -164,6 +166,48 @@ def test_gif_in_a_worker_process():
     assert Image.open(io.BytesIO(gif)).n_frames == 3
     with pytest.raises(ValueError, match="unknown format"):
         animation.file_bytes_in_worker(small_replay(1), "avi", timeout=120)
+
+
+
+# ---------------------------------------------------------------------------------------------- one scatter spec
+def test_every_picture_draws_a_group_in_the_colour_of_the_one_scatter_spec():
+    """The live chart, the Plotly replay and a file's frame colour group g with scatter.group_colour(g)."""
+    assert scatter.DIGIT_COLOURS == scatter.GROUP_COLOURS[:10] and len(set(scatter.GROUP_COLOURS)) == 20
+    assert scatter.group_colour(23) == scatter.group_colour(3)  # more classes wrap around
+    for module in (animation, export, charts):
+        assert not hasattr(module, "DIGIT_COLOURS")  # written once, in vaegmm.views.scatter
+    rng = np.random.default_rng(0)
+    labels, classes = np.arange(300) % 10, np.arange(300) % 12
+    for by, groups in (("digit", labels), ("class", classes)):
+        d = charts.view_scatter(rng.normal(size=(300, 2)), labels, classes, by, means=np.zeros((12, 2))).to_dict()
+        points = [t for t in d["data"] if t["meta"] == "points"]
+        assert [t["name"] for t in points] == [scatter.group_name(g, by) for g in np.unique(groups)]
+        assert [t["marker"]["color"] for t in points] == [scatter.group_colour(g) for g in np.unique(groups)]
+        assert [t["name"] for t in d["data"] if t["meta"] == "means"] == [scatter.MEANS_NAME]
+    rp = small_replay(2)
+    d = charts.replay_figure(rp).to_dict()
+    assert [t["marker"]["color"] for t in d["data"] if t["meta"] == "points"] == list(scatter.DIGIT_COLOURS)
+    one = animation.Replay([animation.Frame(1, 5, 5, True, rng.normal(size=(200, 2)).astype(np.float32),
+                                            np.full(200, 3), None, 0.5)], PCA, "digit", {3: "digit 3"},
+                           ((-4, 4), (-4, 4)))
+    pixels = np.asarray(Image.open(io.BytesIO(animation.png_bytes(one))).convert("RGB")).reshape(-1, 3)
+    rgb = np.array([int(scatter.group_colour(3)[i:i + 2], 16) for i in (1, 3, 5)])
+    blended = np.round(scatter.FRAME_POINT_ALPHA * rgb + (1 - scatter.FRAME_POINT_ALPHA) * 255)  # over white
+    assert (np.abs(pixels - blended).max(axis=1) <= 2).sum() > 1000  # the points, in digit 3's colour
+
+
+def test_typed_arrays_are_what_plotly_itself_sends():
+    rng = np.random.default_rng(0)
+    for a in (rng.normal(size=50).astype(np.float32), rng.integers(0, 9, (40, 3)).astype(np.int32)):
+        assert charts.typed_array(a) == go.Figure(go.Scatter(x=a)).to_dict()["data"][0]["x"]
+    assert charts.typed_array(np.empty(0, np.float32)).size == 0
+
+
+def test_the_live_chart_is_built_once_and_drawn_from_its_frozen_dictionary():
+    fig = charts.view_scatter(np.zeros((30, 2)), np.arange(30) % 3, np.arange(30) % 3)
+    assert isinstance(fig, go.Figure)
+    first, second = fig.to_dict(), fig.to_dict()
+    assert first is not second and first["data"] is second["data"]
 
 
 # ---------------------------------------------------------------------------------------------- memory bound

@@ -66,3 +66,26 @@ def test_collapsed_backend_runs_one_chain():
     RunConfig().replace(gmm__backend="gibbs", gmm__chains=3).validate()
     with pytest.raises(ValueError, match="chains = 3"):
         RunConfig().replace(gmm__backend="collapsed", gmm__chains=3).validate()
+
+
+def test_each_list_of_allowed_values_is_the_one_every_entry_point_offers():
+    """config's lists are what the CLI, the sidebar's vocabulary and the GMM factory accept."""
+    from vaegmm.cli import build_parser
+    from vaegmm.model import config, gmm, params
+
+    parser = build_parser()
+    for flag, values in (("--gmm", config.GMM_BACKENDS), ("--z", config.CODE_KINDS), ("--device", config.DEVICES)):
+        for value in values:
+            parser.parse_args(["run", flag, value])
+        with pytest.raises(SystemExit):
+            parser.parse_args(["run", flag, "nonsense"])
+    assert params.FIELDS["gmm"].choices == config.GMM_BACKENDS and params.FIELDS["codes"].choices == config.CODE_KINDS
+    for backend in config.GMM_BACKENDS:
+        gmm.make_gmm(backend, 3)
+    for name, values in (("gmm__backend", config.GMM_BACKENDS), ("gmm__init", config.GMM_INITS),
+                         ("gmm__select", config.GMM_SELECTS), ("codes", config.CODE_KINDS),
+                         ("vae__device", config.DEVICES), ("data__source", config.DATA_SOURCES)):
+        for value in values:
+            RunConfig().replace(**{name: value}).validate()
+        with pytest.raises(ValueError, match="must be"):
+            RunConfig().replace(**{name: "nonsense"}).validate()

@@ -40,7 +40,7 @@ def test_remainder_is_spread_over_the_first_digits():
 def test_the_whole_bundled_set_and_its_cache(tmp_path, monkeypatch):
     monkeypatch.setenv(data.CACHE_ENV, str(tmp_path))
     x, y = load_mnist(5000)
-    assert (tmp_path / "mnist_5k_v1.npz").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["mnist_5k_v1.npz"]  # written atomically: no temporary file
     x2, y2 = load_mnist(5000)  # from the binary cache
     np.testing.assert_array_equal(x, x2)
     assert np.bincount(y).tolist() == [500] * 10
@@ -158,3 +158,11 @@ def test_openml_download_is_parsed_once_then_read_from_the_binary_cache(tmp_path
     x2, y2 = load_mnist(6500)
     assert len(calls) == 1  # second time from the .npz cache
     np.testing.assert_array_equal(x, x2)
+
+
+def test_cache_folder_from_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv(data.CACHE_ENV, str(tmp_path))
+    assert data.cache_dir() == tmp_path
+    monkeypatch.setenv(data.CACHE_ENV, "  ")  # blank: as if unset
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert data.cache_dir() == tmp_path / "xdg" / "vaegmm"

@@ -71,3 +71,15 @@ def test_zip_holds_the_same_files(run):
 def test_empty_history_is_refused(tmp_path):
     with pytest.raises(ValueError, match="nothing to export"):
         write_run(tmp_path / "x", RunConfig(), [], np.zeros(0))
+
+
+def test_an_existing_folder_is_kept_without_overwrite_and_replaced_with_it(run, tmp_path):
+    cfg, hist, y = run
+    out = write_run(tmp_path / "r", cfg, hist[:2], y, plot=False)
+    assert out.stat().st_mode & 0o777 == 0o755  # readable by others, as the files in it
+    with pytest.raises(FileExistsError):
+        write_run(tmp_path / "r", cfg, hist, y, overwrite=False, plot=False)
+    assert len(read_run(out)["history"]["iterations"]) == 2  # the old export is untouched
+    write_run(tmp_path / "r", cfg, hist, y, plot=False)
+    assert len(read_run(out)["history"]["iterations"]) == len(hist)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]  # no temporary or old folders left behind

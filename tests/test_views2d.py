@@ -6,8 +6,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from vaegmm.views.latent2d import (LDA, PCA, TSNE, RunViews, TsneService, fit_lda_axes, pca_view, procrustes_rotation,
-                            tsne_view)
+from vaegmm.views.latent2d import (LDA, PCA, TSNE, RunViews, TsneService, default_tsne_service, fit_lda_axes, pca_view,
+                                   procrustes_rotation, tsne_view)
 
 
 def planted(n_per=100, k=4, d=8, seed=0):
@@ -195,3 +195,17 @@ def test_to_half_clips_to_float16_range_and_keeps_nan():
     assert out.dtype == np.float16 and out.shape == (2, 2)
     assert out[0, 0] == np.float16(HALF_MAX) and out[0, 1] == -np.float16(HALF_MAX)
     assert np.isnan(out[1, 0]) and out[1, 1] == np.float16(1.5)
+
+
+def test_one_tsne_service_per_process_sized_by_its_environment(monkeypatch):
+    monkeypatch.setenv("VAEGMM_TSNE_JOBS", "3")
+    monkeypatch.setenv("VAEGMM_TSNE_THREADS", "two")  # not a number: the default (all cores)
+    assert TsneService().jobs == 3 and TsneService().threads >= 1
+    monkeypatch.setenv("VAEGMM_TSNE_JOBS", "0")
+    assert TsneService().jobs == 1
+    default_tsne_service.reset()
+    try:
+        service = default_tsne_service()
+        assert default_tsne_service() is service and RunViews().tsne_service is service
+    finally:
+        default_tsne_service.reset()

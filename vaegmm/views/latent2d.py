@@ -31,7 +31,6 @@ from vaegmm.core.singleton import process_singleton
 from vaegmm.views.jobs import compute_in_worker
 
 PCA, LDA, TSNE = "pca", "lda", "tsne"
-VIEWS = (PCA, LDA, TSNE)
 LABELS = {PCA: "PCA", LDA: "LDA", TSNE: "t-SNE"}
 AXES = {PCA: ("PC 1", "PC 2"), LDA: ("LD 1", "LD 2"), TSNE: ("t-SNE 1", "t-SNE 2")}
 EXPLAIN = {
