@@ -242,3 +242,61 @@ def test_collapsed_works_where_numba_can_write_no_cache():
     proc = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip() == "60"
+
+
+# ---------------------------------------------------------------- issue 17: the EM restarts as one batched EM
+def _sequential_sklearn_restarts(z, k, n_init, seed, reg_covar):
+    """scikit-learn's own restarts one after another, each from the k-means start GaussianMixture(n_init) draws."""
+    from sklearn.mixture import GaussianMixture
+    from sklearn.utils import check_random_state
+
+    rs = check_random_state(seed)
+    return [GaussianMixture(k, covariance_type="full", reg_covar=reg_covar, max_iter=200, random_state=rs).fit(z)
+            for _ in range(n_init)]
+
+
+def test_batched_em_restarts_equal_sklearns_one_by_one():
+    from sklearn.utils import check_random_state
+
+    from vaegmm.model import em
+
+    rng = np.random.default_rng(4)
+    z = rng.normal(size=(400, 5)) @ rng.normal(size=(5, 5))  # no clusters: restarts end in different optima
+    reference = _sequential_sklearn_restarts(z, 4, 5, 7, 0.1)
+    starts = em.kmeans_starts(z, 4, [check_random_state(7)] * 5)
+    fits = em.em_restarts(z, starts, 4, reg_covar=0.1, max_iter=200)
+    assert len({round(g.lower_bound_, 6) for g in reference}) > 1  # the restarts differ
+    for ours, theirs in zip(fits, reference):
+        assert ours.n_iter_ == theirs.n_iter_ and ours.converged_ == theirs.converged_
+        assert ours.lower_bound_ == pytest.approx(theirs.lower_bound_, rel=1e-10)
+        np.testing.assert_allclose(ours.means_, theirs.means_, atol=1e-8)
+        np.testing.assert_allclose(ours.covariances_, theirs.covariances_, atol=1e-8)
+        np.testing.assert_allclose(ours.predict_proba(z), theirs.predict_proba(z), atol=1e-8)
+        assert ours.score(z) == pytest.approx(theirs.score(z), rel=1e-10)
+
+
+def test_batched_em_keeps_the_restart_sequential_restarts_keep_on_a_planted_case():
+    from sklearn.mixture import GaussianMixture
+
+    # two blob layouts in one: a merged-pair optimum exists besides the right one, so restarts disagree
+    z, y, _ = blobs(n_per=80, k=6, d=3, spread=3.0, seed=5)
+    ours = EMGMM(6, n_init=10, reg_covar=0.1, random_state=3).fit(z)
+    theirs = GaussianMixture(6, covariance_type="full", n_init=10, reg_covar=0.1, max_iter=200,
+                             random_state=3).fit(z)
+    restarts = _sequential_sklearn_restarts(z, 6, 10, 3, 0.1)
+    assert len({round(g.lower_bound_, 4) for g in restarts}) > 1  # not every restart finds the same optimum
+    assert ours.model_.lower_bound_ == pytest.approx(theirs.lower_bound_, rel=1e-10)
+    assert clustering_accuracy(ours.labels_, theirs.predict(z)) == 1.0
+    np.testing.assert_allclose(np.sort(ours.means_, axis=0), np.sort(theirs.means_, axis=0), atol=1e-8)
+
+
+def test_batched_em_recovers_blobs_and_calls_checkpoint_every_iteration():
+    z, y, centers = blobs(k=8, d=18, n_per=100, seed=2)
+    calls = []
+    g = EMGMM(8, n_init=10, reg_covar=0.1, random_state=0).fit(z, checkpoint=lambda: calls.append(1))
+    assert clustering_accuracy(g.labels_, y) >= 0.99
+    assert len(calls) >= 1 + g.n_iter_  # once before the fit, then before every batched iteration
+    # each fitted mean is one true class's sample mean (100 points in 18-D sit ~0.4 from their centre)
+    sample_means = np.stack([z[y == c].mean(axis=0) for c in range(8)])
+    dist = np.linalg.norm(g.means_[:, None] - sample_means[None], axis=2).min(axis=1)
+    assert dist.max() < 0.05

@@ -153,18 +153,18 @@ def _four_blobs(seed=0):
 @pytest.fixture
 def planted_merge(monkeypatch):
     """Every EM restart started at random lands in a planted local optimum that merges two blobs and splits
-    another (two means in the lower-left blob, one between the two right ones); a start from given means (the
-    previous partition's) is left alone."""
-    import sklearn.mixture
+    another (two means in the lower-left blob, one between the two right ones): each restart's k-means start is
+    replaced by the partition of those planted means; a start from given means (the previous partition's) is left
+    alone."""
+    from vaegmm.model import em
 
-    real = sklearn.mixture.GaussianMixture
+    planted = np.array([[-0.5, 0.0], [0.5, 0.0], [0.0, 8.0], [8.0, 4.0]])
 
-    def planted(**kwargs):
-        if kwargs.get("means_init") is None:
-            kwargs["means_init"] = np.array([[-0.5, 0.0], [0.5, 0.0], [0.0, 8.0], [8.0, 4.0]])
-        return real(**kwargs)
+    def planted_starts(z, k, random_states):
+        labels = np.linalg.norm(z[:, None] - planted[None], axis=2).argmin(axis=1)
+        return np.stack([labels] * len(random_states))
 
-    monkeypatch.setattr(sklearn.mixture, "GaussianMixture", planted)
+    monkeypatch.setattr(em, "kmeans_starts", planted_starts)
 
 
 def test_previous_partition_restart_undoes_a_planted_merge(planted_merge):

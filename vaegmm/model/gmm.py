@@ -16,6 +16,7 @@ from typing import Optional
 
 import numpy as np
 
+from vaegmm.model import em as batched_em
 from vaegmm.model.config import GMM_BACKENDS, GMM_INITS, GMM_SELECTS
 
 
@@ -430,8 +431,17 @@ class EMGMM:
             raise ValueError(f"select must be one of {GMM_SELECTS}, got {self.select!r}")
 
     def fit(self, z, checkpoint=None) -> "EMGMM":
-        """Fit by EM on ``z (N, D)``."""
+        """Fit by EM on ``z (N, D)``: the restarts as one batched EM (:mod:`vaegmm.model.em`, scikit-learn's maths and
+        starts), with one BLAS/OpenMP thread: its products are small, and on a busy machine spinning threads made
+        a fit 10-100x slower (bench/speed.py)."""
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(1):
+            return self._fit(z, checkpoint)
+
+    def _fit(self, z, checkpoint=None) -> "EMGMM":
         from sklearn.mixture import GaussianMixture
+        from sklearn.utils import check_random_state
 
         self._validate()
         z = _check_data(z, self.n_components)
@@ -452,11 +462,18 @@ class EMGMM:
             return GaussianMixture(n_components=k, covariance_type="full", n_init=n_init, max_iter=self.max_iter,
                                    reg_covar=self.reg_covar, means_init=means, random_state=random_state).fit(z)
 
+        def restarts(random_states: list) -> list:
+            """EM from one k-means start per random state, all restarts as one batched EM (vaegmm.model.em)."""
+            starts = batched_em.kmeans_starts(z, k, random_states)
+            return batched_em.em_restarts(z, starts, k, self.reg_covar, self.max_iter, checkpoint=checkpoint)
+
         self.candidates_ = []
         if means_init is not None:
             gm = em(means=means_init)
         elif self.select == "likelihood":
-            fits = [("restart", em(n_init=int(self.n_init)))]  # scikit-learn's own best of n_init
+            # scikit-learn's best of n_init: its n_init k-means starts come from one RandomState, in order
+            rs = check_random_state(seed)
+            fits = [("restart", batched_em.best_restart(restarts([rs] * int(self.n_init))))]
             previous_fit = self._previous_fit(em, z, previous, seed)
             if previous_fit is None:
                 gm = fits[0][1]
@@ -464,11 +481,7 @@ class EMGMM:
                 gm = self._choose(fits + [previous_fit], z, previous)
         else:
             seeds = np.random.default_rng(seed).integers(2 ** 31 - 1, size=int(self.n_init))
-            fits = []
-            for s in seeds:
-                if checkpoint is not None:
-                    checkpoint()
-                fits.append(("restart", em(random_state=int(s))))
+            fits = [("restart", fit) for fit in restarts([int(s) for s in seeds])]
             previous_fit = self._previous_fit(em, z, previous, int(seeds[0]))
             gm = self._choose(fits + ([previous_fit] if previous_fit else []), z, previous)
         self.model_ = gm
