@@ -13,7 +13,6 @@ from streamlit.testing.v1 import AppTest
 
 from dashboard.state.settings import parse_query, preset_settings, to_query
 from vaegmm.runs import runner
-from vaegmm.runs.runner import SlotManager
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
@@ -24,8 +23,11 @@ TINY = {"n": "200", "latent": "4", "epochs": "2", "iterations": "2", "batch": "1
 @pytest.fixture(autouse=True)
 def _own_slots(monkeypatch):
     """A fresh server-wide cap per test (2 slots), so tests cannot queue behind each other."""
-    monkeypatch.setattr(runner, "_default_slots", SlotManager(2))
+    monkeypatch.setenv("VAEGMM_MAX_RUNS", "2")
+    runner.default_slots.reset()
     runner.warm_up(background=False)
+    yield
+    runner.default_slots.reset()
 
 
 def app(params=None) -> AppTest:
@@ -243,7 +245,8 @@ def test_pages_with_runs():
 
 
 def test_sessions_are_separate_and_queue_behind_the_cap(monkeypatch):
-    monkeypatch.setattr(runner, "_default_slots", SlotManager(1))
+    monkeypatch.setenv("VAEGMM_MAX_RUNS", "1")
+    runner.default_slots.reset()
     baseline = threading.active_count()
     long = {**TINY, "epochs": "400", "batch": "20"}
     a, b = app(long), app(TINY)

@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 from vaegmm.runs import library
 from vaegmm.runs import runner
 from vaegmm.model.config import preset
-from vaegmm.runs.runner import SlotManager, TrainingRun
+from vaegmm.runs.runner import TrainingRun
 from vaegmm.store import RunStore
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,7 +23,10 @@ TINY = preset("quick-demo").replace(data__n=120, vae__latent_dim=4, iterations=2
 
 @pytest.fixture(autouse=True)
 def _own_slots(monkeypatch):
-    monkeypatch.setattr(runner, "_default_slots", SlotManager(2))
+    monkeypatch.setenv("VAEGMM_MAX_RUNS", "2")  # a fresh 2-slot server cap per test
+    runner.default_slots.reset()
+    yield
+    runner.default_slots.reset()
 
 
 def recorded_run(store, config=TINY) -> TrainingRun:

@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
+import types
 
 import numpy as np
 import pytest
 
+from vaegmm.core.process import WorkerProcess, worker_context
 from vaegmm.model.config import preset
 from vaegmm.runs.runner import (FAILED, FINISHED, PAUSED, QUEUED, RUNNING, STOPPED, SlotManager, TrainingRun,
                            max_runs_from_env, warm_up)
@@ -305,3 +308,30 @@ def test_slot_priority_serves_live_runs_before_queued_sweep_runs():
         t.join(5)
     assert order == ["live-1", "live-2", "sweep-1", "sweep-2"]
     assert slots.running == 0 and slots.waiting == 0
+
+
+def test_a_worker_started_while_a_page_script_is_main_does_not_run_it(tmp_path):
+    """Streamlit installs the page script it runs as ``sys.modules["__main__"]`` (with its ``__file__``); a
+    multiprocessing child re-runs the parent's main module, so a worker would execute ``app.py``. Ours do not."""
+    marker = tmp_path / "page-ran"
+    page = tmp_path / "page.py"
+    page.write_text(f"open({str(marker)!r}, 'a').write('ran')\n")
+    fake = types.ModuleType("__main__")
+    fake.__file__ = str(page)
+    real, sys.modules["__main__"] = sys.modules["__main__"], fake
+    try:
+        proc = WorkerProcess(target=time.sleep, args=(0,), daemon=True)
+        proc.start()
+        proc.join(30)
+        assert proc.exitcode == 0
+        run = TrainingRun(tiny(iterations=1), slots=SlotManager(1))
+        run.start()
+        assert run.join(60) and run.state == FINISHED, run.snapshot().message
+        assert sys.modules["__main__"] is fake  # the page's module is back in place
+        assert not marker.exists()
+        plain = worker_context().Process(target=time.sleep, args=(0,), daemon=True)  # the check can see it
+        plain.start()
+        plain.join(30)
+    finally:
+        sys.modules["__main__"] = real
+    assert marker.read_text() == "ran"

@@ -10,7 +10,6 @@ from streamlit.testing.v1 import AppTest
 
 from test_runner import wait_for
 from vaegmm.runs import runner
-from vaegmm.runs.runner import SlotManager
 from vaegmm.store import RunStore
 from vaegmm.sweeps.manager import get_manager
 
@@ -24,9 +23,11 @@ def _own_store_and_slots(monkeypatch, tmp_path):
     """A store of its own per test (the page reads $VAEGMM_DB) and a fresh 2-slot server cap."""
     monkeypatch.setenv("VAEGMM_DB", str(tmp_path / "runs.db"))
     monkeypatch.delenv("VAEGMM_RAY_ADDRESS", raising=False)
-    monkeypatch.setattr(runner, "_default_slots", SlotManager(2))
+    monkeypatch.setenv("VAEGMM_MAX_RUNS", "2")
+    runner.default_slots.reset()
     yield
     get_manager().stop_all(10)
+    runner.default_slots.reset()
 
 
 def page() -> AppTest:

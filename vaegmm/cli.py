@@ -134,87 +134,103 @@ def _open_store(path, note: bool = True):
 
 
 def run_main(args) -> int:
+    """``python -m vaegmm run``: train one run with :func:`~vaegmm.runs.train.train_run`, record it, write the
+    Serket-layout folder and print the per-iteration table. Exit 0 finished, 130 interrupted, 1 failed, 2 bad
+    arguments or data."""
     try:
         cfg = config_from_args(args)
+        images, labels = _load_data(cfg)
     except ValueError as e:
         print(f"vaegmm: error: {e}", file=sys.stderr)
         return 2
-    from vaegmm.model.data import load_mnist
-    from vaegmm.views.export import write_run
-    from vaegmm.model.mutual import MutualLearner
-    from vaegmm.core.threads import configure_torch_threads
+    from vaegmm.runs.train import FAILED, FINISHED, STOPPED, train_run
 
-    configure_torch_threads(capacity=1)  # one run: all cores, or $VAEGMM_TORCH_THREADS
+    bar = None if args.quiet else _ProgressBar(cfg)
+    recorder = None if args.no_store else _recorder(args, cfg)
     try:
-        images, labels = load_mnist(cfg.data.n, cfg.data.digits, cfg.seed, cfg.data.source)
-    except ValueError as e:
-        print(f"vaegmm: error: {e}", file=sys.stderr)
-        return 2
-    bar = None
-    if not args.quiet:
-        from tqdm import tqdm
-
-        bar = tqdm(total=cfg.iterations * cfg.vae.epochs, unit="epoch", file=sys.stderr, dynamic_ncols=True)
-
-    def progress(ev):
-        if bar is not None and ev.phase == "vae":
-            bar.update(1)
-            bar.set_description(f"iteration {ev.iteration}/{ev.iterations}")
-            bar.set_postfix(recon=f"{ev.recon:.1f}", kl=f"{ev.kl:.2f}")
-
-    store = None if args.no_store else _open_store(args.db)
-    run_id = None
-    if store is not None:
-        from vaegmm.store import StoreError
-
-        try:
-            run_id = store.begin_run(cfg, cfg.seed, "cli", label=f"python -m vaegmm run --out {args.out}",
-                                     preset=args.preset or "", export_dir=str(Path(args.out).resolve()))
-        except StoreError as e:
-            print(f"vaegmm: warning: the run is not recorded: {e}", file=sys.stderr)
-            store = None
-    learner = None
-
-    def record(ev):
-        if store is not None and run_id is not None and ev.phase == "iteration" and learner is not None:
-            try:
-                store.add_iteration(run_id, learner.history[-1].metrics())
-            except Exception as e:  # the store is a record; the run goes on
-                print(f"vaegmm: warning: iteration {ev.iteration} not recorded: {e}", file=sys.stderr)
-
-    t0 = time.perf_counter()
-    learner = MutualLearner(cfg, images, labels, callbacks=[progress, record])
-    message = ""
-    try:
-        history = learner.run()
-    except KeyboardInterrupt:
-        history, status = learner.history, "stopped"
-        message = "interrupted (Ctrl-C)"
-        print("\ninterrupted: writing the finished iterations", file=sys.stderr)
-    except Exception as e:
-        history, status = learner.history, "failed"
-        message = f"{type(e).__name__}: {e}"
-        print(f"vaegmm: error: the run failed: {message}", file=sys.stderr)
-    else:
-        status = "finished"
+        trained = train_run(cfg, callbacks=[bar] if bar is not None else [], data=(images, labels),
+                            on_result=None if recorder is None else lambda result, _s: recorder.iteration(result),
+                            stop_on_interrupt=True)
     finally:
         if bar is not None:
             bar.close()
-    wall = time.perf_counter() - t0
-    if store is not None and run_id is not None:
-        try:
-            store.finish_run(run_id, status, message, seconds=wall)
-        except Exception as e:
-            print(f"vaegmm: warning: the run's end is not recorded: {e}", file=sys.stderr)
-        store.close()
-    if status == "failed" and not history:
+    message = ""
+    if trained.status == STOPPED:
+        message = "interrupted (Ctrl-C)"
+        print("\ninterrupted: writing the finished iterations", file=sys.stderr)
+    elif trained.status == FAILED:
+        message = f"{type(trained.error).__name__}: {trained.error}"
+        print(f"vaegmm: error: the run failed: {message}", file=sys.stderr)
+    if recorder is not None:
+        _end_recording(recorder, trained.status, message, trained.train_seconds)
+    if trained.status == FAILED and not trained.history:
         return 1
-    out = write_run(Path(args.out), cfg, history, labels, status=status)
+    from vaegmm.views.export import write_run
+
+    out = write_run(Path(args.out), cfg, trained.history, labels, status=trained.status)
+    print_run(trained.history, trained.train_seconds, out, recorder)
+    return 0 if trained.status == FINISHED else 130 if trained.status == STOPPED else 1
+
+
+def _load_data(cfg: RunConfig):
+    """The run's images and labels (ValueError when the source cannot deliver), torch set up for one run."""
+    from vaegmm.core.threads import configure_torch_threads
+    from vaegmm.runs.train import load_data
+
+    configure_torch_threads(capacity=1)  # one run: all cores, or $VAEGMM_TORCH_THREADS
+    return load_data(cfg)
+
+
+class _ProgressBar:
+    """A tqdm bar over the run's epochs, fed with the learner's ProgressEvents (on stderr)."""
+
+    def __init__(self, cfg: RunConfig) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=cfg.iterations * cfg.vae.epochs, unit="epoch", file=sys.stderr, dynamic_ncols=True)
+
+    def __call__(self, ev) -> None:
+        if ev.phase == "vae":
+            self.bar.update(1)
+            self.bar.set_description(f"iteration {ev.iteration}/{ev.iterations}")
+            self.bar.set_postfix(recon=f"{ev.recon:.1f}", kl=f"{ev.kl:.2f}")
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _recorder(args, cfg: RunConfig):
+    """A :class:`~vaegmm.runs.library.RunRecorder` of this run in the results store, its row begun; None (and
+    a one-line warning) when the store cannot take it. The run's files are the ``--out`` folder."""
+    from vaegmm.runs.library import RunRecorder
+
+    store = _open_store(args.db)
+    if store is None:
+        return None
+    recorder = RunRecorder(store, cfg, "cli", label=f"python -m vaegmm run --out {args.out}",
+                           preset=args.preset or "", export_dir=str(Path(args.out).resolve()))
+    recorder.begin()
+    if recorder.run_id is None:
+        print(f"vaegmm: warning: the run is not recorded: {recorder.error}", file=sys.stderr)
+        store.close()
+        return None
+    return recorder
+
+
+def _end_recording(recorder, status: str, message: str, seconds: float) -> None:
+    recorder.end(status, message, seconds=seconds)
+    if recorder.error:  # the store is a record; the run went on
+        print(f"vaegmm: warning: {recorder.error}", file=sys.stderr)
+    recorder.store.close()
+
+
+def print_run(history, wall: float, out: Path, recorder=None) -> None:
+    """The per-iteration table (accuracy, NMI, ARI, seconds of the VAE and GMM updates) and where it went."""
     print(f"{'iter':>4} {'accuracy':>9} {'NMI':>7} {'ARI':>7} {'VAE s':>7} {'GMM s':>7}")
     for r in history:
         print(f"{r.iteration:>4} {r.accuracy:>9.4f} {r.nmi:>7.4f} {r.ari:>7.4f} {r.seconds_vae:>7.2f} {r.seconds_gmm:>7.2f}")
-    print(f"wall time {wall:.1f} s; run folder: {out}" + (f"; store: run {run_id} in {store.path}" if run_id else ""))
-    return 0 if status == "finished" else 130 if status == "stopped" else 1
+    stored = f"; store: run {recorder.run_id} in {recorder.store.path}" if recorder is not None else ""
+    print(f"wall time {wall:.1f} s; run folder: {out}" + stored)
 
 
 # ---------------------------------------------------------------------------------------------- sweep

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -30,10 +29,16 @@ from typing import Optional
 
 import numpy as np
 
+from vaegmm.core.atomic import atomic_savez
+from vaegmm.core.env import env_float
 from vaegmm.model.config import RunConfig
 from vaegmm.model.mutual import IterationResult
 from vaegmm.model.projection import Projection2D
-from vaegmm.runs.snapshots import to_half
+from vaegmm.runs.snapshots import SnapshotLog, to_half
+from vaegmm.runs.state import Progress, Snapshot
+from vaegmm.store import RunStore, StoreError
+from vaegmm.views.export import write_run
+from vaegmm.views.latent2d import RunViews
 
 CAP_ENV = "VAEGMM_RUNS_CAP_MB"
 DEFAULT_CAP_MB = 2000.0
@@ -43,8 +48,6 @@ TERMINAL_STATES = ("finished", "failed", "stopped", "interrupted")
 def open_store(path=None):
     """``(store, "")`` with runs left ``running`` by a dead server marked ``interrupted``, or ``(None, reason)``
     when the results store cannot be opened for writing (the dashboard then trains without saving)."""
-    from vaegmm.store import RunStore, StoreError
-
     try:
         store = RunStore(path)
         store.recover()
@@ -59,25 +62,8 @@ def runs_dir(store) -> Path:
 
 
 def cap_mb() -> float:
-    try:
-        return max(0.0, float(os.environ.get(CAP_ENV, DEFAULT_CAP_MB)))
-    except ValueError:
-        return DEFAULT_CAP_MB
-
-
-def _atomic_savez(path: Path, **arrays) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    """``$VAEGMM_RUNS_CAP_MB`` (>= 0), default 2000."""
+    return env_float(CAP_ENV, DEFAULT_CAP_MB, lo=0.0)
 
 
 def iteration_arrays(r: IterationResult) -> dict:
@@ -115,17 +101,22 @@ def iteration_from_arrays(a) -> IterationResult:
 
 
 class RunRecorder:
-    """Records one live run as it goes: :meth:`begin` (a ``running`` row and its folder), :meth:`data`,
-    :meth:`iteration` (the row's metrics and the explorer file, per finished iteration), :meth:`end` (status,
-    message, seconds, the Serket export, the size cap). Called from the run's pump thread; never raises (a full
-    disk or a locked database must not stop the training): the first problem is kept in ``error``."""
+    """Records one run into the store as it goes, the one way every run is recorded: :meth:`begin` (a
+    ``running`` row and its folder), :meth:`data`, :meth:`iteration` (the row's metrics and the explorer file, per
+    finished iteration), :meth:`end` (status, message, seconds, the Serket export, the size cap). Never raises (a
+    full disk or a locked database must not stop the training): the first problem is kept in ``error``.
 
-    def __init__(self, store, config: RunConfig, source: str = "dashboard", label: str = "", preset: str = ""):
+    ``export_dir``: the run's files live there already (``python -m vaegmm run --out``): the row points at it and
+    only the row and its metrics are recorded (no library folder, no second export)."""
+
+    def __init__(self, store, config: RunConfig, source: str = "dashboard", label: str = "", preset: str = "",
+                 export_dir: Optional[str] = None):
         self.store = store
         self.config = config
         self.source, self.label, self.preset = source, label, preset
+        self.export_dir = export_dir
         self.run_id: Optional[int] = None
-        self.folder: Optional[Path] = None
+        self.folder: Optional[Path] = None  # the library folder (None with export_dir)
         self.error = ""
         self._labels: Optional[np.ndarray] = None
         self._history: list[IterationResult] = []
@@ -141,10 +132,11 @@ class RunRecorder:
     def begin(self) -> None:
         def go():
             self.run_id = self.store.begin_run(self.config, self.config.seed, self.source, label=self.label,
-                                               preset=self.preset)
-            self.folder = runs_dir(self.store) / str(self.run_id)
-            self.folder.mkdir(parents=True, exist_ok=True)
-            self.store.set_export_dir(self.run_id, str(self.folder))
+                                               preset=self.preset, export_dir=self.export_dir)
+            if self.export_dir is None:
+                self.folder = runs_dir(self.store) / str(self.run_id)
+                self.folder.mkdir(parents=True, exist_ok=True)
+                self.store.set_export_dir(self.run_id, str(self.folder))
 
         self._safe("begin", go)
 
@@ -155,25 +147,27 @@ class RunRecorder:
         arrays = {"labels": np.asarray(labels, dtype=np.int64)}
         if images_u8 is not None:
             arrays["images_u8"] = np.asarray(images_u8, dtype=np.uint8)
-        self._safe("images", _atomic_savez, self.folder / "data.npz", **arrays)
+        self._safe("images", atomic_savez, self.folder / "data.npz", **arrays)
 
     def iteration(self, result: IterationResult) -> None:
         self._history.append(result)
         if self.run_id is None:
             return
-        self._safe("iteration files", _atomic_savez, self.folder / "iterations" / f"{result.iteration:03d}.npz",
-                   **iteration_arrays(result))
-        self._safe("metrics", self.store.add_iteration, self.run_id, result.metrics())
+        if self.folder is not None:
+            self._safe("iteration files", atomic_savez, self.folder / "iterations" / f"{result.iteration:03d}.npz",
+                       **iteration_arrays(result))
+        self._safe(f"iteration {result.iteration}", self.store.add_iteration, self.run_id, result.metrics())
 
-    def end(self, state: str, message: str) -> None:
+    def end(self, state: str, message: str, seconds: Optional[float] = None) -> None:
+        """The run ended in ``state``; ``seconds`` its training time (default: since :meth:`begin`)."""
         if self.run_id is None:
             return
         status = state if state in TERMINAL_STATES else "failed"
         self._safe("status", self.store.finish_run, self.run_id, status, message or "",
-                   time.monotonic() - self._t0)
+                   time.monotonic() - self._t0 if seconds is None else seconds)
+        if self.folder is None:
+            return
         if self._history and self._labels is not None:
-            from vaegmm.views.export import write_run
-
             self._safe("Serket export", write_run, self.folder / "serket", self.config, self._history,
                        self._labels, status, plot=False)  # the pages draw it; no matplotlib in the server
         self._safe("size cap", enforce_cap, self.store)
@@ -199,9 +193,6 @@ class SavedRun:
     saved: bool = True
 
     def __post_init__(self):
-        from vaegmm.runs.snapshots import SnapshotLog
-        from vaegmm.views.latent2d import RunViews
-
         self.views = RunViews(seed=self.config.seed)  # LDA axes, t-SNE embeddings, axis ranges, as a live run's
         self.replay_log = SnapshotLog()  # the in-update frames are not kept: Replay steps through the iterations
 
@@ -213,9 +204,7 @@ class SavedRun:
     def state(self) -> str:
         return self.status
 
-    def snapshot(self):
-        from vaegmm.runs.runner import Progress, Snapshot
-
+    def snapshot(self) -> Snapshot:
         its = max(0, len(self.history) - 1)
         per_it = self.seconds / its if self.seconds and its else None
         progress = Progress("done", its, self.config.iterations, self.config.vae.epochs, self.config.vae.epochs)

@@ -7,220 +7,73 @@ a lock) and sends commands (:meth:`start`, :meth:`pause`, :meth:`resume`, :meth:
 commands reach the worker through a pipe; its training loop checks them between mini-batches, so they take
 effect within a fraction of a second even in the middle of a VAE update.
 
-A server-wide :class:`SlotManager` caps how many runs train at once (default: the number of CPU cores, or
-``$VAEGMM_MAX_RUNS``). A run beyond the cap waits in a FIFO queue, shows its position, starts by itself when a
-slot frees, and can be stopped while it waits.
+A server-wide :class:`~vaegmm.runs.slots.SlotManager` caps how many runs train at once (default: the number of
+CPU cores, or ``$VAEGMM_MAX_RUNS``). A run beyond the cap waits in a FIFO queue, shows its position, starts by
+itself when a slot frees, and can be stopped while it waits. Each worker runs ``max(1, cores // cap)`` torch and
+BLAS threads (or ``$VAEGMM_TORCH_THREADS``), at a lower priority than the server (``$VAEGMM_WORKER_NICE``).
 
-Threads: each worker runs ``max(1, cores // cap)`` torch and BLAS threads (or ``$VAEGMM_TORCH_THREADS``), so
-that ``cap`` runs side by side use about all cores without oversubscribing them, at a lower priority than the
-server (``$VAEGMM_WORKER_NICE``). Every run shares the same cores.
+The jobs are split: :mod:`vaegmm.runs.state` (the states and their transitions), :mod:`vaegmm.runs.slots` (the
+cap and its queue), :mod:`vaegmm.runs.channel` (the worker process: pipes and supervision),
+:mod:`vaegmm.runs.snapshots` (the replay log) and this module, which ties them together for one run.
 """
 from __future__ import annotations
 
-import bisect
 import itertools
-import os
 import threading
-import time
-from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Optional
 
 import numpy as np
 
+from vaegmm.core.process import start_fork_server, worker_nice
+from vaegmm.core.singleton import process_singleton
 from vaegmm.model.config import RunConfig
-from vaegmm.model.mutual import IterationResult, ProgressEvent
-from vaegmm.runs.snapshots import LogFrame, SnapshotLog, to_half
+from vaegmm.model.mutual import IterationResult
+from vaegmm.runs.channel import STOP_GRACE, WorkerChannel  # noqa: F401 (STOP_GRACE re-exported)
+from vaegmm.runs.slots import (MAX_RUNS_ENV, SlotManager, default_slots, max_runs_from_env,  # noqa: F401
+                               threads_per_run)
+from vaegmm.runs.snapshots import SnapshotLog, replay_frame
+from vaegmm.runs.state import (ACTIVE, FAILED, FINISHED, IDLE, PAUSED, QUEUED, RUNNING, STATES,  # noqa: F401
+                               STOPPED, TERMINAL, Progress, RunState, Snapshot)
+from vaegmm.runs.train import Loader
+from vaegmm.runs.worker import Job
 from vaegmm.views.latent2d import RunViews
-from vaegmm.core.threads import TORCH_THREADS_ENV, configure_torch_threads, cpu_count  # noqa: F401 (re-exported)
 
-MAX_RUNS_ENV = "VAEGMM_MAX_RUNS"
-
-# states
-IDLE, QUEUED, RUNNING, PAUSED, FINISHED, STOPPED, FAILED = (
-    "idle", "queued", "running", "paused", "finished", "stopped", "failed")
-STATES = (IDLE, QUEUED, RUNNING, PAUSED, FINISHED, STOPPED, FAILED)
-TERMINAL = frozenset({FINISHED, STOPPED, FAILED})
-ACTIVE = frozenset({QUEUED, RUNNING, PAUSED})  # a worker thread exists
-
-
-def max_runs_from_env(default: Optional[int] = None) -> int:
-    """``$VAEGMM_MAX_RUNS`` when it is a positive integer, else ``default`` (the number of cores)."""
-    fallback = default if default is not None else cpu_count()
-    raw = os.environ.get(MAX_RUNS_ENV, "").strip()
-    if not raw:
-        return fallback
-    try:
-        value = int(raw)
-    except ValueError:
-        return fallback
-    return value if value >= 1 else fallback
-
-
-# ---------------------------------------------------------------------------------------------- slots
-class SlotManager:
-    """At most ``capacity`` holders at a time; waiters are served by ``priority`` (lower first: live runs 0,
-    sweep runs 1), first come, first served within a priority.
-
-    ``acquire(ticket, cancel)`` blocks until ``ticket`` holds a slot (True) or ``cancel`` is set (False, and the
-    ticket leaves the queue). :meth:`position` tells a waiting ticket its place (1 = next).
-    """
-
-    def __init__(self, capacity: int):
-        if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
-            raise ValueError(f"capacity must be an integer >= 1, got {capacity!r}")
-        self.capacity = capacity
-        self._cond = threading.Condition()
-        self._queue: list = []  # (priority, arrival, ticket), kept sorted: the order in which waiters are served
-        self._arrivals = itertools.count()
-        self._holders: set = set()
-
-    def enqueue(self, ticket, priority: int = 0) -> tuple:
-        """Put ``ticket`` in the queue now (its :meth:`position` is known at once); :meth:`acquire` with the
-        returned entry then waits for the slot."""
-        with self._cond:
-            entry = (priority, next(self._arrivals), ticket)
-            bisect.insort(self._queue, entry, key=lambda e: e[:2])
-            return entry
-
-    def acquire(self, ticket, cancel: threading.Event, poll: float = 0.2, priority: int = 0,
-                entry: Optional[tuple] = None) -> bool:
-        if entry is None:
-            entry = self.enqueue(ticket, priority)
-        with self._cond:
-            try:
-                while True:
-                    if cancel.is_set():
-                        return False
-                    free = self.capacity - len(self._holders)
-                    if free > 0 and self._queue.index(entry) < free:
-                        self._holders.add(ticket)
-                        return True
-                    self._cond.wait(poll)
-            finally:
-                self._queue.remove(entry)
-                self._cond.notify_all()
-
-    def release(self, ticket) -> None:
-        with self._cond:
-            self._holders.discard(ticket)
-            self._cond.notify_all()
-
-    def wake(self) -> None:
-        """Let waiters re-check their cancel events now (called by :meth:`TrainingRun.stop`)."""
-        with self._cond:
-            self._cond.notify_all()
-
-    def position(self, ticket) -> int:
-        """1-based place of a waiting ticket in the queue; 0 when it is not waiting."""
-        with self._cond:
-            return next((i + 1 for i, e in enumerate(self._queue) if e[2] is ticket), 0)
-
-    @property
-    def running(self) -> int:
-        with self._cond:
-            return len(self._holders)
-
-    @property
-    def waiting(self) -> int:
-        with self._cond:
-            return len(self._queue)
-
-
-_default_slots: Optional[SlotManager] = None
-_default_lock = threading.Lock()
-
-
-def default_slots() -> SlotManager:
-    """The process-wide slot manager, created on first use with ``$VAEGMM_MAX_RUNS`` (default: the cores)."""
-    global _default_slots
-    with _default_lock:
-        if _default_slots is None:
-            _default_slots = SlotManager(max_runs_from_env())
-        return _default_slots
-
-
-_warm_thread: Optional[threading.Thread] = None
-
-
-def warm_up(background: bool = True) -> Optional[threading.Thread]:
-    """Start the training fork server (:mod:`vaegmm.runs.worker`: it imports torch, builds the first optimiser and
-    loads the collapsed Gibbs sampler's compiled loop, ~2-4 s; compiling that loop where no numba cache is on
-    disk yet, ~5 s) before the first Start, so iteration 0 appears quickly. Idempotent; returns the warm-up
-    thread."""
-    global _warm_thread
-    from vaegmm.core.process import start_fork_server
-
-    with _default_lock:
-        if _warm_thread is None:
-            _warm_thread = threading.Thread(target=start_fork_server, name="vaegmm-warm-up", daemon=True)
-            _warm_thread.start()
-    if not background:
-        _warm_thread.join()
-    return _warm_thread
-
-
-def threads_per_run(capacity: int) -> int:
-    """Torch and BLAS threads of each run: ``$VAEGMM_TORCH_THREADS``, else ``max(1, cores // capacity)`` so that
-    ``capacity`` runs side by side fill the cores without oversubscribing them."""
-    raw = os.environ.get(TORCH_THREADS_ENV, "").strip()
-    if raw.isdigit() and int(raw) > 0:
-        return int(raw)
-    return max(1, cpu_count() // max(1, capacity))
-
-
-# ---------------------------------------------------------------------------------------------- run
-@dataclass
-class Progress:
-    """Where the worker is. ``iteration`` is the one in progress (0 = the untrained picture)."""
-
-    phase: str = ""  # "", "loading", "vae", "gmm", "done"
-    iteration: int = 0
-    iterations: int = 0
-    epoch: int = 0
-    epochs: int = 0
-    seconds: float = 0.0  # seconds since the current iteration started (at the last event)
-    recon: list = field(default_factory=list)  # per-epoch losses of the iteration in progress
-    kl: list = field(default_factory=list)
-
-
-@dataclass
-class Snapshot:
-    """A consistent copy of a run's state for one page render. ``history`` is a new list of the (immutable)
-    iteration results."""
-
-    run_id: int
-    name: str
-    config: RunConfig
-    state: str
-    message: str  # error or stop reason ("" when none)
-    queue_position: int  # 1-based while queued, else 0
-    progress: Progress
-    history: list
-    started_at: Optional[float]  # time.time() of start()
-    first_result_seconds: Optional[float]  # start() to iteration 0, seconds
-    seconds_per_iteration: Optional[float]  # mean wall seconds of finished iterations 1..
-    iteration_started: Optional[float]  # time.monotonic() when the iteration in progress started
-    marks: dict = field(default_factory=dict)  # seconds after start(): "slot", "data", "model", "first"
-    live: object = None  # the latest in-update code snapshot (vaegmm.runs.snapshots.CodeSnapshot) or None
-
-    @property
-    def iterations_done(self) -> int:
-        """Mutual iterations finished (iteration 0 does not count)."""
-        return max(0, len(self.history) - 1)
-
-    @property
-    def is_active(self) -> bool:
-        return self.state in ACTIVE
-
-    @property
-    def is_terminal(self) -> bool:
-        return self.state in TERMINAL
-
+# The names above marked F401 are imported from here by the dashboard and the tests: this module is the run's
+# public face; their homes are the modules they come from.
 
 _ids = itertools.count(1)
 
-Loader = Callable[..., tuple]
-STOP_GRACE = 5.0  # seconds a worker gets to end by itself after Stop before it is killed
+
+@process_singleton
+def _fork_server_warm_up() -> threading.Thread:
+    thread = threading.Thread(target=start_fork_server, name="vaegmm-warm-up", daemon=True)
+    thread.start()
+    return thread
+
+
+def warm_up(background: bool = True) -> threading.Thread:
+    """Start the training fork server (:mod:`vaegmm.core.process`: it imports torch, builds the first optimiser and
+    loads the collapsed Gibbs sampler's compiled loop, ~2-4 s; compiling that loop where no numba cache is on
+    disk yet, ~5 s) before the first Start, so iteration 0 appears quickly. Idempotent; returns the warm-up
+    thread."""
+    thread = _fork_server_warm_up()
+    if not background:
+        thread.join()
+    return thread
+
+
+def tell_recorder(recorder, what: str, *args) -> None:
+    """Pass an event to a run's recorder, if any; a recorder's own failure never ends the training."""
+    if recorder is None:
+        return
+    try:
+        getattr(recorder, what)(*args)
+    except Exception as e:  # pragma: no cover - the recorder keeps its own errors; this is a last guard
+        if not getattr(recorder, "error", ""):
+            try:
+                recorder.error = f"could not save the run ({what}): {e}"
+            except Exception:
+                pass
 
 
 class TrainingRun:
@@ -228,8 +81,8 @@ class TrainingRun:
     public method returns at once.
 
     A thread of this process (the *pump*) waits for a slot, starts the worker, and applies what the worker
-    reports (progress, finished iterations, the end) to this object under a lock; the commands go to the worker
-    through a pipe and take effect at its next mini-batch.
+    reports (progress, finished iterations, the end) to the run's :class:`~vaegmm.runs.state.RunState`; the
+    commands go to the worker through a pipe and take effect at its next mini-batch.
 
     ``slots``: the :class:`SlotManager` to queue on (default :func:`default_slots`). ``loader``: the data loader,
     ``load_mnist`` by default; it runs in the worker, so it must be picklable (a module-level function).
@@ -245,27 +98,11 @@ class TrainingRun:
         self._loader = loader
         self._keep_images = keep_images
         self._snapshot_every = snapshot_every
-        self._lock = threading.Lock()
-        self._send_lock = threading.Lock()
-        self._cancel = threading.Event()  # set by stop(): leaves the queue / ends the worker
-        self._paused_request = False  # Pause pressed while queued
-        self._state = IDLE
-        self._message = ""
-        self._history: list[IterationResult] = []
-        self._live = None  # the latest vaegmm.runs.snapshots.CodeSnapshot of the VAE update in progress, or None
+        self._run = RunState(config)
         self.replay_log = SnapshotLog()  # bounded record of every in-update snapshot, for Replay
         self.views = RunViews(seed=config.seed)  # LDA axes, t-SNE embeddings and axis ranges of this run
-        self._progress = Progress(iterations=config.iterations, epochs=config.vae.epochs)
-        self._pause_after: Optional[int] = None  # pause once this iteration has finished (Step)
         self._thread: Optional[threading.Thread] = None
-        self._commands = None  # the pipe to the worker, while it runs
-        self._started_at: Optional[float] = None
-        self._t_start: Optional[float] = None
-        self._first_result: Optional[float] = None
-        self._marks: dict = {}
-        self._iter_started: Optional[float] = None
-        self._iter_seconds: list[float] = []
-        self._stop_sent: Optional[float] = None
+        self._channel: Optional[WorkerChannel] = None  # the worker, while it runs
         self._queue_entry: Optional[tuple] = None  # (priority, arrival, self) in the slot queue, set by start()
         self.worker_pid: Optional[int] = None
         self.recorder = None  # a vaegmm.runs.library.RunRecorder: the run is saved as it goes (set before start())
@@ -281,76 +118,29 @@ class TrainingRun:
 
     def start(self) -> bool:
         """Start the run (queues when the server is full). Only from ``idle``; returns whether it started."""
-        with self._lock:
-            if self._state != IDLE:
-                return False
-            self._state = QUEUED
-            self._started_at = time.time()
-            self._t_start = time.monotonic()
-            # in the queue before the pump thread starts: the page can show the run's place at once
-            self._queue_entry = self.slots.enqueue(self)
-            self._thread = threading.Thread(target=self._pump, name=f"vaegmm-run-{self.id}", daemon=True)
-            self._thread.start()
-            return True
+        if not self._run.start():
+            return False
+        # in the queue before the pump thread starts: the page can show the run's place at once
+        self._queue_entry = self.slots.enqueue(self)
+        self._thread = threading.Thread(target=self._pump, name=f"vaegmm-run-{self.id}", daemon=True)
+        self._thread.start()
+        return True
 
     def pause(self) -> None:
         """Pause at the next mini-batch boundary (a queued run pauses as soon as it gets its slot)."""
-        with self._lock:
-            if self._state in (QUEUED, RUNNING):
-                self._pause_after = None
-                self._send("pause_after", None)
-                if self._state == RUNNING:
-                    self._state = PAUSED
-                    self._send("pause")
-                else:
-                    self._paused_request = True
+        self._run.pause(self._send)
 
     def resume(self) -> None:
-        with self._lock:
-            self._pause_after = None
-            self._send("pause_after", None)
-            if self._state == PAUSED:
-                self._state = RUNNING
-                self._send("resume")
-            elif self._state == QUEUED:
-                self._paused_request = False
+        self._run.resume(self._send)
 
     def step(self) -> None:
         """One more iteration, then pause. From ``idle`` this starts the run and pauses after iteration 1."""
-        with self._lock:
-            state = self._state
-            done = self._history[-1].iteration if self._history else 0
-        if state == IDLE:
-            with self._lock:
-                self._pause_after = 1
+        if self._run.step(self._send):
             self.start()
-            return
-        with self._lock:
-            if self._state in (RUNNING, PAUSED, QUEUED):
-                # running: finish the iteration in progress, then pause; paused: do the next one, then pause
-                self._pause_after = done + 1
-                self._send("pause_after", done + 1)
-                if self._state == PAUSED:
-                    self._state = RUNNING
-                    self._send("resume")
-                elif self._state == QUEUED:
-                    self._paused_request = False
 
     def stop(self, reason: str = "") -> None:
         """Stop at the next mini-batch boundary (at once when idle or queued). The history so far is kept."""
-        with self._lock:
-            if self._state in TERMINAL:
-                return
-            if self._state == IDLE:
-                self._state = STOPPED
-                self._message = reason
-                return
-            if reason:
-                self._message = reason
-            self._cancel.set()
-            self._stop_sent = time.monotonic()
-            self._send("stop")
-        if self._slots is not None:
+        if self._run.stop(self._send, reason) and self._slots is not None:
             self._slots.wake()
 
     def join(self, timeout: Optional[float] = None) -> bool:
@@ -364,13 +154,13 @@ class TrainingRun:
     # ------------------------------------------------------------------------------------------ reading
     @property
     def state(self) -> str:
-        with self._lock:
-            return self._state
+        with self._run.lock:
+            return self._run.state
 
     @property
     def history(self) -> list[IterationResult]:
-        with self._lock:
-            return list(self._history)
+        with self._run.lock:
+            return list(self._run.history)
 
     @property
     def snapshots(self) -> list:
@@ -383,206 +173,97 @@ class TrainingRun:
         return self._thread is not None and self._thread.is_alive()
 
     def snapshot(self) -> Snapshot:
-        with self._lock:
-            p = self._progress
-            prog = Progress(p.phase, p.iteration, p.iterations, p.epoch, p.epochs, p.seconds, list(p.recon),
-                            list(p.kl))
-            state = self._state
-            secs = (sum(self._iter_seconds) / len(self._iter_seconds)) if self._iter_seconds else None
-            snap = Snapshot(self.id, self.name, self.config, state, self._message, 0, prog, list(self._history),
-                            self._started_at, self._first_result, secs, self._iter_started, dict(self._marks))
-            snap.live = self._live
-        if state == QUEUED and self._slots is not None:
+        snap = self._run.snapshot(self.id, self.name, self.config)
+        if snap.state == QUEUED and self._slots is not None:
             snap.queue_position = self._slots.position(self)
         return snap
 
     # ------------------------------------------------------------------------------------------ the pump
     def _send(self, *msg) -> None:
-        """A command to the worker, if one runs (callers may hold ``_lock``)."""
-        conn = self._commands
-        if conn is None:
-            return
-        with self._send_lock:
-            try:
-                conn.send(msg)
-            except (OSError, ValueError):  # the worker has just ended
-                pass
+        """A command to the worker, if one runs (called under the run's lock: commands keep their order)."""
+        channel = self._channel
+        if channel is not None:
+            channel.send(*msg)
 
     def _record(self, what: str, *args) -> None:
-        """Pass an event to the recorder, if any; a recorder's own failure never ends the training."""
-        if self.recorder is None:
-            return
-        try:
-            getattr(self.recorder, what)(*args)
-        except Exception as e:  # pragma: no cover - the recorder keeps its own errors; this is a last guard
-            if not getattr(self.recorder, "error", ""):
-                try:
-                    self.recorder.error = f"could not save the run ({what}): {e}"
-                except Exception:
-                    pass
+        tell_recorder(self.recorder, what, *args)
 
     def _pump(self) -> None:
-        slots = self.slots
-        if not slots.acquire(self, self._cancel, entry=self._queue_entry):
-            self._finish(STOPPED, self._message or "stopped while waiting in the queue")
+        slots, run = self.slots, self._run
+        if not slots.acquire(self, run.cancel, entry=self._queue_entry):
+            run.finish(STOPPED, run.stop_message() or "stopped while waiting in the queue")
             return
-        with self._lock:  # at once: a run holding a slot is never shown as queued
-            if self._state == QUEUED:
-                self._state = PAUSED if self._paused_request else RUNNING
-                self._progress.phase = "loading"
-        self._mark("slot")
+        run.slot_taken()
+        run.mark("slot")
         self._record("begin")
         try:
             self._run_worker(slots.capacity)
         except Exception as e:  # pragma: no cover - a bug on this side; shown, never silent
-            self._finish(FAILED, f"failed: {type(e).__name__}: {e}")
+            run.finish(FAILED, f"failed: {type(e).__name__}: {e}")
         finally:
             slots.release(self)
-        with self._lock:
-            state, message = self._state, self._message
+        with run.lock:
+            state, message = run.state, run.message
         self._record("end", state, message)  # after the slot is free: the export must not hold up the queue
 
+    def _job(self, capacity: int, paused: bool, pause_after: Optional[int]) -> Job:
+        return Job(self.config.to_dict(), threads=threads_per_run(capacity), nice=worker_nice(), loader=self._loader,
+                   keep_images=self._keep_images, paused=paused, pause_after=pause_after,
+                   snapshots={} if self._snapshot_every is None else {"every": self._snapshot_every})
+
     def _run_worker(self, capacity: int) -> None:
-        from multiprocessing.connection import wait
-
-        from vaegmm.core.process import WorkerProcess, worker_context, worker_nice
-        from vaegmm.runs.worker import Job, serve_run
-
-        ctx = worker_context()
-        with self._lock:
-            if self._cancel.is_set():
-                self._state, self._progress.phase = STOPPED, "done"
-                return
-            paused = self._state == PAUSED
-            job = Job(self.config.to_dict(), threads=threads_per_run(capacity), nice=worker_nice(),
-                      loader=self._loader, keep_images=self._keep_images, paused=paused,
-                      pause_after=self._pause_after,
-                      snapshots={} if self._snapshot_every is None else {"every": self._snapshot_every})
-        cmd_recv, cmd_send = ctx.Pipe(duplex=False)
-        ev_recv, ev_send = ctx.Pipe(duplex=False)
-        proc = WorkerProcess(target=serve_run, args=(job, cmd_recv, ev_send), name=f"vaegmm-worker-{self.id}",
-                           daemon=True)
-        ended = False
+        run = self._run
+        options = run.worker_options()
+        if options is None:  # stopped before the worker started
+            return
+        paused, pause_after = options
+        channel = WorkerChannel(self._job(capacity, paused, pause_after), name=f"vaegmm-worker-{self.id}")
         try:
-            proc.start()
-            cmd_recv.close()
-            ev_send.close()
-            with self._lock:
-                self.worker_pid = proc.pid
-                self._commands = cmd_send
-                # commands given while the worker was starting
-                self._send("pause_after", self._pause_after)
-                if self._state == PAUSED and not job.paused:
-                    self._send("pause")
-                elif self._state == RUNNING and job.paused:
-                    self._send("resume")
-                if self._cancel.is_set():
-                    self._send("stop")
-            self._set(_iter_started=time.monotonic())
-            while not ended:
-                ready = wait([ev_recv, proc.sentinel], timeout=0.25)
-                if ev_recv in ready or ev_recv.poll():
-                    try:
-                        msg = ev_recv.recv()
-                    except (EOFError, OSError):
-                        msg = None
-                    if msg is not None:
-                        ended = self._on_message(msg)
-                        continue
-                if not proc.is_alive() or (ready and proc.sentinel in ready and not ev_recv.poll()):
-                    proc.join(1)
-                    self._finish(STOPPED if self._cancel.is_set() else FAILED,
-                                 self._message if self._cancel.is_set() else
-                                 f"the training process ended unexpectedly (exit code {proc.exitcode})")
-                    ended = True
-                elif self._stop_sent is not None and time.monotonic() - self._stop_sent > STOP_GRACE:
-                    proc.kill()  # it did not stop by itself: a stuck data source, say
+            self.worker_pid = channel.start()
+            with run.lock:
+                self._channel = channel
+            run.worker_started(self._send, started_paused=paused)
+            for msg in channel.events(lambda: run.stop_sent):
+                if msg[0] == "died":
+                    stopped = run.cancel.is_set()
+                    run.finish(STOPPED if stopped else FAILED, run.stop_message() if stopped else
+                               f"the training process ended unexpectedly (exit code {msg[1]})")
+                    break
+                if self._on_message(msg):
+                    break
         finally:
-            with self._lock:
-                self._commands = None
-            for conn in (cmd_send, ev_recv):
-                conn.close()
-            proc.join(2)
-            if proc.is_alive():
-                proc.kill()
-                proc.join(2)
+            with run.lock:
+                self._channel = None
+            channel.close()
 
     def _on_message(self, msg: tuple) -> bool:
-        """Apply one message of the worker; True for the last one."""
-        kind = msg[0]
+        """Apply one event of the worker (see :mod:`vaegmm.runs.worker`); True for the last one."""
+        kind, run = msg[0], self._run
         if kind == "progress":
-            self._on_progress(msg[1], msg[2], msg[3])
+            run.on_progress(msg[1], msg[2], msg[3])
         elif kind == "snapshot":
             self._on_snapshot(msg[1])
         elif kind == "result":
-            result, seconds = msg[1], msg[2]
-            with self._lock:
-                self._history.append(result)
-                self._live = None
-                self._progress.phase = "done"
-                if result.iteration == 0:
-                    self._first_result = time.monotonic() - self._t_start
-                    self._marks["first"] = round(self._first_result, 3)
-                else:
-                    self._iter_seconds.append(seconds)
-                self._iter_started = time.monotonic()
-            self._record("iteration", result)
+            run.on_result(msg[1], msg[2])
+            self._record("iteration", msg[1])
         elif kind == "paused":
-            with self._lock:
-                if self._pause_after is not None and msg[1] >= self._pause_after:
-                    self._pause_after = None
-                if self._state == RUNNING:
-                    self._state = PAUSED
+            run.on_paused(msg[1])
         elif kind == "data":
             self.labels, self.images_u8 = msg[1], msg[2]
             self._record("data", msg[1], msg[2])
         elif kind == "mark":
-            self._mark(msg[1])
+            run.mark(msg[1])
         elif kind == "end":
-            self._finish(msg[1], msg[2] or (self._message if msg[1] == STOPPED else ""))
+            run.finish(msg[1], msg[2] or (run.stop_message() if msg[1] == STOPPED else ""))
             return True
         return False
 
     def _on_snapshot(self, snap) -> None:
-        """Keep the latest snapshot for the live picture, and its 2-D PCA and LDA projections in the replay log
-        (LDA in the axes of the last finished iteration: fitted once per iteration, in milliseconds)."""
-        with self._lock:
-            if self._history and self._history[-1].iteration >= snap.iteration:
-                return  # late: its iteration has already finished
-            self._live = snap
-            history = list(self._history)
+        """Keep the latest snapshot for the live picture, and its 2-D pictures in the replay log."""
+        history = self._run.on_live(snap)
+        if history is None:  # late: its iteration has already finished
+            return
         if not self.replay_log.wants_next():
             self.replay_log.skip()
             return
-        try:
-            lda = to_half(self.views.lda_axes(history, snap.iteration - 1).transform(snap.codes))
-        except (ValueError, StopIteration, KeyError):
-            lda = None
-        self.replay_log.add(LogFrame(snap.iteration, snap.epoch, snap.epochs, snap.seconds,
-                                     to_half(snap.projection), lda))
-
-    def _set(self, **kw) -> None:
-        with self._lock:
-            for k, v in kw.items():
-                setattr(self, k, v)
-
-    def _on_progress(self, ev: ProgressEvent, recon: list, kl: list) -> None:
-        with self._lock:
-            p = self._progress
-            if ev.iteration != p.iteration:
-                p.recon, p.kl = [], []
-            p.recon.extend(recon)
-            p.kl.extend(kl)
-            p.phase, p.iteration, p.iterations = ev.phase, ev.iteration, ev.iterations
-            p.epoch, p.epochs, p.seconds = ev.epoch, (ev.epochs or p.epochs), ev.seconds
-
-    def _mark(self, name: str) -> None:
-        with self._lock:
-            self._marks[name] = round(time.monotonic() - self._t_start, 3)
-
-    def _finish(self, state: str, message: str) -> None:
-        with self._lock:
-            self._state = state
-            self._message = message
-            self._progress.phase = "done"
-            self._iter_started = None
+        self.replay_log.add(replay_frame(snap, self.views, history))

@@ -166,3 +166,14 @@ class SnapshotLog:
     def __len__(self) -> int:
         with self._lock:
             return len(self._frames)
+
+
+def replay_frame(snap: CodeSnapshot, views, history: list) -> LogFrame:
+    """The replay log's frame of an in-update snapshot: its 2-D PCA projection and its codes in the LDA axes of
+    the last finished iteration (``views``: the run's :class:`~vaegmm.views.latent2d.RunViews`; the axes are
+    fitted once per iteration, in milliseconds). No LDA picture when the axes cannot be fitted."""
+    try:
+        lda = to_half(views.lda_axes(history, snap.iteration - 1).transform(snap.codes))
+    except (ValueError, StopIteration, KeyError):
+        lda = None
+    return LogFrame(snap.iteration, snap.epoch, snap.epochs, snap.seconds, to_half(snap.projection), lda)

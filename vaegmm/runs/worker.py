@@ -30,6 +30,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
+import numpy as np
+
+from vaegmm.core.env import vaegmm_environment
 from vaegmm.core.process import DEFAULT_NICE
 
 PROGRESS_EVERY = 0.1  # seconds between progress messages (the epochs in between travel together)
@@ -48,17 +51,9 @@ class Job:
     paused: bool = False  # start paused (Pause pressed while queued)
     pause_after: Optional[int] = None  # pause once this iteration has finished (Step)
     snapshots: dict = field(default_factory=dict)  # options of the in-update snapshots (vaegmm.runs.snapshots)
-    env: dict = field(default_factory=lambda: vaegmm_environment())  # $VAEGMM_* of the server, now
-
-
-def vaegmm_environment() -> dict:
-    """This process's ``VAEGMM_*`` variables. A worker is forked from the fork server, whose environment is the
-    one it started with: the job carries the server's current settings (e.g. ``VAEGMM_MNIST_DIR``)."""
-    return {k: v for k, v in os.environ.items() if k.startswith("VAEGMM_")}
-
-
-class Failure(Exception):
-    """A failure whose message is already written for the user."""
+    # $VAEGMM_* of the server, now: a worker is forked from the fork server, whose environment is the one it started
+    # with, so the job carries the server's current settings (e.g. VAEGMM_MNIST_DIR)
+    env: dict = field(default_factory=vaegmm_environment)
 
 
 def serve_run(job: Job, commands, events) -> None:
@@ -106,63 +101,44 @@ def serve_run(job: Job, commands, events) -> None:
 
 
 def _train(job: Job, control, steps: dict, send) -> tuple[str, str]:
-    import numpy as np
-    import torch
-    from threadpoolctl import threadpool_limits
-
-    from vaegmm.model.config import RunConfig
-    from vaegmm.model.control import StopRequested
-    from vaegmm.model.mutual import MutualLearner
+    """Train ``job`` with :func:`~vaegmm.runs.train.train_run`, reporting on ``send``; ``(state, message)``."""
     from vaegmm.runs.snapshots import SnapshotTaker
+    from vaegmm.runs.train import FAILED, STOPPED, train_run
 
-    torch.set_num_threads(max(1, int(job.threads)))
-    iteration = 0
-    try:
-        with threadpool_limits(max(1, int(job.threads))):
-            cfg = RunConfig.from_dict(job.config).validate()
-            control.checkpoint()
-            try:
-                loader = job.loader
-                if loader is None:
-                    from vaegmm.model.data import load_mnist as loader
-                images, labels = loader(cfg.data.n, cfg.data.digits, cfg.seed, cfg.data.source)
-            except ValueError as e:  # DataSourceError is a ValueError
-                raise Failure(f"could not load the data: {e}") from None
-            labels = np.asarray(labels)
-            images_u8 = None
-            if job.keep_images:
-                images_u8 = np.clip(np.rint(np.asarray(images) * 255.0), 0, 255).astype(np.uint8)
-            send("data", labels, images_u8)
-            send("mark", "data")
-            control.checkpoint()
-            progress = _ProgressSender(send)
-            learner = MutualLearner(cfg, images, labels, callbacks=[progress], control=control)
-            taker = SnapshotTaker(learner, send, **job.snapshots)
-            learner.callbacks.append(taker)
-            send("mark", "model")
-            t0 = time.monotonic()
-            first = learner.begin()
-            send("result", first, time.monotonic() - t0)
-            while learner.iteration < cfg.iterations:
-                control.checkpoint()
-                iteration = learner.iteration + 1
-                t0 = time.monotonic()
-                result = learner.step()
-                progress.flush()
-                send("result", result, time.monotonic() - t0)
-                pause_after = steps["pause_after"]
-                if pause_after is not None and result.iteration >= pause_after and result.iteration < cfg.iterations:
-                    steps["pause_after"] = None
-                    control.pause()
-                    send("paused", result.iteration)
-    except StopRequested:
+    progress = _ProgressSender(send)
+    iterations = int(job.config["iterations"])
+
+    def on_data(images, labels) -> None:
+        images_u8 = None
+        if job.keep_images:
+            images_u8 = np.clip(np.rint(np.asarray(images) * 255.0), 0, 255).astype(np.uint8)
+        send("data", labels, images_u8)
+        send("mark", "data")
+
+    def on_learner(learner) -> None:
+        learner.callbacks.append(SnapshotTaker(learner, send, **job.snapshots))
+        send("mark", "model")
+
+    def on_result(result, seconds: float) -> None:
+        progress.flush()  # the epochs' losses arrive before the iteration they belong to
+        send("result", result, seconds)
+        pause_after = steps["pause_after"]  # a Step: pause once that iteration is done (never after the last)
+        if pause_after is not None and 0 < result.iteration < iterations and result.iteration >= pause_after:
+            steps["pause_after"] = None
+            control.pause()
+            send("paused", result.iteration)
+
+    trained = train_run(job.config, callbacks=[progress], control=control, loader=job.loader, threads=job.threads,
+                        on_data=on_data, on_learner=on_learner, on_result=on_result)
+    if trained.status == STOPPED:
         return "stopped", ""
-    except Failure as e:
-        return "failed", str(e)
-    except Exception as e:  # shown on the page; the history so far is kept
-        text = str(e) or type(e).__name__
+    if trained.status == FAILED:
+        text = trained.error_text()
+        if trained.failed_loading:
+            return "failed", f"could not load the data: {text}"
+        iteration = trained.iteration or 0
         if not text.startswith(f"iteration {iteration}"):
-            text = f"iteration {iteration}: {type(e).__name__}: {text}"
+            text = f"iteration {iteration}: {type(trained.error).__name__}: {text}"
         return "failed", f"failed in {text}"
     return "finished", ""
 

@@ -7,8 +7,6 @@ import socket
 import time
 from typing import Any, Mapping
 
-from vaegmm.model.config import RunConfig
-
 
 class WorkerDied(RuntimeError):
     """The process running a task ended without a result (killed, out of memory, a crash in native code)."""
@@ -27,42 +25,23 @@ def run_one(config_dict: Mapping[str, Any], seed: int, control=None) -> dict:
     ``cpu_seconds``, ``load_seconds``, ``train_seconds``, ``host``, ``pid``.
     """
     t0, c0 = time.perf_counter(), time.process_time()
-    import torch
-    from threadpoolctl import threadpool_limits
+    from vaegmm.runs.train import FAILED, STOPPED, train_run  # torch: not in the sweep's driver process
 
-    from vaegmm.model.control import StopRequested
-    from vaegmm.model.data import load_mnist
-    from vaegmm.model.mutual import MutualLearner
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    status, message, learner = "finished", "", None
-    load_s = train_s = 0.0
-    try:
-        with threadpool_limits(1):
-            cfg = RunConfig.from_dict(dict(config_dict)).replace(seed=int(seed)).validate()
-            images, labels = load_mnist(cfg.data.n, cfg.data.digits, cfg.seed, cfg.data.source)
-            load_s = time.perf_counter() - t0
-            t1 = time.perf_counter()
-            learner = MutualLearner(cfg, images, labels, control=control)
-            learner.run()
-            train_s = time.perf_counter() - t1
-    except StopRequested:
-        status, message = "stopped", "stopped"
-    except Exception as e:  # a run that raises is a failed run with its message; the sweep goes on
-        it = (learner.iteration + 1) if learner is not None else None
-        text = str(e) or type(e).__name__
-        where = "" if it is None or text.startswith("iteration") else f"iteration {it}: "
-        status, message = "failed", f"{where}{type(e).__name__}: {text}"
-    finally:
-        torch.set_num_threads(previous)
-    history = learner.history if learner is not None else []
+    trained = train_run({**config_dict, "seed": int(seed)}, control=control, threads=1)
+    status, message = trained.status, ""
+    if status == STOPPED:
+        message = "stopped"
+    elif status == FAILED:  # a run that raises is a failed run with its message; the sweep goes on
+        text = trained.error_text()
+        where = "" if trained.iteration is None or text.startswith("iteration") else f"iteration {trained.iteration}: "
+        message = f"{where}{type(trained.error).__name__}: {text}"
     iterations = []
-    for r in history:
+    for r in trained.history:
         m = r.metrics()
         m["recon"] = [round(v, 4) for v in m["recon"]]
         m["kl"] = [round(v, 4) for v in m["kl"]]
         iterations.append(m)
     return {"status": status, "message": message, "iterations": iterations,
             "seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0,
-            "load_seconds": load_s, "train_seconds": train_s, "host": socket.gethostname(), "pid": os.getpid()}
+            "load_seconds": trained.load_seconds, "train_seconds": trained.train_seconds if status == "finished" else 0.0,
+            "host": socket.gethostname(), "pid": os.getpid()}

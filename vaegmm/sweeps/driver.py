@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-from vaegmm.runs.runner import SlotManager
+from vaegmm.runs.slots import SlotManager
 from vaegmm.sweeps.cell import WorkerDied
 from vaegmm.sweeps.spec import Cell, SweepError, SweepSpec
 
