@@ -17,7 +17,8 @@ from vaegmm.model.control import RunControl
 from vaegmm.model.gmm import make_gmm
 from vaegmm.model.metrics import ari, clustering_accuracy, nmi
 from vaegmm.model.projection import Projection2D, fit_pca2d
-from vaegmm.model.vae import VAE, EpochLoss, encode_all, make_optimizer, resolve_device, train_epochs
+from vaegmm.model.vae import (VAE, EpochLoss, TrainingDiverged, encode_all, make_optimizer, resolve_device,
+                              train_epochs)
 
 
 @dataclass
@@ -172,10 +173,8 @@ class MutualLearner:
                                   cfg.vae.batch_size, self._torch_gen, on_epoch, self.control.checkpoint,
                                   prior_var=cfg.vae.message_var if message else 1.0,
                                   warmup=cfg.vae.warmup_epochs if it == 1 else 0, precision=cfg.vae.precision)
-        except Exception as e:
-            if type(e).__name__ == "TrainingDiverged":
-                raise type(e)(f"iteration {it}: {e}") from None
-            raise
+        except TrainingDiverged as e:
+            raise TrainingDiverged(f"iteration {it}: {e}") from None
         seconds_vae = time.perf_counter() - t0
         result = self._cluster(it, losses, seconds_vae, t0)
         if cfg.feedback:
