@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from vaegmm.model.config import CODE_KINDS, DEVICES, GMM_BACKENDS, PRESETS, RunConfig, preset
+from vaegmm.model.config import CODE_KINDS, DEVICES, GMM_BACKENDS, PRECISIONS, PRESETS, RunConfig, preset
 from vaegmm.model.params import FIELDS
 from vaegmm.sweeps.spec import MAX_RUNS
 
@@ -50,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, help="random seed")
     r.add_argument("--source", help="auto, bundled, openml or idx:<folder>")
     r.add_argument("--device", choices=list(DEVICES), help="torch device")
+    r.add_argument("--precision", choices=list(PRECISIONS),
+                   help="VAE matrix multiplies: bf16 (mixed precision), fp32 (exact), auto (default: bf16 where native)")
     r.add_argument("--out", default="runs/latest", help="output folder (default runs/latest)")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.add_argument("--db", help="results store (default $VAEGMM_DB or ~/.cache/vaegmm/runs.db)")
@@ -93,8 +95,9 @@ def config_from_args(a: argparse.Namespace) -> RunConfig:
     ch = {}
     pairs = [("n", "data__n"), ("digits", "data__digits"), ("source", "data__source"),
              ("latent_dim", "vae__latent_dim"), ("alpha", "vae__alpha"), ("epochs", "vae__epochs"),
-             ("batch_size", "vae__batch_size"), ("device", "vae__device"), ("gmm", "gmm__backend"),
-             ("classes", "gmm__n_classes"), ("iterations", "iterations"), ("z", "codes"), ("seed", "seed")]
+             ("batch_size", "vae__batch_size"), ("device", "vae__device"), ("precision", "vae__precision"),
+             ("gmm", "gmm__backend"), ("classes", "gmm__n_classes"), ("iterations", "iterations"), ("z", "codes"),
+             ("seed", "seed")]
     for arg, key in pairs:
         v = getattr(a, arg)
         if v is not None:
