@@ -18,7 +18,7 @@ from vaegmm.model.config import preset
 from vaegmm.sweeps.estimate import (DEFAULT_SECONDS_PER_IMAGE_EPOCH, Calibration, estimate_seconds, seconds_per_unit,
                                     server_calibration, work_units)
 from vaegmm.sweeps.executors import PACKAGE_DIR, LocalPoolExecutor
-from vaegmm.runs.runner import SlotManager
+from vaegmm.runs.slots import SlotManager
 from vaegmm.store import RunStore, StoreError
 from vaegmm.sweeps.cell import run_one
 from vaegmm.sweeps.driver import SweepDriver, run_sweep
