@@ -25,8 +25,9 @@ _TYPED_ARRAY_DTYPES = {"float32": "f4", "float64": "f8", "int32": "i4", "int16":
 def typed_array(a: np.ndarray):
     """``a`` (1-D or ``(N, M)``, float32 / int32 / ...) as a plotly.js typed array: ``{"dtype": "f4", "bdata":
     base64 of the bytes, "shape": "N, M"}``, the form Plotly itself gives numpy arrays in a figure's JSON (a third
-    of the size of number lists). Plotly checks such an array as one value, not element by element: the latent
-    scatter is built and checked in a few milliseconds. An empty array stays as it is."""
+    of the size of number lists). Plotly's validation passes such an array through as it is, where it would copy
+    a numpy array and inspect it (about a third of the cost of building the validated latent scatter). An empty
+    array stays as it is."""
     a = np.ascontiguousarray(a)
     if a.size == 0:
         return a
