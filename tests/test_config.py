@@ -74,7 +74,8 @@ def test_each_list_of_allowed_values_is_the_one_every_entry_point_offers():
     from vaegmm.model import config, gmm, params
 
     parser = build_parser()
-    for flag, values in (("--gmm", config.GMM_BACKENDS), ("--z", config.CODE_KINDS), ("--device", config.DEVICES)):
+    for flag, values in (("--gmm", config.GMM_BACKENDS), ("--z", config.CODE_KINDS), ("--device", config.DEVICES),
+                         ("--precision", config.PRECISIONS)):
         for value in values:
             parser.parse_args(["run", flag, value])
         with pytest.raises(SystemExit):
@@ -84,7 +85,8 @@ def test_each_list_of_allowed_values_is_the_one_every_entry_point_offers():
         gmm.make_gmm(backend, 3)
     for name, values in (("gmm__backend", config.GMM_BACKENDS), ("gmm__init", config.GMM_INITS),
                          ("gmm__select", config.GMM_SELECTS), ("codes", config.CODE_KINDS),
-                         ("vae__device", config.DEVICES), ("data__source", config.DATA_SOURCES)):
+                         ("vae__device", config.DEVICES), ("vae__precision", config.PRECISIONS),
+                         ("data__source", config.DATA_SOURCES)):
         for value in values:
             RunConfig().replace(**{name: value}).validate()
         with pytest.raises(ValueError, match="must be"):
