@@ -23,6 +23,11 @@ CHROMIUM = os.environ.get("VAEGMM_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking"]
 STATUS = '[data-testid="vaegmm-status"]'
 
+# the shared app server of the browser tests (conftest's ``app_server``): 2 training slots, and the seconds a closed
+# tab's runs keep their slot
+APP_GRACE = 3
+APP_ENV = {"VAEGMM_MAX_RUNS": "2", "VAEGMM_RECONNECT_GRACE": str(APP_GRACE)}
+
 # console messages that are not the app's fault: Chromium's own offline noise
 _BENIGN = ("Failed to load resource", "net::ERR_", "favicon", "Permissions-Policy", "WebGL", "GPU stall",
            "GroupMarkerNotSet", "Automatic fallback to software WebGL")
@@ -127,16 +132,27 @@ class WatchedBrowser:
     def __init__(self, browser, errors: PageErrors) -> None:
         self._browser = browser
         self.errors = errors
+        self._contexts: list = []  # every context it made (a page of its own has one too)
 
     def new_page(self, **kwargs):
         page = self._browser.new_page(**kwargs)
         self.errors.watch(page)
+        self._contexts.append(page.context)
         return page
 
     def new_context(self, **kwargs):
         ctx = self._browser.new_context(**kwargs)
         ctx.on("page", lambda page: self.errors.watch(page))
+        self._contexts.append(ctx)
         return ctx
+
+    def close_contexts(self) -> None:
+        """Close every context (and page) it made that is still open: the browser is shared with later tests,
+        whose servers a failed test's pages must not keep polling."""
+        for ctx in self._contexts:
+            with contextlib.suppress(Exception):  # already closed
+                ctx.close()
+        self._contexts.clear()
 
     def __getattr__(self, name):
         return getattr(self._browser, name)

@@ -1,5 +1,18 @@
-"""Session-wide test settings: the results store lives in a temporary file, so no test writes ~/.cache."""
+"""Session-wide test settings: the results store lives in a temporary file, so no test writes ~/.cache; and what
+the browser tests share.
+
+The browser tests share one Playwright, one headless Chromium (another at nice 5 for the classroom) and one
+``streamlit run app.py`` with 2 training slots and a 3 s reconnect grace period (``app_server``). Each is started
+by the first test that asks for it and kept while the tests that follow ask for it too, then ended at once
+(``pytest_runtest_teardown``): Playwright's sync API cannot run beside another Playwright or ``asyncio.run`` in
+the same thread, and an idle server or browser must not sit beside the classroom test's measurements. So that the
+sharing holds, the browser tests run after the others, those on the shared server first
+(``pytest_collection_modifyitems``).
+"""
+from __future__ import annotations
+
 import atexit
+import contextlib
 import os
 import shutil
 import tempfile
@@ -13,25 +26,80 @@ os.environ["VAEGMM_DB"] = str(Path(_DB_DIR) / "runs.db")
 atexit.register(shutil.rmtree, _DB_DIR, True)
 
 
+class KeptWhileUsed:
+    """Resources by fixture name, each entered (a context manager) on first use and exited when the next test does
+    not use that fixture; exited in the reverse order of entering (a browser before its Playwright)."""
+
+    def __init__(self) -> None:
+        self._open: dict[str, tuple[contextlib.ExitStack, object]] = {}
+
+    def get(self, name: str, make):
+        """The open resource ``name``, or ``make()`` (a context manager) entered now."""
+        if name not in self._open:
+            stack = contextlib.ExitStack()
+            value = stack.enter_context(make())
+            self._open[name] = (stack, value)
+        return self._open[name][1]
+
+    def release_unused(self, keep: set[str]) -> None:
+        for name in reversed(list(self._open)):
+            if name not in keep:
+                stack, _ = self._open.pop(name)
+                stack.close()
+
+
+_KEPT = KeptWhileUsed()
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """The browser tests after the others, those on the shared ``app_server`` first; order kept otherwise."""
+    items.sort(key=lambda item: (item.get_closest_marker("browser") is not None,
+                                 "app_server" not in getattr(item, "fixturenames", ())))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    yield  # the test's own fixtures are finalized first (its pages, its error check)
+    _KEPT.release_unused(set(getattr(nextitem, "fixturenames", ())) if nextitem is not None else set())
+
+
 @pytest.fixture(scope="session")
 def session_db() -> Path:
     """The session's results store (``$VAEGMM_DB``)."""
     return Path(os.environ["VAEGMM_DB"])
 
 
-@pytest.fixture(scope="module")
-def _chromium():
-    """One headless Chromium per browser-test module (Debian's; never `playwright install`)."""
+@pytest.fixture
+def _playwright():
+    """The shared Playwright (sync API)."""
     from playwright.sync_api import sync_playwright
 
+    return _KEPT.get("_playwright", sync_playwright)
+
+
+@contextlib.contextmanager
+def _launched(playwright, nice: int = 0):
     from browser_support import launch_chromium
 
-    with sync_playwright() as p:
-        b = launch_chromium(p)
-        try:
-            yield b
-        finally:
+    b = launch_chromium(playwright, nice=nice)
+    try:
+        yield b
+    finally:
+        with contextlib.suppress(Exception):  # a crashed browser must not hide the test's own result
             b.close()
+
+
+@pytest.fixture
+def _chromium(_playwright):
+    """The shared headless Chromium (Debian's; never `playwright install`)."""
+    return _KEPT.get("_chromium", lambda: _launched(_playwright))
+
+
+@pytest.fixture
+def niced_chromium(_playwright):
+    """The shared headless Chromium at nice 5: it stands in for the students' own laptops, so on this one machine
+    it yields to the server (tests/test_classroom.py)."""
+    return _KEPT.get("niced_chromium", lambda: _launched(_playwright, nice=5))
 
 
 @pytest.fixture
@@ -40,5 +108,25 @@ def browser(_chromium):
     from browser_support import PageErrors, WatchedBrowser
 
     errors = PageErrors()
-    yield WatchedBrowser(_chromium, errors)
-    errors.check()
+    watched = WatchedBrowser(_chromium, errors)
+    yield watched
+    try:
+        errors.check()
+    finally:
+        watched.close_contexts()  # what a failed test left open (the browser outlives the test)
+
+
+@pytest.fixture
+def app_server() -> str:
+    """The URL of ``streamlit run app.py`` with 2 training slots and a 3 s reconnect grace period, shared by the
+    browser tests that need no settings of their own (tests/test_browser.py, test_browser_views.py); its whole
+    process group is ended after the last of them."""
+    return _KEPT.get("app_server", _app_server_url)
+
+
+@contextlib.contextmanager
+def _app_server_url():
+    from browser_support import APP_ENV, streamlit_server
+
+    with streamlit_server(APP_ENV, log_name="server.log") as (url, _proc):
+        yield url

@@ -11,22 +11,19 @@ from urllib.parse import urlencode
 
 import pytest
 
-from browser_support import ARTIFACTS, CHARTS_JS, STATUS, no_exceptions, shoot, streamlit_server, wait_for_chart
+from browser_support import APP_GRACE, ARTIFACTS, CHARTS_JS, STATUS, no_exceptions, shoot, wait_for_chart
 
 pytestmark = pytest.mark.browser
 
 TINY = {"n": 300, "latent": 4, "epochs": 3, "iterations": 2, "batch": 100, "codes": "mean"}
 LONG = {**TINY, "epochs": 1000, "batch": 20}
-GRACE = 3  # seconds a closed tab's runs keep their slot (VAEGMM_RECONNECT_GRACE)
+GRACE = APP_GRACE  # seconds a closed tab's runs keep their slot (VAEGMM_RECONNECT_GRACE)
 
 
-
-@pytest.fixture(scope="module")
-def server():
-    """The app on a free port (2 training slots, a 3 s reconnect grace period); its whole process group is ended
-    after the module's tests."""
-    with streamlit_server({"VAEGMM_MAX_RUNS": "2", "VAEGMM_RECONNECT_GRACE": str(GRACE)}) as (url, _proc):
-        yield url
+@pytest.fixture
+def server(app_server):
+    """The shared app (conftest's ``app_server``: 2 training slots, a 3 s reconnect grace period)."""
+    return app_server
 
 
 

@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 import pytest
 from PIL import Image
 
-from browser_support import ARTIFACTS, STATUS, no_exceptions, streamlit_server
+from browser_support import ARTIFACTS, STATUS, no_exceptions
 from test_browser import button, wait_state
 from vaegmm.views.animation import MAX_FRAMES
 
@@ -35,11 +35,10 @@ MAIN_JS = """() => { const el = Array.from(document.querySelectorAll('.js-plotly
             active: lay.sliders && lay.sliders.length ? lay.sliders[0].active : null}; }"""
 
 
-@pytest.fixture(scope="module")
-def server():
-    with streamlit_server({"VAEGMM_MAX_RUNS": "2", "VAEGMM_RECONNECT_GRACE": "3"},
-                          log_name="views_server.log") as (url, _proc):
-        yield url
+@pytest.fixture
+def server(app_server):
+    """The shared app (conftest's ``app_server``: 2 training slots, a 3 s reconnect grace period)."""
+    return app_server
 
 
 
