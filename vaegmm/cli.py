@@ -13,9 +13,20 @@ import sys
 import time
 from pathlib import Path
 
+from tqdm import tqdm
+
+from vaegmm.core.threads import configure_torch_threads
 from vaegmm.model.config import CODE_KINDS, DEVICES, GMM_BACKENDS, PRECISIONS, PRESETS, RunConfig, preset
 from vaegmm.model.params import FIELDS
-from vaegmm.sweeps.spec import MAX_RUNS
+from vaegmm.runs.library import RunRecorder
+from vaegmm.runs.train import FAILED, FINISHED, STOPPED, load_data, train_run
+from vaegmm.store import RunStore, StoreError
+from vaegmm.sweeps.driver import default_sweep_name, run_sweep
+from vaegmm.sweeps.executors import ExecutorError, make_executor
+from vaegmm.sweeps.results import (cell_table, common_labels, compare_cells, default_comparisons, resolve_cell,
+                                   sweep_results)
+from vaegmm.sweeps.spec import MAX_RUNS, SweepError, SweepSpec, parse_seeds
+from vaegmm.views.export import write_run
 
 
 class _Parser(argparse.ArgumentParser):
@@ -126,8 +137,6 @@ def main(argv=None) -> int:
 
 def _open_store(path, note: bool = True):
     """The results store for ``run``; on a problem, a one-line warning and None (the run goes on)."""
-    from vaegmm.store import RunStore, StoreError
-
     try:
         return RunStore(path)
     except StoreError as e:
@@ -146,8 +155,6 @@ def run_main(args) -> int:
     except ValueError as e:
         print(f"vaegmm: error: {e}", file=sys.stderr)
         return 2
-    from vaegmm.runs.train import FAILED, FINISHED, STOPPED, train_run
-
     bar = None if args.quiet else _ProgressBar(cfg)
     recorder = None if args.no_store else _recorder(args, cfg)
     try:
@@ -168,8 +175,6 @@ def run_main(args) -> int:
         _end_recording(recorder, trained.status, message, trained.train_seconds)
     if trained.status == FAILED and not trained.history:
         return 1
-    from vaegmm.views.export import write_run
-
     out = write_run(Path(args.out), cfg, trained.history, labels, status=trained.status)
     print_run(trained.history, trained.train_seconds, out, recorder)
     return 0 if trained.status == FINISHED else 130 if trained.status == STOPPED else 1
@@ -177,9 +182,6 @@ def run_main(args) -> int:
 
 def _load_data(cfg: RunConfig):
     """The run's images and labels (ValueError when the source cannot deliver), torch set up for one run."""
-    from vaegmm.core.threads import configure_torch_threads
-    from vaegmm.runs.train import load_data
-
     configure_torch_threads(capacity=1)  # one run: all cores, or $VAEGMM_TORCH_THREADS
     return load_data(cfg)
 
@@ -188,8 +190,6 @@ class _ProgressBar:
     """A tqdm bar over the run's epochs, fed with the learner's ProgressEvents (on stderr)."""
 
     def __init__(self, cfg: RunConfig) -> None:
-        from tqdm import tqdm
-
         self.bar = tqdm(total=cfg.iterations * cfg.vae.epochs, unit="epoch", file=sys.stderr, dynamic_ncols=True)
 
     def __call__(self, ev) -> None:
@@ -205,8 +205,6 @@ class _ProgressBar:
 def _recorder(args, cfg: RunConfig):
     """A :class:`~vaegmm.runs.library.RunRecorder` of this run in the results store, its row begun; None (and
     a one-line warning) when the store cannot take it. The run's files are the ``--out`` folder."""
-    from vaegmm.runs.library import RunRecorder
-
     store = _open_store(args.db)
     if store is None:
         return None
@@ -248,11 +246,6 @@ def _grid(items: list[str]) -> list[tuple[str, str]]:
 
 
 def sweep_main(args) -> int:
-    from vaegmm.sweeps.executors import ExecutorError, make_executor
-    from vaegmm.store import RunStore, StoreError
-    from vaegmm.sweeps.driver import default_sweep_name, run_sweep
-    from vaegmm.sweeps.spec import SweepError, SweepSpec, parse_seeds
-
     try:
         if args.jobs is not None and args.jobs < 1:
             raise SweepError(f"--jobs must be >= 1, got {args.jobs}")
@@ -280,8 +273,6 @@ def sweep_main(args) -> int:
     print(f"sweep {name!r}: {spec.describe()}; {executor.describe()}; store {store.path}", file=sys.stderr)
     bar, report = None, [0]
     if not args.quiet:
-        from tqdm import tqdm
-
         bar = tqdm(total=spec.n_runs, unit="run", file=sys.stderr, dynamic_ncols=True, desc=name)
 
     def on_event(ev):
@@ -318,10 +309,6 @@ def sweep_main(args) -> int:
 def format_report(store, name: str, compare=None, metric: str = "accuracy") -> str:
     """The summary table of a sweep (per cell: seeds, mean ± std and 95 % CI of the final accuracy, NMI, ARI)
     and its paired comparisons, as text."""
-    from vaegmm.sweeps.results import (cell_table, common_labels, compare_cells, default_comparisons, resolve_cell,
-                                       sweep_results)
-    from vaegmm.sweeps.spec import SweepSpec
-
     info, runs, _ = sweep_results(store, name)
     spec = SweepSpec.from_dict(info["spec"])
     table = cell_table(spec, runs)
@@ -361,10 +348,6 @@ def format_report(store, name: str, compare=None, metric: str = "accuracy") -> s
 
 
 def report_main(args) -> int:
-    from vaegmm.store import RunStore, StoreError
-    from vaegmm.sweeps.results import sweep_results
-    from vaegmm.sweeps.spec import SweepError
-
     try:
         with RunStore(args.db, readonly=True) as store:
             if not args.name:

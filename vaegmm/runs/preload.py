@@ -13,7 +13,8 @@ import torch
 
 from vaegmm.model import data
 from vaegmm.model import mutual
-from vaegmm.runs import snapshots
+from vaegmm.runs import snapshots  # noqa: F401
+from vaegmm.runs import train  # noqa: F401
 from vaegmm.runs import worker  # noqa: F401
 from vaegmm.model.gmm import CollapsedGibbsGMM
 from vaegmm.model.vae import VAE, make_optimizer

@@ -34,6 +34,9 @@ import numpy as np
 
 from vaegmm.core.env import vaegmm_environment
 from vaegmm.core.process import DEFAULT_NICE
+from vaegmm.model.control import RunControl
+from vaegmm.runs.snapshots import SnapshotTaker
+from vaegmm.runs.train import FAILED, STOPPED, train_run
 
 PROGRESS_EVERY = 0.1  # seconds between progress messages (the epochs in between travel together)
 
@@ -72,8 +75,6 @@ def serve_run(job: Job, commands, events) -> None:
         with send_lock:
             events.send(msg)
 
-    from vaegmm.model.control import RunControl
-
     control = RunControl()
     if job.paused:
         control.pause()
@@ -102,9 +103,6 @@ def serve_run(job: Job, commands, events) -> None:
 
 def _train(job: Job, control, steps: dict, send) -> tuple[str, str]:
     """Train ``job`` with :func:`~vaegmm.runs.train.train_run`, reporting on ``send``; ``(state, message)``."""
-    from vaegmm.runs.snapshots import SnapshotTaker
-    from vaegmm.runs.train import FAILED, STOPPED, train_run
-
     progress = _ProgressSender(send)
     iterations = int(job.config["iterations"])
 

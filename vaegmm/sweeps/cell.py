@@ -7,6 +7,8 @@ import socket
 import time
 from typing import Any, Mapping
 
+from vaegmm.runs.train import FAILED, STOPPED, train_run
+
 
 class WorkerDied(RuntimeError):
     """The process running a task ended without a result (killed, out of memory, a crash in native code)."""
@@ -25,8 +27,6 @@ def run_one(config_dict: Mapping[str, Any], seed: int, control=None) -> dict:
     ``cpu_seconds``, ``load_seconds``, ``train_seconds``, ``host``, ``pid``.
     """
     t0, c0 = time.perf_counter(), time.process_time()
-    from vaegmm.runs.train import FAILED, STOPPED, train_run  # torch: not in the sweep's driver process
-
     trained = train_run({**config_dict, "seed": int(seed)}, control=control, threads=1)
     status, message = trained.status, ""
     if status == STOPPED:
