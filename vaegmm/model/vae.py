@@ -165,11 +165,12 @@ class _Step:
     inside the matrix multiplies (``addmm``), bias gradients as GEMVs, and the 1/B of the batch mean folded into
     the gradient GEMMs' ``alpha``. What is left is mostly matrix multiplies (bench/speed.py).
 
-    ``dtype`` is the matrix multiplies' dtype. float32: every tensor is float32 (the exact mode). bfloat16 (mixed
-    precision): the GEMMs read bf16 copies of the weights, the input, the activations and the gradients (oneDNN
-    accumulates in float32 and rounds each product to bf16), about 3-4x float32's rate on a CPU with AVX512-BF16;
-    the master weights, their gradients, Adam's state, the small (B, D) latent terms, the sigmoid of the logits and
-    the loss sums stay float32.
+    ``dtype`` is the dtype of the wide layers' matrix multiplies (784 -> hidden and hidden -> 784: 98 % of the
+    FLOPs). float32: every tensor is float32 (the exact mode). bfloat16 (mixed precision): those GEMMs read bf16
+    copies of their weights, the input, the activations and the gradients (oneDNN accumulates in float32 and rounds
+    each product to bf16), 3-4x float32's rate on a CPU with AVX512-BF16; the latent layers (hidden -> 2D, D ->
+    hidden, where bf16 gains nothing: bench/speed17.py), the master weights, their gradients, Adam's state, the
+    sigmoid of the logits and the loss sums stay float32.
 
     Gradients, for a batch of B images (``s = exp(logvar / 2)``, ``z = mu + s * eps``)::
 
@@ -181,31 +182,26 @@ class _Step:
     def __init__(self, model: VAE, rows: int, dtype: torch.dtype, device: torch.device):
         d, h = model.latent_dim, model.enc_hidden.out_features
         p = model.dec_out.out_features
-        f32 = torch.float32
-        self.mixed = dtype != f32
+        self.mixed = dtype != torch.float32
 
-        def e(*shape, dt=dtype):
-            return torch.empty(shape, dtype=dt, device=device)
+        def e32(*shape):
+            return torch.empty(shape, dtype=torch.float32, device=device)
 
-        def e32(*shape):  # float32 in both modes
-            return e(*shape, dt=f32)
+        def wide(buf_f32):  # an operand of a wide layer's GEMM: a `dtype` twin when mixed, else the buffer itself
+            return torch.empty_like(buf_f32, dtype=dtype) if self.mixed else buf_f32
 
-        def mixed_only(buf_f32, *shape):  # a GEMM operand in `dtype`: its own buffer when mixed, else the float32 one
-            return e(*shape) if self.mixed else buf_f32
-
-        # GEMM inputs and outputs (dtype)
-        self.h1, self.enc, self.h2, self.logits = e(rows, h), e(rows, 2 * d), e(rows, h), e(rows, p)
-        self.dh1, self.dh2 = e(rows, h), e(rows, h)
-        # float32: latent terms, sigmoid and loss terms
+        self.h1, self.enc, self.h2 = e32(rows, h), e32(rows, 2 * d), e32(rows, h)
         self.s, self.z, self.tmp, self.dz = e32(rows, d), e32(rows, d), e32(rows, d), e32(rows, d)
-        self.d_enc, self.sig, self.tmp_p = e32(rows, 2 * d), e32(rows, p), e32(rows, p)
-        self.enc32 = e32(rows, 2 * d) if self.mixed else self.enc
-        self.z_c, self.dz_c = mixed_only(self.z, rows, d), mixed_only(self.dz, rows, d)
-        self.g_c, self.d_enc_c = mixed_only(self.sig, rows, p), mixed_only(self.d_enc, rows, 2 * d)
+        self.d_enc, self.dh1, self.dh2 = e32(rows, 2 * d), e32(rows, h), e32(rows, h)
+        self.sig, self.tmp_p, self.ones = e32(rows, p), e32(rows, p), torch.ones(rows, device=device)
+        self.h1_c, self.h2_c, self.dh1_c, self.dh2_c = wide(self.h1), wide(self.h2), wide(self.dh1), wide(self.dh2)
+        self.logits, self.g_c, self.ones_c = wide(self.tmp_p), wide(self.sig), wide(self.ones)
+        if not self.mixed:
+            self.logits = e32(rows, p)
         # largest divisor of the pixel count <= 98: 0.5 ** 98 > 1e-30 is still a normal float32
         self.group = max(g for g in range(1, min(p, 98) + 1) if p % g == 0)
-        self.ones = torch.ones(rows, dtype=dtype, device=device)  # bias gradients as GEMVs
-        self.xb, self.pb = e(rows, p), e32(rows, d)  # the mini-batch (in the GEMM dtype), gathered into place
+        self.xb, self.pb = torch.empty(rows, p, dtype=dtype, device=device), e32(rows, d)  # gathered mini-batch
+        self.ones_c.fill_(1.0)
         layers = (model.enc_hidden, model.enc_head, model.dec_hidden, model.dec_out)
         self.params = [par for layer in layers for par in (layer.weight, layer.bias)]
         if self.mixed:
@@ -219,18 +215,22 @@ class _Step:
 
     def _flat_copies(self, dtype: torch.dtype) -> None:
         """Mixed precision: the float32 parameters and their gradients become views of one flat vector each
-        (``vector_to_parameters``), with a bf16 twin of each vector for the GEMMs, so the casts between the master
-        weights and their bf16 copies are one ``copy_`` per step each way instead of one per tensor."""
+        (``vector_to_parameters``); the wide layers' weights and gradients (the first two and the last two
+        tensors) get bf16 twins, so the casts between them are one ``copy_`` per wide layer each way per step."""
         flat = parameters_to_vector(self.params).detach()
         vector_to_parameters(flat, self.params)  # each param's data is now a view of `flat`
         self.flat, self.flat_grad = flat, torch.zeros_like(flat)
         self.flat_c, self.flat_grad_c = flat.to(dtype), torch.zeros_like(flat, dtype=dtype)
+        sizes = [par.numel() for par in self.params]
+        first, last = sum(sizes[:2]), sum(sizes[:6])
+        self.wide_spans = (slice(0, first), slice(last, len(flat)))  # enc_hidden's and dec_out's weights + biases
         self.weights, self.grads, start = [], [], 0
-        for par in self.params:
+        for i, par in enumerate(self.params):
             end = start + par.numel()
             par.grad = self.flat_grad[start:end].view_as(par)
-            self.weights.append(self.flat_c[start:end].view_as(par))
-            self.grads.append(self.flat_grad_c[start:end].view_as(par))
+            is_wide = i < 2 or i >= 6
+            self.weights.append(self.flat_c[start:end].view_as(par) if is_wide else par)
+            self.grads.append(self.flat_grad_c[start:end].view_as(par) if is_wide else par.grad)
             start = end
 
     @torch.no_grad()
@@ -239,26 +239,28 @@ class _Step:
         """Update the model on ``x (B, 784)`` (in the GEMM dtype), ``prior (B, D)``, ``eps (B, D)`` (float32) with
         the prior N(prior, v I), ``v = prior_var``; returns the batch sums of BCE and KL (0-d float32 tensors, before
         the update)."""
-        b, d = x.shape[0], self.d
+        b, d, mixed = x.shape[0], self.d, self.mixed
         w1, b1, w2, b2, w3, b3, w4, b4 = self.weights
         gw1, gb1, gw2, gb2, gw3, gb3, gw4, gb4 = self.grads
-        h1, enc, enc32, s, z, z_c = self.h1[:b], self.enc[:b], self.enc32[:b], self.s[:b], self.z[:b], self.z_c[:b]
-        h2, logits, sig, tmp_p = self.h2[:b], self.logits[:b], self.sig[:b], self.tmp_p[:b]
-        d_enc, d_enc_c, dz, dz_c = self.d_enc[:b], self.d_enc_c[:b], self.dz[:b], self.dz_c[:b]
-        dh1, dh2, tmp, ones = self.dh1[:b], self.dh2[:b], self.tmp[:b], self.ones[:b]
+        h1, h1_c, enc, s, z, h2, h2_c = (t[:b] for t in (self.h1, self.h1_c, self.enc, self.s, self.z, self.h2,
+                                                         self.h2_c))
+        logits, sig, tmp_p, g_c = self.logits[:b], self.sig[:b], self.tmp_p[:b], self.g_c[:b]
+        d_enc, dz, dh1, dh1_c, dh2, dh2_c = (t[:b] for t in (self.d_enc, self.dz, self.dh1, self.dh1_c, self.dh2,
+                                                             self.dh2_c))
+        tmp, ones, ones_c = self.tmp[:b], self.ones[:b], self.ones_c[:b]
         inv_b = 1.0 / b
         # ---- forward
-        torch.addmm(b1, x, w1.t(), out=h1).relu_()
+        torch.addmm(b1, x, w1.t(), out=h1_c).relu_()
+        if mixed:
+            h1.copy_(h1_c)
         torch.addmm(b2, h1, w2.t(), out=enc)
-        if self.mixed:
-            enc32.copy_(enc)
-        mu, logvar = enc32[:, :d], enc32[:, d:]
+        mu, logvar = enc[:, :d], enc[:, d:]
         torch.mul(logvar, 0.5, out=s).exp_()
         torch.addcmul(mu, eps, s, out=z)
-        if self.mixed:
-            z_c.copy_(z)
-        torch.addmm(b3, z_c, w3.t(), out=h2).relu_()
-        torch.addmm(b4, h2, w4.t(), out=logits)
+        torch.addmm(b3, z, w3.t(), out=h2).relu_()
+        if mixed:
+            h2_c.copy_(h2)
+        torch.addmm(b4, h2_c, w4.t(), out=logits)
         # ---- loss terms (reported, not differentiated): BCE = softplus(l) - x l; KL closed form; float32 sums
         torch.sigmoid(logits, out=sig)  # computed in float32 from bf16 logits too
         # sum softplus(l) = sum relu(l) + sum log1p(exp(-|l|)), and log1p(exp(-|l|)) = -log(sigmoid(|l|)) =
@@ -267,9 +269,9 @@ class _Step:
         torch.sub(sig, 0.5, out=tmp_p).abs_().add_(0.5)
         log_sig_abs = tmp_p.view(-1, self.group).prod(1).log_().sum()
         # relu in the logits' dtype (g_c is free until the backward), summed in float32
-        relu_sum = torch.clamp(logits, min=0, out=self.g_c[:b] if self.mixed else tmp_p).sum(dtype=torch.float32)
-        if self.mixed:  # products in bf16, summed in float32
-            x_dot_l = torch.mul(x, logits, out=self.g_c[:b]).sum(dtype=torch.float32)
+        relu_sum = torch.clamp(logits, min=0, out=g_c if mixed else tmp_p).sum(dtype=torch.float32)
+        if mixed:  # products in bf16, summed in float32
+            x_dot_l = torch.mul(x, logits, out=g_c).sum(dtype=torch.float32)
         else:
             x_dot_l = torch.dot(x.reshape(-1), logits.reshape(-1))
         bce = relu_sum - log_sig_abs - x_dot_l
@@ -280,35 +282,40 @@ class _Step:
         kl = 0.5 * ((dlv.sum() + dmu.pow(2).sum()) * inv_v - logvar.sum()) + 0.5 * b * d * (math.log(prior_var) - 1.0)
         # ---- backward (the first layer needs no input gradient)
         g = sig.sub_(x)  # d logits * B, float32
-        g_c = self.g_c[:b].copy_(g) if self.mixed else g
-        torch.addmm(gw4, g_c.t(), h2, beta=0, alpha=inv_b, out=gw4)
-        torch.addmv(gb4, g_c.t(), ones, beta=0, alpha=inv_b, out=gb4)  # column sums / B
-        torch.mm(g_c, w4, out=dh2)
+        if mixed:
+            g_c.copy_(g)
+        else:
+            g_c = g
+        torch.addmm(gw4, g_c.t(), h2_c, beta=0, alpha=inv_b, out=gw4)
+        torch.addmv(gb4, g_c.t(), ones_c, beta=0, alpha=inv_b, out=gb4)  # column sums / B
+        torch.mm(g_c, w4, out=dh2_c)
+        if mixed:
+            dh2.copy_(dh2_c)
         torch.ops.aten.threshold_backward.grad_input(dh2, h2, 0, grad_input=dh2)  # relu'
-        torch.addmm(gw3, dh2.t(), z_c, beta=0, alpha=inv_b, out=gw3)
+        torch.addmm(gw3, dh2.t(), z, beta=0, alpha=inv_b, out=gw3)
         torch.addmv(gb3, dh2.t(), ones, beta=0, alpha=inv_b, out=gb3)
-        torch.mm(dh2, w3, out=dz_c)  # dz * B
-        if self.mixed:
-            dz.copy_(dz_c)
+        torch.mm(dh2, w3, out=dz)  # dz * B
         if inv_v != 1.0:
             dlv.mul_(inv_v)
         dlv.sub_(1.0).mul_(0.5 * alpha)  # alpha (s^2 / v - 1) / 2
         torch.mul(eps, s, out=tmp).mul_(0.5).mul_(dz)
         dlv.add_(tmp)
         dmu.mul_(alpha * inv_v).add_(dz)
-        if self.mixed:
-            d_enc_c.copy_(d_enc)
-        torch.addmm(gw2, d_enc_c.t(), h1, beta=0, alpha=inv_b, out=gw2)
-        torch.addmv(gb2, d_enc_c.t(), ones, beta=0, alpha=inv_b, out=gb2)
-        torch.mm(d_enc_c, w2, out=dh1)
+        torch.addmm(gw2, d_enc.t(), h1, beta=0, alpha=inv_b, out=gw2)
+        torch.addmv(gb2, d_enc.t(), ones, beta=0, alpha=inv_b, out=gb2)
+        torch.mm(d_enc, w2, out=dh1)
         torch.ops.aten.threshold_backward.grad_input(dh1, h1, 0, grad_input=dh1)
-        torch.addmm(gw1, dh1.t(), x, beta=0, alpha=inv_b, out=gw1)
-        torch.addmv(gb1, dh1.t(), ones, beta=0, alpha=inv_b, out=gb1)
-        if self.mixed:  # bf16 gradients into the float32 master weights' .grad
-            self.flat_grad.copy_(self.flat_grad_c)
+        if mixed:
+            dh1_c.copy_(dh1)
+        torch.addmm(gw1, dh1_c.t(), x, beta=0, alpha=inv_b, out=gw1)
+        torch.addmv(gb1, dh1_c.t(), ones_c, beta=0, alpha=inv_b, out=gb1)
+        if mixed:  # the wide layers' bf16 gradients into the float32 master weights' .grad
+            for span in self.wide_spans:
+                self.flat_grad[span].copy_(self.flat_grad_c[span])
         optimizer.step()
-        if self.mixed:  # the updated master weights back into their bf16 copies
-            self.flat_c.copy_(self.flat)
+        if mixed:  # the updated master weights back into their bf16 copies
+            for span in self.wide_spans:
+                self.flat_c[span].copy_(self.flat[span])
         return bce, kl
 
 
