@@ -1,5 +1,8 @@
 """Speed benchmark (issue 4): the classic setting, measured in one process, printed as a table and written into the
-"## Speed" section of BENCHMARKS.md (the other sections are left as they are).
+"## Speed" section of BENCHMARKS.md (the other sections are left as they are). Issue 17's measurements (bf16 vs fp32
+GEMM rates, the VAE update per precision and thread/wait policy in fresh processes, batched EM, whole runs before and
+after, under load) are ``bench/speed17.py``, section "## Speed (issue 17)"; the paired quality check of the bf16 path
+is ``bench/precision_quality.py``.
 
     python bench/speed.py                   # full run: 3000 images, D=18, K=10, alpha=1, 200 epochs, batch 500
     python bench/speed.py --quick --out -   # tiny sizes, prints only (the smoke test runs this)
