@@ -41,14 +41,6 @@ def atomic_savez(path: str | os.PathLike, **arrays: np.ndarray) -> Path:
     return atomic_write(path, write)
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically."""
-    return atomic_write(path, lambda tmp: tmp.write_bytes(data))
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` (UTF-8) to ``path`` atomically."""
-    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def atomic_write_dir(path: str | os.PathLike, write: Callable[[Path], None], overwrite: bool = True) -> Path:
