@@ -63,6 +63,10 @@ def pytest_runtest_teardown(item, nextitem):
     _KEPT.release_unused(set(getattr(nextitem, "fixturenames", ())) if nextitem is not None else set())
 
 
+def pytest_sessionfinish(session, exitstatus):
+    _KEPT.release_unused(set())  # also after an interrupted run: the server runs in a process group of its own
+
+
 @pytest.fixture(scope="session")
 def session_db() -> Path:
     """The session's results store (``$VAEGMM_DB``)."""
