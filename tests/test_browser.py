@@ -114,8 +114,13 @@ def test_classic_first_picture_refresh_and_stop(browser, server):
     least once a second during the first VAE update, and Stop takes effect within 2 s."""
     page = open_app(browser, server, {"preset": "serket-classic"})
     first_plot, server_first = start_and_wait_for_first_plot(page)
-    latent = [c for c in charts(page) if c["meta"] == "latent"][0]
-    assert sum(t["n"] for t in latent["traces"] if t["meta"] == "points") == 3000
+    # all 3000 points are drawn (the first picture may still be redrawing its traces when it is first seen)
+    deadline, shown = time.monotonic() + 10, None
+    while shown != 3000 and time.monotonic() < deadline:
+        latent = [c for c in charts(page) if c["meta"] == "latent"][0]
+        shown = sum(t["n"] for t in latent["traces"] if t["meta"] == "points")
+        page.wait_for_timeout(100)
+    assert shown == 3000, latent["traces"]
     wait_state(page, "running", 30)
     # record each new render of the status (the server stamps it): the live refresh cadence
     page.evaluate(f"""() => {{ window.__changes = []; let last = '';
