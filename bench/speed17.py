@@ -243,9 +243,11 @@ def whole_runs(base: Path, repeats: int, quick: bool) -> list[tuple]:
     res = {}
     for _ in range(repeats):
         for name, args in RUNS:
-            for side, cwd in (("before", base), ("after", ROOT)):
+            for side, cwd in (("before", base), ("after", ROOT)) if base is not None else (("after", ROOT),):
                 res.setdefault((name, side), []).append(whole_run(cwd, args + extra, child_env(None, "default")))
-    return [(name, *[med([r[i] for r in res[(name, side)]]) for side in ("before", "after") for i in (0, 1)])
+                print(f"{name} {side}: wall {res[(name, side)][-1][0]:.1f} s, CPU {res[(name, side)][-1][1]:.1f} s "
+                      f"(load {load1():.1f})", flush=True)
+    return [(name, *[med([r[i] for r in res.get((name, side), [])]) for side in ("before", "after") for i in (0, 1)])
             for name, _ in RUNS]
 
 
@@ -318,7 +320,7 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--run-repeats", type=int, default=2, help="repeats of each whole run")
     ap.add_argument("--epochs", type=int, default=20, help="epochs of each VAE-update measurement (scaled to 200)")
-    ap.add_argument("--skip", nargs="*", default=[], choices=["gemm", "vae", "em", "runs", "load"])
+    ap.add_argument("--skip", nargs="*", default=[], choices=["gemm", "vae", "em", "runs", "load", "before"])
     ap.add_argument("--base", type=Path, default=Path(tempfile.gettempdir()) / "vaegmm-before-issue17")
     ap.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"), help="markdown file to update, or - to print")
     ap.add_argument("--vae-child", help=argparse.SUPPRESS)
@@ -347,7 +349,7 @@ def main(argv=None) -> int:
         vae = {key: (med([w for w, _ in v]), med([c for _, c in v])) for key, v in times.items()}
         os.unlink(images)
     em = [] if "em" in a.skip else em_fit_times(a.repeats, a.quick)
-    base = base_checkout(a.base) if not {"runs", "load"} <= set(a.skip) else None
+    base = base_checkout(a.base) if not {"runs", "load"} <= set(a.skip) and "before" not in a.skip else None
     runs = [] if "runs" in a.skip else whole_runs(base, 1 if a.quick else a.run_repeats, a.quick)
     load_rows = [] if "load" in a.skip else under_load(base, a.quick)
     loads.append(load1())

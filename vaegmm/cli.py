@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--source", help="auto, bundled, openml or idx:<folder>")
     r.add_argument("--device", choices=list(DEVICES), help="torch device")
     r.add_argument("--precision", choices=list(PRECISIONS),
-                   help="VAE matrix multiplies: bf16 (mixed precision), fp32 (exact), auto (default: bf16 where native)")
+                   help="VAE matrix multiplies: fp32 (exact, the default), bf16 (mixed precision), auto (bf16 where native)")
     r.add_argument("--out", default="runs/latest", help="output folder (default runs/latest)")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.add_argument("--db", help="results store (default $VAEGMM_DB or ~/.cache/vaegmm/runs.db)")

@@ -37,8 +37,9 @@ class VAEConfig:
     message_var: float = 1.0  # v in the message N(mu_c, v I) from the GMM (1 = Serket; < 1 pulls harder)
     warmup_epochs: int = 0  # KL warm-up over the first update's first epochs (0 = none, as Serket)
     device: str = "auto"  # "auto" (CUDA when present), "cpu" or "cuda"
-    precision: str = "auto"  # VAE matrix multiplies: "bf16" (mixed precision, float32 master weights), "fp32"
-    # (exact), "auto" = bf16 where the device multiplies it natively (AVX512-BF16/AMX, CUDA), else fp32 (issue 17)
+    precision: str = "fp32"  # VAE matrix multiplies: "fp32" (exact), "bf16" (mixed precision, float32 master
+    # weights; ~2x faster), "auto" = bf16 where the device multiplies it natively (AVX512-BF16/AMX, CUDA), else fp32.
+    # fp32 stays the default until bf16 passes issue 17's paired quality check (BENCHMARKS.md, Speed (issue 17))
 
 
 @dataclass

@@ -323,7 +323,7 @@ def train_epochs(model: VAE, optimizer: torch.optim.Optimizer, x: torch.Tensor, 
                  alpha: float, epochs: int, batch_size: int, generator: torch.Generator,
                  on_epoch: Optional[Callable[[EpochLoss], None]] = None,
                  checkpoint: Optional[Callable[[], None]] = None, prior_var: float = 1.0,
-                 warmup: int = 0, precision: str = "auto") -> list[EpochLoss]:
+                 warmup: int = 0, precision: str = "fp32") -> list[EpochLoss]:
     """One VAE update: ``epochs`` passes of shuffled mini-batches over ``x (N, 784)`` with per-image prior means
     ``prior_mu (N, D)`` and prior variance ``prior_var`` (the prior is N(prior_mu, prior_var I)). ``warmup``:
     the KL weight rises linearly from ``alpha / warmup`` to ``alpha`` over the first ``warmup`` epochs (KL
