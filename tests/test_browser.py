@@ -216,3 +216,25 @@ def test_closed_tabs_free_their_slots(browser, server):
                 f"{time.monotonic() - t0:.2f}\n")
     assert waited <= GRACE + 1.5, f"the closed tabs' slots were freed {waited:.1f} s after closing"
     ctx.close()
+
+
+def test_link_values_are_text_in_the_dom(browser, server):
+    """A forwarded link carrying Markdown / HTML: its "Ignored ..." warnings hold the values as text, with no
+    link, image or bold element made from them."""
+    page = open_app(browser, server, {"alpha": "[click me](http://example.com/x)",
+                                      "preset": "**bold**![i](http://example.com/i.png)<img src=x>"})
+    page.wait_for_selector('[data-testid="stAlert"]', timeout=15000)
+    page.wait_for_timeout(500)
+    alerts = page.locator('[data-testid="stAlert"]', has_text="Ignored")
+    assert alerts.count() == 2
+    shoot(page, "link_warnings.png")
+    texts = [alerts.nth(i).inner_text() for i in range(alerts.count())]
+    joined = " ".join(texts)
+    assert "[click me](http://example.com/x)" in joined and "**bold**![i](http://example.com/i.png)<img src=x>" in joined
+    links = page.locator('a[href^="http://example.com"]')
+    assert links.count() == 0, [links.nth(i).evaluate("e => e.parentElement.outerHTML") for i in range(links.count())]
+    assert page.locator('img[src^="http://example.com"], img[src="x"]').count() == 0
+    bold = page.locator('[data-testid="stAlert"]', has_text="Ignored").locator("strong, em, a, img")
+    assert bold.count() == 0, [bold.nth(i).evaluate("e => e.parentElement.outerHTML") for i in range(bold.count())]
+    no_exceptions(page)
+    page.close()

@@ -165,3 +165,15 @@ def test_stop_then_resume_from_the_page():
     assert not at.error, [e.value for e in at.error]
     wait_for(lambda: (get_manager().status(store_path, name) or {}).get("alive"), 30)
     get_manager().stop(store_path, name, wait=15)
+
+
+def test_a_hostile_sweep_name_is_drawn_as_text():
+    """A name with markup (and fixed settings quoted into the line) reaches every visitor's page as text."""
+    hostile = '<img src=x onerror="document.title=1"><b>x</b> [l](http://example.com)'
+    at = page()
+    at.sidebar.text_input(key="sw_name").set_value(hostile).run()
+    name = start(at, seeds=1)
+    assert name == hostile
+    line = status(at)
+    assert "<img" not in line and "<b>x</b>" not in line and "&lt;img src=x onerror=&quot;document.title=1&quot;&gt;" in line
+    assert get_manager().join(RunStore().path, name, 180)

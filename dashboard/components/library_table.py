@@ -9,13 +9,14 @@ import streamlit as st
 from dashboard import charts
 from dashboard.state.saved_runs import saved_histories, saved_runs_table
 from dashboard.state.store import store_problem
+from dashboard.components.markup import escape_markdown
 
 
 def compare_saved() -> None:
     """The Compare page's "all saved runs": filters, the table, curves of the chosen runs, links to open them."""
     problem = store_problem()
     if problem:
-        st.warning(f"Saved runs are not available: {problem}", icon=":material/database:")
+        st.warning(f"Saved runs are not available: {escape_markdown(problem)}", icon=":material/database:")
         return
     df = saved_runs_table()
     if df is None or df.empty:

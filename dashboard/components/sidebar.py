@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from dashboard.components.markup import escape_markdown
 from dashboard.state.link import current_settings, init_settings, mirror_to_url, pending_link_warnings, widget_key
 from dashboard.state.settings import FIELDS, GMM_LABELS, PRESET_LABELS, preset_settings
 
@@ -62,4 +63,4 @@ def sidebar_settings(disabled: bool = False) -> dict:
 def link_warnings(settings: dict) -> None:
     """Warnings about ignored query parameters, shown until the settings are changed."""
     for w in pending_link_warnings(settings):
-        st.warning(w, icon=":material/link:")
+        st.warning(escape_markdown(w), icon=":material/link:")

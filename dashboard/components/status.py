@@ -9,6 +9,7 @@ import streamlit as st
 from dashboard.components.formatting import fmt_seconds
 from dashboard.components.metric_cards import metric_cards
 from dashboard.state.refresh import chosen_every
+from dashboard.components.markup import escape_markdown
 from vaegmm.runs.runner import FAILED, FINISHED, IDLE, PAUSED, QUEUED, RUNNING, STOPPED, default_slots
 
 STATE_COLOURS = {IDLE: "#888", QUEUED: "#b8860b", RUNNING: "#2e7d32", PAUSED: "#1565c0", FINISHED: "#1b5e20",
@@ -77,7 +78,7 @@ def status_line(snap) -> None:
         text = f"epoch {cfg.vae.epochs if snap.state == FINISHED else 0} of {cfg.vae.epochs}"
     st.progress(min(1.0, max(0.0, frac)), text=text)
     if snap.state == FAILED:
-        st.error(f"The run failed: {snap.message}. The iterations finished before are kept below.", icon=":material/error:")
+        st.error(f"The run failed: {escape_markdown(snap.message)}. The iterations finished before are kept below.", icon=":material/error:")
     elif snap.state == STOPPED and snap.message:
-        st.caption(f"Stopped: {snap.message}.")
+        st.caption(f"Stopped: {escape_markdown(snap.message)}.")
 

@@ -6,6 +6,7 @@ import streamlit as st
 
 from dashboard.components.formatting import fmt_duration
 from dashboard.state import sweeps
+from dashboard.components.markup import escape_markdown
 from vaegmm.model.params import FIELDS, PRESET_LABELS
 from vaegmm.store import RunStore, StoreError
 from vaegmm.sweeps.executors import ExecutorError
@@ -136,6 +137,6 @@ def sidebar_form(store: RunStore) -> None:
               args=(store,), disabled=spec is None, width="stretch",
               help="Runs in the background on this server: closing the tab does not stop it.")
     if st.session_state.get("sw_error"):
-        st.error(st.session_state["sw_error"], icon=":material/error:")
+        st.error(escape_markdown(st.session_state["sw_error"]), icon=":material/error:")
 
 

@@ -7,6 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import sweep_charts
+from dashboard.components.markup import escape_html
 from vaegmm.sweeps.results import compare_cells
 
 
@@ -77,7 +78,7 @@ def results_panel(data: dict) -> None:
             st.info("Choose two different cells.")
         elif len(fin):
             p = compare_cells(spec, runs, a, b, metric)
-            st.markdown(f'<div data-testid="vaegmm-sweep-compare">{p.sentence()}</div>', unsafe_allow_html=True)
+            st.markdown(f'<div data-testid="vaegmm-sweep-compare">{escape_html(p.sentence())}</div>', unsafe_allow_html=True)
             st.caption("Paired over the seeds both cells finished: the same seed gives both the same images and "
                        "starting weights, so the differences vary less than the values. The 95 % CI is that of the "
                        "mean difference (Student t); p-values from scipy's paired t-test and Wilcoxon test. With "

@@ -7,6 +7,7 @@ import time
 import streamlit as st
 
 from dashboard.components.formatting import fmt_duration
+from dashboard.components.markup import escape_html, escape_markdown
 from dashboard.state import sweeps
 from vaegmm.store import RunStore, StoreError
 from vaegmm.sweeps.executors import ExecutorError
@@ -47,8 +48,8 @@ def status_panel(store: RunStore, data: dict) -> None:
     st.markdown(
         f'<div data-testid="vaegmm-sweep-status" data-state="{state}" data-done="{done}" data-total="{total}" '
         f'data-rendered="{time.time():.3f}" style="font-size:1.05rem"><span style="background:{colour};color:white;'
-        f'border-radius:0.8rem;padding:0.1rem 0.6rem;font-weight:600">{state}</span> &nbsp;<b>{name}</b> · '
-        f'{spec.describe()}</div>', unsafe_allow_html=True)
+        f'border-radius:0.8rem;padding:0.1rem 0.6rem;font-weight:600">{state}</span> &nbsp;<b>{escape_html(name)}</b> · '
+        f'{escape_html(spec.describe())}</div>', unsafe_allow_html=True)
     text = f"{done} of {total} runs done · {running} running now"
     if failed:
         text += f" · {failed} failed"
@@ -56,11 +57,11 @@ def status_panel(store: RunStore, data: dict) -> None:
         text += f" · about {fmt_duration(left)} left" if left is not None else " · time left: after the first run"
     st.progress(done / total if total else 0.0, text=text)
     if mgr is not None and mgr.get("error"):
-        st.error(f"The sweep ended with an error: {mgr['error']}", icon=":material/error:")
+        st.error(f"The sweep ended with an error: {escape_markdown(mgr['error'])}", icon=":material/error:")
     if state == "running" and not here:
         st.caption("Driven by another process (e.g. the command line): it can be stopped only there.")
     elif state == "running":
-        st.caption(f"Running on {mgr['executor']}; it goes on when you close this tab.")
+        st.caption(f"Running on {escape_markdown(mgr['executor'])}; it goes on when you close this tab.")
     c1, c2, _ = st.columns([1, 1, 4])
     c1.button("Stop", icon=":material/stop:", key="sw_stop", on_click=_stop, args=(store, name),
               disabled=not here, width="stretch", help="Ends the sweep within seconds; finished runs are kept.")

@@ -15,6 +15,7 @@ from dashboard.components.view_selector import COLOUR_BY, view_selector
 from dashboard.state.refresh import live_every
 from dashboard.state.saved_runs import load_saved, requested_run, saved_entries, saved_entry
 from dashboard.state.session import RunEntry, SessionRuns
+from dashboard.components.markup import escape_markdown
 from vaegmm.model.metrics import best_matching
 from vaegmm.model.vae import decode_numpy
 
@@ -65,7 +66,7 @@ def explorer_page(runs: SessionRuns) -> None:
         if saved_id is not None:  # ?run=<id>: a saved run, read-only
             run, problem = load_saved(saved_id)
             if run is None:
-                st.error(problem, icon=":material/error:")
+                st.error(escape_markdown(problem), icon=":material/error:")
                 return
             if not run.history or run.labels is None:
                 st.warning(f"Saved run #{saved_id} has no latent codes on disk (its folder was cleaned up to keep "

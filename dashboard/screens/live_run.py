@@ -24,6 +24,7 @@ from dashboard.state.refresh import live_every
 from dashboard.state.session import SessionRuns
 from dashboard.state.settings import check_settings, data_note
 from dashboard.state.store import store_problem
+from dashboard.components.markup import escape_markdown
 
 
 def live_training(runs: SessionRuns) -> None:
@@ -38,9 +39,9 @@ def live_training(runs: SessionRuns) -> None:
     with st.container(key="page_messages"):  # always here, even when empty: the live part below never moves
         link_warnings(settings)
         if store_problem():
-            st.warning(f"Runs are not saved: {store_problem()}", icon=":material/database:")
+            st.warning(f"Runs are not saved: {escape_markdown(store_problem())}", icon=":material/database:")
         for p in problems:
-            st.error(p, icon=":material/error:")
+            st.error(escape_markdown(p), icon=":material/error:")
         note = data_note(settings)
         if note and not problems:
             st.info(note, icon=":material/info:")

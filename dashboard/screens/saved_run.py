@@ -8,6 +8,7 @@ from dashboard.components.status import status_line
 from dashboard.state.refresh import live_every
 from dashboard.state.saved_runs import live_link, load_saved, saved_entries, saved_entry
 from dashboard.state.settings import describe
+from dashboard.components.markup import escape_markdown
 from vaegmm.runs import library
 
 
@@ -29,7 +30,7 @@ def saved_run_page(run_id: int) -> None:
     def body():
         current, problem = load_saved(run_id)
         if current is None:
-            st.error(problem, icon=":material/error:")
+            st.error(escape_markdown(problem), icon=":material/error:")
             return
         entry = saved_entries().setdefault((run_id, current.status, len(current.history)), saved_entry(current))
         snap = current.snapshot()

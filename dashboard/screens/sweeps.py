@@ -20,6 +20,7 @@ from dashboard.components.sweep_results import results_panel
 from dashboard.components.sweep_status import status_panel
 from dashboard.state.sweeps import load
 from dashboard.state.store import store_or_problem
+from dashboard.components.markup import escape_markdown
 
 POLL_EVERY = 1.0  # seconds; constant for the whole session (see the module docstring)
 
@@ -33,7 +34,7 @@ def page() -> None:
                "and paired comparisons.")
     store, problem = store_or_problem()
     if store is None:
-        st.error(f"The results store cannot be used: {problem}", icon=":material/error:")
+        st.error(f"The results store cannot be used: {escape_markdown(problem)}", icon=":material/error:")
         return
     sidebar_form(store)
     listed = store.list_sweeps()
