@@ -13,6 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 from dashboard.state.settings import parse_query, preset_settings, to_query
 from vaegmm.runs import runner
+from markdown_text import shown
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
@@ -115,7 +116,7 @@ def test_preset_fills_fields_and_digits_set_k():
 
 def test_bad_link_falls_back_with_warnings():
     at = app({"n": "abc", "alpha": "99", "gmm": "kmeans", "digits": "0x", "preset": "nope", "foo": "1"})
-    warnings = " ".join(w.value for w in at.warning)
+    warnings = " ".join(shown(w.value) for w in at.warning)
     for word in ("n='abc'", "alpha='99'", "gmm='kmeans'", "digits='0x'", "preset='nope'", "'foo'"):
         assert word in warnings, (word, warnings)
     assert at.number_input(key="cfg_n").value == 2000  # quick-demo default
@@ -126,15 +127,15 @@ def test_bad_link_falls_back_with_warnings():
 def test_invalid_settings_show_errors_not_exceptions():
     at = app()
     at.multiselect(key="cfg_digits").set_value([]).run()
-    assert any("at least one digit" in e.value for e in at.error)
+    assert any("at least one digit" in shown(e.value) for e in at.error)
     assert at.button(key="btn_start").disabled
     at.multiselect(key="cfg_digits").set_value([1, 2]).run()
     at.number_input(key="cfg_n").set_value(20).run()
     at.number_input(key="cfg_k").set_value(30).run()
-    assert any("more than the 20 images" in e.value for e in at.error)
+    assert any("more than the 20 images" in shown(e.value) for e in at.error)
     at.number_input(key="cfg_k").set_value(2).run()
     at.number_input(key="cfg_n").set_value(20000).run()
-    assert any("per digit" in e.value for e in at.error)
+    assert any("per digit" in shown(e.value) for e in at.error)
     assert not at.exception
 
 
@@ -202,7 +203,7 @@ def test_failure_is_shown_and_the_app_keeps_working():
     at.button(key="btn_start").click().run()
     run = finish(at)
     assert run.state == "failed"
-    assert any("iteration 1" in e.value and "not finite" in e.value for e in at.error)
+    assert any("iteration 1" in shown(e.value) and "not finite" in shown(e.value) for e in at.error)
     assert by_meta(plotly_specs(at), "metrics")  # iteration 0 is still shown
     at.session_state["_vaegmm_runs"].factory = runner.TrainingRun
     at.button(key="btn_start").click().run()

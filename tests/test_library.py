@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from markdown_text import shown
 from vaegmm.runs import library
 from vaegmm.runs import runner
 from vaegmm.model.config import preset
@@ -169,7 +170,7 @@ def test_pages_show_a_saved_run_read_only_and_in_the_library(session_db):
     assert latent, "the saved run's latent picture"
 
     missing = _app("app.py", {"run": "999999"})
-    assert any("no saved run 999999" in e.value for e in missing.error)
+    assert any("no saved run 999999" in shown(e.value) for e in missing.error)
 
     explorer = _app("pages/2_Latent_explorer.py", {"run": str(run_id)})
     assert any(f"Saved run #{run_id}" in c.value for c in explorer.caption)

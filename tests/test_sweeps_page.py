@@ -12,6 +12,7 @@ from test_runner import wait_for
 from vaegmm.runs import runner
 from vaegmm.store import RunStore
 from vaegmm.sweeps.manager import get_manager
+from markdown_text import shown
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = "pages/4_Sweeps.py"
@@ -86,7 +87,7 @@ def test_bad_input_is_one_error_and_start_is_disabled(changes, fragment):
         widget = at.sidebar.number_input(key=key) if key == "sw_seeds" else (
             at.sidebar.selectbox(key=key) if key.startswith("sw_axis") else at.sidebar.text_input(key=key))
         widget.set_value(value).run()
-    errors = [e.value for e in at.sidebar.error]
+    errors = [shown(e.value) for e in at.sidebar.error]
     assert len(errors) == 1 and fragment in errors[0] and "\n" not in errors[0], errors
     assert at.sidebar.button(key="sw_start").disabled and not at.exception
 
@@ -96,7 +97,7 @@ def test_unusable_store_is_one_line_and_left_untouched(tmp_path, monkeypatch):
     bad.write_bytes(b"not a database" * 50)
     monkeypatch.setenv("VAEGMM_DB", str(bad))
     at = page()
-    errors = [e.value for e in at.error]
+    errors = [shown(e.value) for e in at.error]
     assert len(errors) == 1 and "not a SQLite database" in errors[0] and not at.exception
     assert bad.read_bytes() == b"not a database" * 50
 
@@ -107,7 +108,7 @@ def test_unreachable_ray_cluster_is_one_line(monkeypatch):
     assert any("on the Ray cluster at 127.0.0.1:1" in m.value for m in at.sidebar.markdown)
     at.sidebar.text_input(key="sw_fixed").set_value(TINY).run()
     at.sidebar.button(key="sw_start").click().run()
-    errors = [e.value for e in at.error]
+    errors = [shown(e.value) for e in at.error]
     assert len(errors) == 1 and "cannot reach the Ray cluster at 127.0.0.1:1" in errors[0]
     with RunStore() as store:
         assert store.list_sweeps() == []

@@ -18,6 +18,7 @@ import numpy as np
 
 from vaegmm.model import em as batched_em
 from vaegmm.model.config import GMM_BACKENDS, GMM_INITS, GMM_SELECTS
+from vaegmm.model.metrics import clustering_accuracy
 
 
 def _check_count(name: str, value) -> None:
@@ -503,8 +504,6 @@ class EMGMM:
 
     def _choose(self, fits: list, z: np.ndarray, previous: Optional[np.ndarray]):
         """The kept candidate of ``fits = [(kind, GaussianMixture), ...]`` by ``select``; fills ``candidates_``."""
-        from vaegmm.model.metrics import clustering_accuracy
-
         labels = [gm.predict(z) for _, gm in fits]
         loglik = np.array([gm.score(z) for _, gm in fits])  # mean log-likelihood per point
         n = len(fits)

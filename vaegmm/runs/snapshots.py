@@ -17,6 +17,8 @@ from typing import Optional
 
 import numpy as np
 
+from vaegmm.model.vae import encode_all
+
 HALF_MAX = float(np.finfo(np.float16).max)
 
 
@@ -78,7 +80,6 @@ class SnapshotTaker:
             self.send("snapshot", snap)
 
     def take(self, iteration: int, epoch: int, epochs: int, seconds: float) -> Optional[CodeSnapshot]:
-        from vaegmm.model.vae import encode_all
 
         history = self.learner.history
         if not history or history[-1].pca is None:

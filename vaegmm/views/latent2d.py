@@ -28,6 +28,7 @@ import numpy as np
 
 from vaegmm.core.env import env_positive_int
 from vaegmm.core.singleton import process_singleton
+from vaegmm.model.projection import fit_pca2d
 from vaegmm.views.jobs import compute_in_worker
 
 PCA, LDA, TSNE = "pca", "lda", "tsne"
@@ -81,8 +82,6 @@ def aligned(xy: np.ndarray, target: Optional[np.ndarray]) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------- PCA, LDA
 def pca_view(codes: np.ndarray, previous: Optional[np.ndarray] = None) -> np.ndarray:
     """``codes (N, D)`` -> ``(N, 2) float32``: 2-D PCA, turned to match ``previous (N, 2)`` if given."""
-    from vaegmm.model.projection import fit_pca2d
-
     return fit_pca2d(codes, previous).transform(codes)
 
 
