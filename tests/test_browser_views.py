@@ -9,6 +9,7 @@ import time
 from urllib.parse import urlencode
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from PIL import Image
 
 from browser_support import ARTIFACTS, STATUS, no_exceptions
@@ -145,8 +146,16 @@ def test_live_motion_views_replay_and_gif(browser, server):
         pick(page, label)
         wait_main(page, lambda m: m["xtitle"] == axis, 60, f"explorer in {label}")
         page.wait_for_timeout(800)
-        idx = click_a_point(page, 7 + len(label))
-        page.wait_for_function(f"""() => document.body.innerText.includes('Image {idx} ·')""", timeout=20000)
+        # seen once in a full run: a click did not pick its point (a marker drawn over it picks that one instead):
+        # up to three different points, and the one clicked must show its own image
+        for attempt in range(3):
+            idx = click_a_point(page, 7 + len(label) + 37 * attempt)
+            try:
+                page.wait_for_function(f"""() => document.body.innerText.includes('Image {idx} ·')""", timeout=10000)
+                break
+            except PlaywrightTimeout:
+                if attempt == 2:
+                    raise
     no_exceptions(page)
     page.screenshot(path=str(ARTIFACTS / "views_explorer.png"))
     with open(ARTIFACTS / "timings.txt", "a") as f:
