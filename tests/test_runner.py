@@ -335,3 +335,35 @@ def test_a_worker_started_while_a_page_script_is_main_does_not_run_it(tmp_path):
     finally:
         sys.modules["__main__"] = real
     assert marker.read_text() == "ran"
+
+
+def test_workers_never_run_a_page_script_streamlit_installs_meanwhile(tmp_path):
+    """Streamlit installs a page's module as ``__main__`` at the start of every script run, from any thread at any
+    moment: a worker started meanwhile must still not run it (a swap of ``__main__`` during ``start()`` raced
+    with exactly this and re-ran app.py in the child)."""
+    marker = tmp_path / "page-ran"
+    page = tmp_path / "page.py"
+    page.write_text(f"open({str(marker)!r}, 'a').write('ran')\n")
+    fake = types.ModuleType("__main__")
+    fake.__file__ = str(page)
+    real, done = sys.modules["__main__"], threading.Event()
+
+    def streamlit_like() -> None:
+        while not done.is_set():
+            sys.modules["__main__"] = fake
+            time.sleep(0.0005)
+
+    writer = threading.Thread(target=streamlit_like, daemon=True)
+    writer.start()
+    try:
+        procs = [WorkerProcess(target=time.sleep, args=(0,), daemon=True) for _ in range(12)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(30)
+        assert [p.exitcode for p in procs] == [0] * 12
+    finally:
+        done.set()
+        writer.join(5)
+        sys.modules["__main__"] = real
+    assert not marker.exists()

@@ -1,6 +1,6 @@
 """Process plumbing shared by training runs and the dashboard's one-off jobs: one *fork server* whose
 interpreter has preloaded torch, scikit-learn and this package (:mod:`vaegmm.runs.preload`), and processes forked
-from it (multiprocessing's standard ``forkserver`` context) without re-running the parent's ``__main__``.
+from it without re-running the parent's ``__main__`` (:class:`_WorkerPopen`).
 
 Why a fork server (measured, ``python bench/script_latency.py``; issue 8): training inside the Streamlit server
 made its page scripts 4-10x slower (the GIL); forked workers at ``nice 10`` leave them as fast as on an idle
@@ -9,14 +9,13 @@ back when they end.
 """
 from __future__ import annotations
 
-import contextlib
+import io
 import multiprocessing as mp
 import os
-import sys
-import threading
 import time
-import types
-from typing import Callable, Iterator, Optional
+from multiprocessing import forkserver, popen_forkserver, reduction, spawn, util
+from multiprocessing.context import ForkServerProcess, set_spawning_popen
+from typing import Callable, Optional
 
 from vaegmm.core.env import env_int
 from vaegmm.core.singleton import process_singleton
@@ -34,39 +33,50 @@ def worker_context():
     return ctx
 
 
-# Multiprocessing's child re-runs the parent's main module before it unpickles its target (``spawn.prepare``):
-# ``spawn.get_preparation_data`` sends ``__main__.__spec__.name`` or, for a script, ``__main__.__file__``. In the
-# dashboard ``sys.modules["__main__"]`` is the page script Streamlit is running, so a worker would execute
-# ``app.py``. Our workers need nothing from ``__main__`` (targets and arguments live in this package), so while
-# a worker starts, ``sys.modules["__main__"]`` is a module with neither a spec nor a file: the preparation data
-# then names no main module and the child keeps its own. The swap lasts the few milliseconds of ``start()``,
-# under a lock; Streamlit only ever *writes* ``sys.modules["__main__"]`` (at the start of each script run), and
-# if it does so meanwhile its module is kept, not ours.
-_NO_MAIN = types.ModuleType("__main__", "Stands in for the parent's __main__ while a worker starts.")
-_start_lock = threading.Lock()
+class _WorkerPopen(popen_forkserver.Popen):
+    """Python's forkserver ``Popen`` (3.11), minus the re-import of the parent's ``__main__`` in the child.
 
+    Multiprocessing re-runs the parent's main module in every child before it unpickles the target
+    (``spawn.prepare``): ``spawn.get_preparation_data`` names ``__main__.__spec__.name`` or ``__main__.__file__``.
+    In the dashboard ``sys.modules["__main__"]`` is the page script Streamlit is running, so a worker would execute
+    ``app.py``. Our workers need nothing from ``__main__`` (their target and arguments live in this package), so
+    the preparation data leaves it out; the rest is Python's own ``_launch``.
 
-@contextlib.contextmanager
-def _main_module_left_out() -> Iterator[None]:
-    with _start_lock:
-        parent_main = sys.modules.get("__main__")
-        sys.modules["__main__"] = _NO_MAIN
+    Why not a public mechanism: the one that exists is to make ``sys.modules["__main__"]`` a module without spec
+    or file while ``start()`` runs. We tried it (under a lock, for the few ms of ``start()``) and it raced with
+    Streamlit, which installs the page's module as ``__main__`` at the start of every script run: in a full test
+    run the classroom test's warm-up worker saw ``app.py`` again, re-ran it in the child and died, so 1 of 8 runs
+    failed (``RuntimeError: An attempt has been made to start a new process before the current process has
+    finished its bootstrapping phase``, from app.py's ``session_runs()``). Streamlit's write cannot be put under
+    our lock, so only leaving ``__main__`` out of the data, as here, is free of that race."""
+
+    def _launch(self, process_obj):
+        prep_data = spawn.get_preparation_data(process_obj._name)
+        prep_data.pop("init_main_from_name", None)
+        prep_data.pop("init_main_from_path", None)
+        buf = io.BytesIO()
+        set_spawning_popen(self)
         try:
-            yield
+            reduction.dump(prep_data, buf)
+            reduction.dump(process_obj, buf)
         finally:
-            if sys.modules.get("__main__") is _NO_MAIN:
-                sys.modules["__main__"] = parent_main
+            set_spawning_popen(None)
+        self.sentinel, w = forkserver.connect_to_new_process(self._fds)
+        _parent_w = os.dup(w)  # the child's sentinel of this process, as in Python's own _launch
+        self.finalizer = util.Finalize(self, util.close_fds, (_parent_w, self.sentinel))
+        with open(w, "wb", closefd=True) as f:
+            f.write(buf.getbuffer())
+        self.pid = forkserver.read_signed(self.sentinel)
 
 
-class WorkerProcess(mp.get_context("forkserver").Process):
+class WorkerProcess(ForkServerProcess):
     """A process forked by the training fork server (:func:`worker_context`) that does not re-run the parent's
-    ``__main__`` (the Streamlit page script): the standard ``forkserver`` process, started with the main module
-    left out of its preparation data (see :func:`_main_module_left_out`)."""
+    ``__main__`` (the Streamlit page script): see :class:`_WorkerPopen`."""
 
-    def start(self) -> None:
+    @staticmethod
+    def _Popen(process_obj):
         worker_context()
-        with _main_module_left_out():
-            super().start()
+        return _WorkerPopen(process_obj)
 
 
 @process_singleton
