@@ -10,6 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from dashboard.components.markup import escape_html, escape_markdown
+from markdown_text import shown
 
 HOSTILE = [
     '<img src=x onerror="document.title=String.fromCharCode(88,83,83)">',
@@ -29,23 +30,11 @@ def test_escape_html_leaves_no_tag_and_round_trips(text):
 
 
 def _plain(md: str) -> str:
-    """What a Markdown renderer shows for ``md`` made only of backslash escapes, code spans and plain text."""
-    out, i = [], 0
-    while i < len(md):
-        fence = re.match(r"`+", md[i:])
-        if fence:
-            end = md.index(fence.group(0), i + len(fence.group(0)))
-            inner = md[i + len(fence.group(0)):end]
-            out.append(inner[1:-1] if inner.startswith(" ") and inner.endswith(" ") and inner.strip() else inner)
-            i = end + len(fence.group(0))
-        elif md[i] == "\\":
-            out.append(md[i + 1])
-            i += 2
-        else:
-            assert md[i] not in "<>[]()*_!$:&~#|", f"unescaped {md[i]!r} in {md!r}"
-            out.append(md[i])
-            i += 1
-    return "".join(out)
+    """What the page shows for ``md`` (tests/markdown_text.shown), checking on the way that no Markdown- or
+    HTML-active character stands outside a code span without its backslash."""
+    outside = re.sub(r"(`+).*?\1", "", re.sub(r"\\.", "", md), flags=re.S)
+    assert not set(outside) & set("<>[]()*_!$:&~#|"), f"unescaped characters in {md!r}"
+    return shown(md)
 
 
 @pytest.mark.parametrize("text", HOSTILE + ["see http://example.com/a`b` and www.x.org or me@mail.example.org"],

@@ -13,25 +13,11 @@ def env_str(name: str, default: str = "") -> str:
     return raw if raw else default
 
 
-def env_int(name: str, default: int, lo: Optional[int] = None, hi: Optional[int] = None) -> int:
-    """``$name`` as an int clamped to [lo, hi]; ``default`` when unset, blank or not an integer."""
+def _env_number(name: str, default, parse, lo, hi):
+    """``parse($name)`` clamped to [lo, hi]; ``default`` when unset, blank, unparsable or NaN."""
     raw = os.environ.get(name, "").strip()
     try:
-        value = int(raw) if raw else default
-    except ValueError:
-        value = default
-    if lo is not None:
-        value = max(lo, value)
-    if hi is not None:
-        value = min(hi, value)
-    return value
-
-
-def env_float(name: str, default: float, lo: Optional[float] = None, hi: Optional[float] = None) -> float:
-    """``$name`` as a float clamped to [lo, hi]; ``default`` when unset, blank, not a number or NaN."""
-    raw = os.environ.get(name, "").strip()
-    try:
-        value = float(raw) if raw else default
+        value = parse(raw) if raw else default
     except ValueError:
         value = default
     if value != value:  # NaN
@@ -41,6 +27,16 @@ def env_float(name: str, default: float, lo: Optional[float] = None, hi: Optiona
     if hi is not None:
         value = min(hi, value)
     return value
+
+
+def env_int(name: str, default: int, lo: Optional[int] = None, hi: Optional[int] = None) -> int:
+    """``$name`` as an int clamped to [lo, hi]; ``default`` when unset, blank or not an integer."""
+    return _env_number(name, default, int, lo, hi)
+
+
+def env_float(name: str, default: float, lo: Optional[float] = None, hi: Optional[float] = None) -> float:
+    """``$name`` as a float clamped to [lo, hi]; ``default`` when unset, blank, not a number or NaN."""
+    return _env_number(name, default, float, lo, hi)
 
 
 def env_positive_int(name: str) -> Optional[int]:
