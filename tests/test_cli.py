@@ -44,3 +44,16 @@ def test_tiny_run_writes_folder_and_table(tmp_path, capsys):
     back = read_run(tmp_path / "out")
     assert [round(float(row[1]), 4) for row in table] == [round(back["accuracy"][i], 4) for i in range(3)]
     assert back["codes"][2].shape == (200, 3) and np.all(back["classes"][2] < 4)
+
+
+def test_bf16_on_a_cpu_without_native_bf16_warns_once_and_still_trains(tmp_path, capsys, monkeypatch):
+    import vaegmm.model.vae as vae_mod
+
+    monkeypatch.setattr(vae_mod, "_cpu_has_bf16_gemm", lambda: False)
+    rc = main(["run", "--n", "100", "--epochs", "1", "--iterations", "1", "--latent-dim", "2", "--batch-size", "50",
+               "--gmm", "em", "--classes", "3", "--precision", "bf16", "--out", str(tmp_path / "o"), "--quiet",
+               "--no-store"])
+    err = capsys.readouterr().err
+    assert rc == 0
+    assert [line for line in err.splitlines() if "warning" in line] == [
+        "vaegmm: warning: " + vae_mod.precision_note("bf16", "cpu")]

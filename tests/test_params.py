@@ -49,3 +49,14 @@ def test_parse_values_rejects_bad_axes_with_one_line(key, text, fragment):
     with pytest.raises(ValueError, match=None) as e:
         params.parse_values(key, text)
     assert fragment in str(e.value) and "\n" not in str(e.value)
+
+
+def test_precision_is_a_setting_of_the_link_the_sidebar_and_the_grid():
+    s, warnings = params.parse_query({"preset": "quick-demo", "precision": "BF16"})
+    assert warnings == [] and s["precision"] == "bf16"
+    assert params.config_from_settings(s).vae.precision == "bf16"
+    assert params.to_query(s) == {"preset": "quick-demo", "precision": "bf16"}
+    assert "precision" not in params.to_query(params.preset_settings("quick-demo"))  # the default fp32 stays out
+    assert params.parse_values("precision", "fp32,auto") == ["fp32", "auto"]
+    _, warnings = params.parse_query({"precision": "fp16"})
+    assert warnings and "expected auto or bf16 or fp32" in warnings[0]

@@ -157,3 +157,16 @@ def test_bf16_training_keeps_float32_master_weights_and_tracks_fp32():
     assert losses["bf16"][-1].recon < losses["bf16"][0].recon
     for a, b in zip(losses["fp32"], losses["bf16"]):
         assert abs(a.recon - b.recon) < 0.01 * a.recon and abs(a.kl - b.kl) < 0.05 * a.kl + 0.05
+
+
+def test_bf16_on_a_cpu_without_native_bf16_is_named_slow_and_auto_falls_back(monkeypatch):
+    import vaegmm.model.vae as vae_mod
+
+    monkeypatch.setattr(vae_mod, "_cpu_has_bf16_gemm", lambda: False)
+    note = vae_mod.precision_note("bf16", "cpu")
+    assert note is not None and "emulated" in note and "fp32" in note
+    assert vae_mod.compute_dtype("auto", torch.device("cpu")) == torch.float32
+    assert vae_mod.precision_note("auto", "cpu") is None and vae_mod.precision_note("fp32", "cpu") is None
+    monkeypatch.setattr(vae_mod, "_cpu_has_bf16_gemm", lambda: True)
+    assert vae_mod.precision_note("bf16", "cpu") is None
+    assert vae_mod.compute_dtype("auto", torch.device("cpu")) == torch.bfloat16

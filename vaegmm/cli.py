@@ -18,6 +18,7 @@ from tqdm import tqdm
 from vaegmm.core.threads import configure_torch_threads
 from vaegmm.model.config import CODE_KINDS, DEVICES, GMM_BACKENDS, PRECISIONS, PRESETS, RunConfig, preset
 from vaegmm.model.params import FIELDS
+from vaegmm.model.vae import precision_note, resolve_device
 from vaegmm.runs.library import RunRecorder
 from vaegmm.runs.train import FAILED, FINISHED, STOPPED, load_data, train_run
 from vaegmm.store import RunStore, StoreError
@@ -151,10 +152,13 @@ def run_main(args) -> int:
     arguments or data."""
     try:
         cfg = config_from_args(args)
+        note = precision_note(cfg.vae.precision, resolve_device(cfg.vae.device))
         images, labels = _load_data(cfg)
     except ValueError as e:
         print(f"vaegmm: error: {e}", file=sys.stderr)
         return 2
+    if note:
+        print(f"vaegmm: warning: {note}", file=sys.stderr)
     bar = None if args.quiet else _ProgressBar(cfg)
     recorder = None if args.no_store else _recorder(args, cfg)
     try:

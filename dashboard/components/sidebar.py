@@ -6,6 +6,7 @@ import streamlit as st
 from dashboard.components.markup import escape_markdown
 from dashboard.state.link import current_settings, init_settings, mirror_to_url, pending_link_warnings, widget_key
 from dashboard.state.settings import FIELDS, GMM_LABELS, PRESET_LABELS, preset_settings
+from vaegmm.model.vae import precision_note, resolve_device
 
 _w = widget_key
 
@@ -55,6 +56,11 @@ def sidebar_settings(disabled: bool = False) -> dict:
     sb.radio(f["codes"].label, list(f["codes"].choices), horizontal=True, key=_w("codes"), help=f["codes"].help,
              disabled=disabled)
     sb.toggle(f["feedback"].label, key=_w("feedback"), help=f["feedback"].help, disabled=disabled)
+    sb.radio(f["precision"].label, list(f["precision"].choices), horizontal=True, key=_w("precision"),
+             help=f["precision"].help, disabled=disabled)
+    note = precision_note(st.session_state[_w("precision")], resolve_device("auto"))
+    if note:
+        sb.caption(f":warning: {escape_markdown(note)}")
     settings = current_settings()
     mirror_to_url(settings)
     return settings

@@ -156,6 +156,18 @@ def compute_dtype(precision: str, device: torch.device) -> torch.dtype:
     return torch.bfloat16 if device.type == "cpu" and _cpu_has_bf16_gemm() else torch.float32
 
 
+def precision_note(precision: str, device: torch.device | str = "cpu") -> Optional[str]:
+    """A warning for ``precision`` on ``device``, or None: ``"bf16"`` on a CPU without native bf16 multiplies
+    (no AVX512-BF16/AMX, e.g. an AVX2-only AMD EPYC) is emulated by oneDNN and many times slower than float32
+    (measured on a 2-core AMD EPYC (Zen 3): a Serket-classic run took over 10 CPU minutes in bf16 against ~2.8 in
+    float32; BENCHMARKS.md "Speed (issue 17)"). ``"auto"`` already falls back to float32 there."""
+    device = torch.device(device)
+    if precision == "bf16" and device.type == "cpu" and not _cpu_has_bf16_gemm():
+        return ("this CPU has no native bf16 matrix multiplies (AVX512-BF16 or AMX): bf16 is emulated and many "
+                "times slower than fp32 here; use precision auto (fp32 on this CPU) or fp32")
+    return None
+
+
 class _Step:
     """One Adam step of the negative ELBO on a mini-batch, forward and backward written out by hand.
 
