@@ -16,7 +16,8 @@ from vaegmm.model.data import BUNDLED_PER_DIGIT, per_digit_counts
 
 DEFAULT_PRESET = "quick-demo"
 PRESET_LABELS = {"quick-demo": "Quick demo", "serket-classic": "Serket classic",
-                 "project-default": "Project default (best measured)", "no-feedback": "No feedback baseline"}
+                 "project-default": "Project default (best measured)", "no-feedback": "No feedback baseline",
+                 "feedback-lesson": "Feedback lesson (with vs without)"}
 GMM_LABELS = {"collapsed": "Collapsed Gibbs (Serket)", "gibbs": "Blocked Gibbs", "em": "EM"}
 MAX_IMAGES = 70000  # the full MNIST; the bundled copy holds 500 per digit
 MNIST_MIN_PER_DIGIT = 6313  # the rarest digit (5) in the 70 000 MNIST images
