@@ -9,6 +9,7 @@ import streamlit as st
 
 from dashboard.components.navigation import page_setup
 from dashboard.screens.live_run import live_training
+from dashboard.screens import pair_run  # ?pair=feedback: the same seed with and without feedback
 from dashboard.screens.saved_run import saved_run_page
 from dashboard.state.browser_session import session_runs
 from dashboard.state.saved_runs import requested_run
@@ -19,4 +20,6 @@ saved = requested_run()
 if saved is not None:  # ?run=<id>: a saved run, read-only (a link opens a new session: the layout is fixed in it)
     saved_run_page(saved)
     st.stop()
+if pair_run.pair_requested():  # side by side (a link opens a new session: the layout is fixed in it)
+    pair_run.pair_page(runs); st.stop()  # noqa: E702
 live_training(runs)

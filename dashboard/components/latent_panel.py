@@ -2,6 +2,8 @@
 right now; or the Replay of a finished run) in the chosen 2-D view, its export buttons, and before vs after."""
 from __future__ import annotations
 
+from typing import Optional
+
 import streamlit as st
 
 from dashboard import charts
@@ -37,15 +39,7 @@ def charts_panel(entry: RunEntry, snap) -> None:
                         f"iteration {o}" + ("" if o in done else " (not yet)"))
     result = done.get(pick, h[-1])
     by = "class" if colour == "GMM class" else "digit"
-    live = snap.live
-    if not (pick == "latest" and snap.state in ACTIVE and live is not None and live.iteration == h[-1].iteration + 1):
-        live = None
-    if live is not None:
-        shown = view_fallback.live_view(run, h, live, kind)
-        if shown is None:
-            live = None
-    if live is None:
-        shown = view_fallback.iteration_view(run, h, result.iteration, kind)
+    shown, live = picture(run, snap, kind, result, latest=pick == "latest")
     terminal = snap.state in TERMINAL
     e1, e2, e3, e4 = st.columns([1.3, 1, 1, 1], vertical_alignment="center")
     replay = terminal and e1.toggle("Replay", key="replay_on",
@@ -61,14 +55,41 @@ def charts_panel(entry: RunEntry, snap) -> None:
     before_after(entry, h, by)
 
 
+def picture(run, snap, kind: str, result=None, latest: bool = True) -> tuple:
+    """``(shown, live)``: what the big scatter draws in view ``kind``: the codes right now (``live``, the snapshot
+    of the VAE update in progress, while the run is active and ``latest`` is asked for), else finished iteration
+    ``result`` (default the last one) and ``live`` None. ``shown`` is the :class:`view_fallback.Shown` view."""
+    h = snap.history
+    live = snap.live
+    if not (latest and snap.state in ACTIVE and live is not None and live.iteration == h[-1].iteration + 1):
+        live = None
+    shown = None
+    if live is not None:
+        shown = view_fallback.live_view(run, h, live, kind)
+        if shown is None:
+            live = None
+    if live is None:
+        shown = view_fallback.iteration_view(run, h, (result or h[-1]).iteration, kind)
+    return shown, live
+
+
 def _scatter(entry: RunEntry, done: dict, shown: view_fallback.Shown, live, result, by: str) -> None:
     """The big scatter: the codes right now (``live``, a snapshot of the VAE update in progress) in the axes of
     the last finished iteration, or finished iteration ``result``."""
+    view_fallback.explain(shown)
+    st.plotly_chart(scatter_figure(entry, done, shown, live, result, by), key="scatter_main",
+                    config={"displaylogo": False})
+
+
+def scatter_figure(entry: RunEntry, done: dict, shown: view_fallback.Shown, live, result, by: str,
+                   ranges: Optional[tuple] = None, height: int = 460, short: bool = False):
+    """The big scatter's figure (cached per run, the live picture paced by ``live_picture_key``): ``live`` in the
+    axes of the last finished iteration, or finished iteration ``result``. ``ranges``: fixed axis ranges
+    (default: the run's own, grown over every picture so far); ``short``: a title that fits half a page."""
     run = entry.run
     labels = run.labels
-    view_fallback.explain(shown)
     view = shown.view
-    ranges = run.views.ranges(view.kind, view.xy)
+    ranges = ranges or run.views.ranges(view.kind, view.xy)
     uirev = f"run{run.id}-{view.kind}"
     name = view_fallback.LABELS[view.kind]
     if live is not None:
@@ -77,16 +98,20 @@ def _scatter(entry: RunEntry, done: dict, shown: view_fallback.Shown, live, resu
                    if by == "class" else f"colours: digits · accuracy so far {base.accuracy:.3f}")
         title = (f"Iteration {live.iteration} in progress, VAE epoch {live.epoch} of {live.epochs}: {name} of "
                  f"the codes right now · {colours}")
-        key = live_picture_key(entry, ("live", live.iteration, live.epoch, by, view.kind, ranges), len(labels))
-        fig = cached_figure(entry, key, lambda: charts.latent_scatter(
-            base, labels, by, title=title, view=view, ranges=ranges, uirevision=uirev))
-    else:
-        title = (f"Latent space, iteration {result.iteration}: 2-D {name} of the codes · accuracy "
-                 f"{result.accuracy:.3f}")
-        key = ("main", result.iteration, by, view.kind, ranges)
-        fig = cached_figure(entry, key, lambda: charts.latent_scatter(
-            result, labels, by, title=title, view=view, ranges=ranges, uirevision=uirev))
-    st.plotly_chart(fig, key="scatter_main", config={"displaylogo": False})
+        if short:
+            title = (f"iteration {live.iteration}, epoch {live.epoch}/{live.epochs} · {name} · accuracy so far "
+                     f"{base.accuracy:.3f}")
+        key = live_picture_key(entry, ("live", live.iteration, live.epoch, by, view.kind, ranges, height),
+                               len(labels))
+        return cached_figure(entry, key, lambda: charts.latent_scatter(
+            base, labels, by, title=title, view=view, ranges=ranges, uirevision=uirev, height=height))
+    title = (f"Latent space, iteration {result.iteration}: 2-D {name} of the codes · accuracy "
+             f"{result.accuracy:.3f}")
+    if short:
+        title = f"iteration {result.iteration} · {name} · accuracy {result.accuracy:.3f}"
+    key = ("main", result.iteration, by, view.kind, ranges, height)
+    return cached_figure(entry, key, lambda: charts.latent_scatter(
+        result, labels, by, title=title, view=view, ranges=ranges, uirevision=uirev, height=height))
 
 
 def before_after(entry: RunEntry, h: list, by: str) -> None:
