@@ -98,7 +98,6 @@ def test_start_both_trains_the_pair_and_labels_the_gap():
     gap = entry.pair.gap()
     assert gap.iteration == 3 and gap.points == pytest.approx(100 * (curves[WITH][3] - curves[WITHOUT][3]))
     assert acc[0]["layout"]["annotations"][0]["text"] == gap.label()
-    assert gap.label() in acc[0]["layout"]["title"]["text"]
     assert [m for m in at.markdown if f'data-gap="{gap.points:.2f}"' in m.value]
 
 

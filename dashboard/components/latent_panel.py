@@ -82,10 +82,11 @@ def _scatter(entry: RunEntry, done: dict, shown: view_fallback.Shown, live, resu
 
 
 def scatter_figure(entry: RunEntry, done: dict, shown: view_fallback.Shown, live, result, by: str,
-                   ranges: Optional[tuple] = None, height: int = 460, short: bool = False):
+                   ranges: Optional[tuple] = None, height: int = 460, short: Optional[str] = None):
     """The big scatter's figure (cached per run, the live picture paced by ``live_picture_key``): ``live`` in the
     axes of the last finished iteration, or finished iteration ``result``. ``ranges``: fixed axis ranges
-    (default: the run's own, grown over every picture so far); ``short``: a title that fits half a page."""
+    (default: the run's own, grown over every picture so far); ``short``: a title that fits half a page, starting
+    with this text (e.g. "with feedback")."""
     run = entry.run
     labels = run.labels
     view = shown.view
@@ -98,17 +99,17 @@ def scatter_figure(entry: RunEntry, done: dict, shown: view_fallback.Shown, live
                    if by == "class" else f"colours: digits · accuracy so far {base.accuracy:.3f}")
         title = (f"Iteration {live.iteration} in progress, VAE epoch {live.epoch} of {live.epochs}: {name} of "
                  f"the codes right now · {colours}")
-        if short:
-            title = (f"iteration {live.iteration}, epoch {live.epoch}/{live.epochs} · {name} · accuracy so far "
-                     f"{base.accuracy:.3f}")
+        if short is not None:
+            title = (f"{short} · iteration {live.iteration}, epoch {live.epoch}/{live.epochs} · {name} · "
+                     f"accuracy so far {base.accuracy:.3f}")
         key = live_picture_key(entry, ("live", live.iteration, live.epoch, by, view.kind, ranges, height),
                                len(labels))
         return cached_figure(entry, key, lambda: charts.latent_scatter(
             base, labels, by, title=title, view=view, ranges=ranges, uirevision=uirev, height=height))
     title = (f"Latent space, iteration {result.iteration}: 2-D {name} of the codes · accuracy "
              f"{result.accuracy:.3f}")
-    if short:
-        title = f"iteration {result.iteration} · {name} · accuracy {result.accuracy:.3f}"
+    if short is not None:
+        title = f"{short} · iteration {result.iteration} · {name} · accuracy {result.accuracy:.3f}"
     key = ("main", result.iteration, by, view.kind, ranges, height)
     return cached_figure(entry, key, lambda: charts.latent_scatter(
         result, labels, by, title=title, view=view, ranges=ranges, uirevision=uirev, height=height))

@@ -17,7 +17,7 @@ from dashboard.components.markup import escape_html
 from dashboard.components.status import status_line
 from dashboard.components.view_selector import COLOUR_BY, view_selector
 from dashboard.state.pair import PairEntry
-from vaegmm.runs.pair import SIDES, WITH, WITHOUT, Gap, accuracy_gap
+from vaegmm.runs.pair import SIDES, WITH, WITHOUT, accuracy_gap
 
 SIDE_COLOURS = {WITH: "#1565c0", WITHOUT: "#757575"}  # the two curves, and the headings of the two halves
 SIDE_DASH = {WITH: "solid", WITHOUT: "dash"}
@@ -80,14 +80,10 @@ def pair_pictures(entry: PairEntry, snaps: dict) -> None:
             snap = snaps[side]
             done = {r.iteration: r for r in snap.history}
             fig = scatter_figure(entry.entry(side), done, shown, live, snap.history[-1], by,
-                                 ranges=ranges or own, height=PICTURE_HEIGHT, short=True)
+                                 ranges=ranges or own, height=PICTURE_HEIGHT, short=side)
             st.plotly_chart(fig, key=f"pair_scatter_{SIDES.index(side)}", config={"displaylogo": False})
             if shown.note:
                 st.caption(shown.note)
-
-
-def gap_text(gap: Optional[Gap]) -> str:
-    return "the gap appears when iteration 1 has finished in both runs" if gap is None else gap.label()
 
 
 def accuracy_pair_chart(with_history: list, without_history: list, height: int = 380) -> go.Figure:
@@ -107,7 +103,7 @@ def accuracy_pair_chart(with_history: list, without_history: list, height: int =
         fig.add_annotation(x=gap.iteration, y=(gap.with_feedback + gap.without_feedback) / 2, text=gap.label(),
                            showarrow=True, arrowhead=0, ax=-90, ay=-30, font=dict(size=16, color="#c62828"),
                            bgcolor="rgba(255,255,255,0.85)")
-    charts.base_layout(fig, "pair_accuracy", f"Accuracy per iteration · {gap_text(gap)}", height=height)
+    charts.base_layout(fig, "pair_accuracy", "Accuracy per iteration, with and without feedback", height=height)
     fig.update_layout(xaxis=dict(title="iteration", dtick=1 if max(len(with_history), len(without_history)) <= 12
                                  else None), yaxis=dict(title="accuracy", range=[0, 1]),
                       legend=dict(orientation="h", y=-0.2), title=dict(font=dict(size=18)))
@@ -119,9 +115,12 @@ def pair_curves(entry: PairEntry, snaps: dict) -> None:
     h_on, h_off = snaps[WITH].history, snaps[WITHOUT].history
     gap = accuracy_gap(h_on, h_off)
     value = "–" if gap is None else f"{gap.points:+.1f} points"
+    detail = ("the gap appears when iteration 1 has finished in both runs" if gap is None else
+              f"accuracy at iteration {gap.iteration}: {gap.with_feedback:.3f} with feedback, "
+              f"{gap.without_feedback:.3f} without")
     st.markdown(f'<div data-testid="vaegmm-pair-gap" data-gap="{"" if gap is None else f"{gap.points:.2f}"}" '
                 f'style="font-size:1.6rem;font-weight:600;color:#c62828">feedback vs none: {escape_html(value)}'
-                f'<span style="font-size:1rem;color:#666;font-weight:400"> &nbsp;{escape_html(gap_text(gap))}'
+                f'<span style="font-size:1rem;color:#666;font-weight:400"> &nbsp;{escape_html(detail)}'
                 f'</span></div>', unsafe_allow_html=True)
     key = ("pair_accuracy", len(h_on), len(h_off))
     fig = cached_figure(entry.entry(WITH), key, lambda: accuracy_pair_chart(h_on, h_off))
