@@ -4,6 +4,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard.components.feedback_effect import measured_feedback_effect
+from dashboard.components.feedback_map_view import PAIR_LINK, feedback_map_section
 
 
 def how_it_works_page() -> None:
@@ -24,6 +25,7 @@ def how_it_works_page() -> None:
     _models()
     _messages()
     _what_to_look_for()
+    _where_feedback_matters()
     _controls()
 
 
@@ -125,9 +127,30 @@ def _what_to_look_for() -> None:
     """)
 
 
+def _where_feedback_matters() -> None:
+    """The measured map of the feedback's effect, the held-out confirmations, and the side-by-side link."""
+    st.header("5. Where feedback matters")
+    st.markdown(f"""
+    Does the GMM's feedback actually help? It depends on the setting. Each square below trained the same seeds twice,
+    with feedback and without (the same images and initial weights), and shows by how many **points of final
+    accuracy** feedback won on average, with its 95 % confidence interval in brackets and on how many seeds it was
+    better. Blue: feedback helps; red: it hurts; white: no difference. An interval that includes 0 means those seeds
+    cannot tell the two apart. The left-out squares were not measured.
+
+    Where to look: a **small latent space** (few dimensions D), where the VAE alone lets the digits overlap, and
+    **short VAE updates repeated many times**, so that the class means start to pull early and often, with a larger
+    **α** (a stronger pull).
+
+    To see it happen, open [**with and without feedback, side by side**]({PAIR_LINK}): one Start trains the
+    **Feedback lesson** preset twice on one seed, the two latent pictures next to each other and both accuracy curves
+    on one chart with the gap labelled.
+    """)
+    feedback_map_section()
+
+
 def _controls() -> None:
     """What the buttons do."""
-    st.header("5. The controls")
+    st.header("6. The controls")
     st.markdown("""
     * **Start** trains in the background: the status, the progress bar, the loss chart and the latent scatter refresh
       about once a second; the metrics chart and the before/after pictures each time an iteration finishes.
