@@ -104,3 +104,21 @@ def test_start_both_trains_the_pair_and_labels_the_gap():
 def test_shared_ranges_cover_both_pictures():
     assert shared_ranges([None, None]) is None
     assert shared_ranges([((0, 1), (-1, 2)), None, ((-2, 0.5), (0, 3))]) == ((-2.0, 1.0), (-1.0, 3.0))
+
+
+def test_pair_page_quotes_the_presets_held_out_effect(tmp_path, monkeypatch):
+    from markdown_text import shown as text_of
+    from vaegmm.sweeps import feedback_map
+    from vaegmm.sweeps.feedback_map import MapRow, write_feedback_map
+
+    row = MapRow(4, 3.0, 25, 20, list(range(100, 110)), 10, 0.052, 0.021, 0.083, 0.004, 9, source="held-out (h)",
+                 name="feedback-lesson")
+    monkeypatch.setattr(feedback_map, "MAP_FILE", write_feedback_map(tmp_path / "m.json", [], [row]))
+    at = pair_app({"preset": "feedback-lesson", "pair": "feedback"})
+    said = [text_of(m.value) for m in at.markdown if "held-out seeds" in text_of(m.value)]
+    assert said == ["Measured on held-out seeds (10 seeds, held-out (h)): feedback +5.2 points of final accuracy, "
+                    "95 % CI 2.1 to 8.3, paired t-test p = 0.004, better on 9 of 10 seeds. One seed, as here, can "
+                    "land anywhere in that range."]
+    monkeypatch.setattr(feedback_map, "MAP_FILE", tmp_path / "none.json")
+    at = pair_app({"preset": "feedback-lesson", "pair": "feedback"})
+    assert not [m for m in at.markdown if "held-out seeds" in m.value]

@@ -54,7 +54,7 @@ def map_figure(fmap: FeedbackMap, height: int = 380) -> Optional[go.Figure]:
     fig.update_layout(coloraxis=dict(colorscale="RdBu", cmid=0, cmin=-top, cmax=top,
                                      colorbar=dict(title=dict(text="points"))),
                       margin=dict(l=10, r=10, t=70, b=10))
-    fig.update_yaxes(type="category")
+    fig.update_yaxes(type="category", autorange="reversed")  # small D on top
     fig.update_xaxes(type="category")
     return fig
 
@@ -96,7 +96,8 @@ def feedback_map_section(fmap: Optional[FeedbackMap] = None) -> None:
         st.info("The map's data file holds no measured setting yet.", icon=":material/map:")
     else:
         st.plotly_chart(fig, key="feedback_map", config={"displaylogo": False})
-    caption = " ".join(x for x in (fmap.size, fmap.note, f"Made {fmap.made}." if fmap.made else "") if x)
+    parts = (fmap.size, fmap.note, f"Made {fmap.made}" if fmap.made else "")
+    caption = " ".join(x.strip().rstrip(".") + "." for x in parts if x.strip())
     if caption:
         st.caption(escape_markdown(caption))
     with st.expander("The map's numbers", expanded=False):

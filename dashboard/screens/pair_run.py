@@ -22,6 +22,7 @@ from dashboard.state.session import SessionRuns
 from dashboard.state.settings import PRESET_LABELS, check_settings, describe, to_query
 from dashboard.state.store import store_problem
 from vaegmm.runs.pair import SIDES
+from vaegmm.sweeps.feedback_map import load_feedback_map
 from vaegmm.runs.runner import ACTIVE
 
 __all__ = ["pair_page", "pair_requested"]
@@ -40,6 +41,20 @@ def _stop() -> None:
     entry.pair.stop()
     for run in entry.pair.runs.values():
         run.join(1.0)  # each worker ends at its next mini-batch: draw the page as "stopped" at once
+
+
+def measured_effect(preset: str) -> str:
+    """What the effect map measured for ``preset`` on held-out seeds (vaegmm/sweeps/feedback_map.json), in one
+    plain sentence; "" when the preset was not confirmed there."""
+    fmap = load_feedback_map()
+    row = next((r for r in (fmap.confirmed if fmap is not None else []) if r.name == preset), None)
+    if row is None or row.effect_acc is None:
+        return ""
+    ci = f", 95 % CI {row.ci_text()}" if row.ci_text() else ""
+    p = "" if row.p is None else f", paired t-test p = {row.p:.2g}"
+    wins = "" if row.wins is None else f", better on {row.wins} of {row.n} seeds"
+    return (f"Measured on held-out seeds ({row.n} seeds, {row.source}): feedback {row.points():+.1f} points of final "
+            f"accuracy{ci}{p}{wins}. One seed, as here, can land anywhere in that range.")
 
 
 def _sidebar(settings: dict) -> None:
@@ -63,6 +78,9 @@ def pair_page(runs: SessionRuns) -> None:
     st.caption("Both runs start from the same images, the same initial weights and the same random numbers; "
                "the only difference is the VAE's prior. With feedback, each code is pulled toward the mean of its "
                "GMM class from iteration 2 on; without it, the prior stays N(0, I): a VAE and a GMM trained apart.")
+    measured = measured_effect(settings["preset"])
+    if measured:
+        st.markdown(escape_markdown(measured))
     with st.container(key="pair_messages"):  # always here, even when empty: the live part below never moves
         for w in warnings:
             st.warning(escape_markdown(w), icon=":material/link_off:")
@@ -107,6 +125,6 @@ def _idle(settings: dict) -> None:
             side_heading(side, None)
     st.info(f"Press **Start both**: {settings['iterations']} iterations of {settings['epochs']} VAE epochs each, "
             "twice at once. Iteration 0 (the untrained encoder) and iteration 1 (a plain VAE: no class means yet) "
-            "look the same on both sides; from iteration 2 on only the left run's codes are pulled toward the "
+            "look the same on both sides; from iteration 2 on only the feedback run's codes are pulled toward the "
             "class means.", icon=":material/arrow_upward:")
     placeholder_chart()
