@@ -6,11 +6,41 @@ import time
 
 import streamlit as st
 
-from dashboard.components.formatting import fmt_seconds
+from dashboard.components.formatting import fmt_duration, fmt_seconds
 from dashboard.components.metric_cards import metric_cards
 from dashboard.state.refresh import chosen_every
 from dashboard.components.markup import escape_markdown
 from vaegmm.runs.runner import FAILED, FINISHED, IDLE, PAUSED, QUEUED, RUNNING, STOPPED, default_slots
+from vaegmm.sweeps.budget import RunCost
+
+
+def _count(x: float) -> str:
+    """``"1.2 M"``, ``"340 k"``, ``"900"``."""
+    if x >= 1e9:
+        return f"{x / 1e9:.1f} G"
+    if x >= 1e6:
+        return f"{x / 1e6:.1f} M"
+    if x >= 1e4:
+        return f"{x / 1e3:.0f} k"
+    return f"{x:.0f}"
+
+
+def cost_line(cost: RunCost, limit_s) -> None:
+    """Before Start: what the run will cost (image-steps, seconds at this server's rate) against the limit."""
+    limit = "no limit" if limit_s is None else f"limit {fmt_duration(limit_s)} per run"
+    st.caption(f"Estimated cost: {_count(cost.vae_image_steps)} VAE image-steps + {_count(cost.gmm_point_steps)} "
+               f"GMM point-updates, about **{fmt_duration(cost.seconds)}** of training at this server's speed "
+               f"({escape_markdown(cost.basis or 'rough: from BENCHMARKS.md')}; {limit}).",
+               help="Image-steps: images x epochs x iterations (each image through the VAE once per epoch); "
+                    "GMM point-updates: images x Gibbs sweeps or EM restarts x GMM fits.")
+
+
+def run_note(entry) -> None:
+    """Why this run is shown: joined (another page trains it) or trained earlier (a replay from the library)."""
+    if entry is None or not entry.note:
+        return
+    icon = ":material/group:" if entry.joined else ":material/history:"
+    st.info(escape_markdown(entry.note), icon=icon)
 
 STATE_COLOURS = {IDLE: "#888", QUEUED: "#b8860b", RUNNING: "#2e7d32", PAUSED: "#1565c0", FINISHED: "#1b5e20",
                  STOPPED: "#616161", FAILED: "#c62828"}

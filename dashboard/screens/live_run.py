@@ -14,16 +14,19 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard.components.controls import controls
+from dashboard.components.controls import controls, train_anew
 from dashboard.components.idle import idle_hint
 from dashboard.components.run_view import run_view
 from dashboard.components.sidebar import link_warnings, sidebar_settings
-from dashboard.components.status import idle_status, status_line
+from dashboard.components.status import cost_line, idle_status, run_note, status_line
+from dashboard.state.budget import cost_of, dashboard_limit_s
 from dashboard.state.link import current_settings
 from dashboard.state.refresh import live_every
 from dashboard.state.session import SessionRuns
-from dashboard.state.settings import check_settings, data_note
-from dashboard.state.store import store_problem
+from dashboard.state.settings import check_settings, config_from_settings, data_note
+from dashboard.state.store import run_store, store_problem
+from vaegmm.runs.runner import TERMINAL
+from vaegmm.sweeps.budget import refusal
 from dashboard.components.markup import escape_markdown
 
 
@@ -56,13 +59,25 @@ def live_page(runs: SessionRuns) -> None:
     def live():
         settings = current_settings()
         problems = check_settings(settings)
+        limit = dashboard_limit_s()
+        cost = None if problems else cost_of(config_from_settings(settings), run_store())
+        refused = refusal(cost, limit) if cost is not None else ""  # whatever the URL says: Start is refused
         entry = runs.current
         snap = entry.run.snapshot() if entry is not None else None
-        controls(runs, snap, problems)
+        controls(runs, snap, problems + ([refused] if refused else []))
+        if refused:
+            st.error(escape_markdown(refused), icon=":material/block:")
+        elif cost is not None and (snap is None or snap.state in TERMINAL):
+            cost_line(cost, limit)
         if entry is None:
             idle_status(settings)
             idle_hint()
             return
+        run_note(entry)
+        if entry.reused:
+            st.button("Train it anew", icon=":material/replay:", key="btn_anew", on_click=train_anew, args=(runs,),
+                      disabled=bool(problems or refused), help="Train these settings now instead of showing the "
+                      "earlier run (the same seed gives the same numbers on this server).")
         status_line(snap)
         run_view(entry, snap)
 

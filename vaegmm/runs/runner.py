@@ -9,8 +9,11 @@ effect within a fraction of a second even in the middle of a VAE update.
 
 A server-wide :class:`~vaegmm.runs.slots.SlotManager` caps how many runs train at once (default: the number of
 CPU cores, or ``$VAEGMM_MAX_RUNS``). A run beyond the cap waits in a FIFO queue, shows its position, starts by
-itself when a slot frees, and can be stopped while it waits. Each worker runs ``max(1, cores // cap)`` torch and
-BLAS threads (or ``$VAEGMM_TORCH_THREADS``), at a lower priority than the server (``$VAEGMM_WORKER_NICE``).
+itself when a slot frees, and can be stopped while it waits. Each worker runs
+:func:`vaegmm.core.threads.threads_for_run` torch and BLAS threads (its share of the cores, capped at the free
+ones, or ``$VAEGMM_TORCH_THREADS``), at a lower priority than the server (``$VAEGMM_WORKER_NICE``). A run may
+name its ``slot_owner`` (fair share in the queue, :mod:`vaegmm.runs.slots`) and a ``time_limit`` (seconds of
+training, paused time not counted, after which a watchdog stops it: issue 18's "past twice its estimate").
 
 The jobs are split: :mod:`vaegmm.runs.state` (the states and their transitions), :mod:`vaegmm.runs.slots` (the
 cap and its queue), :mod:`vaegmm.runs.channel` (the worker process: pipes and supervision),
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 from typing import Optional
 
 import numpy as np
@@ -108,6 +112,9 @@ class TrainingRun:
         self.recorder = None  # a vaegmm.runs.library.RunRecorder: the run is saved as it goes (set before start())
         self.labels: Optional[np.ndarray] = None
         self.images_u8: Optional[np.ndarray] = None  # (N, 784) uint8, for the explorer
+        self.slot_owner = None  # whose run this is in the slot queue (fair share; set before start())
+        self.time_limit: Optional[float] = None  # training seconds before the watchdog stops it (set before start())
+        self.time_limit_message = ""  # the stop message then
 
     # ------------------------------------------------------------------------------------------ commands
     @property
@@ -121,7 +128,7 @@ class TrainingRun:
         if not self._run.start():
             return False
         # in the queue before the pump thread starts: the page can show the run's place at once
-        self._queue_entry = self.slots.enqueue(self)
+        self._queue_entry = self.slots.enqueue(self, owner=self.slot_owner)
         self._thread = threading.Thread(target=self._pump, name=f"vaegmm-run-{self.id}", daemon=True)
         self._thread.start()
         return True
@@ -196,6 +203,8 @@ class TrainingRun:
         run.slot_taken()
         run.mark("slot")
         self._record("begin")
+        if self.time_limit is not None:
+            threading.Thread(target=self._watch_time, name=f"vaegmm-watchdog-{self.id}", daemon=True).start()
         try:
             self._run_worker(slots.capacity)
         except Exception as e:  # pragma: no cover - a bug on this side; shown, never silent
@@ -205,6 +214,22 @@ class TrainingRun:
         with run.lock:
             state, message = run.state, run.message
         self._record("end", state, message)  # after the slot is free: the export must not hold up the queue
+
+    def _watch_time(self, poll: float = 0.5) -> None:
+        """Stop the run once it has been ``running`` (paused and queued time not counted) for more than
+        :attr:`time_limit` seconds."""
+        trained, last = 0.0, time.monotonic()
+        while True:
+            time.sleep(poll)
+            now, state = time.monotonic(), self.state
+            if state in TERMINAL:
+                return
+            if state == RUNNING:
+                trained += now - last
+            last = now
+            if trained > self.time_limit:
+                self.stop(self.time_limit_message or f"it trained for more than {self.time_limit:.0f} s")
+                return
 
     def _job(self, capacity: int, paused: bool, pause_after: Optional[int]) -> Job:
         return Job(self.config.to_dict(), threads=threads_per_run(capacity), nice=worker_nice(), loader=self._loader,
