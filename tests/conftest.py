@@ -23,6 +23,9 @@ import pytest
 _DB_DIR = tempfile.mkdtemp(prefix="vaegmm-test-db-")
 # set at import, before any test module runs: subprocesses (the CLI, the browser tests' server) inherit it
 os.environ["VAEGMM_DB"] = str(Path(_DB_DIR) / "runs.db")
+# the suite's many identical tiny runs must train, not join or replay each other (issue 18's reuse); the tests of
+# the reuse turn it on for themselves (tests/test_budget_reuse.py, test_app_reuse.py, test_browser_reuse.py)
+os.environ.setdefault("VAEGMM_REUSE", "off")
 atexit.register(shutil.rmtree, _DB_DIR, True)
 
 

@@ -17,6 +17,11 @@ from vaegmm.sweeps import budget
 from vaegmm.sweeps.budget import max_run_seconds, overtime_seconds, refusal, run_cost
 
 
+@pytest.fixture(autouse=True)
+def _reuse_on(monkeypatch):
+    monkeypatch.setenv("VAEGMM_REUSE", "on")  # the suite turns it off (tests/conftest.py)
+
+
 def tiny(**changes):
     base = dict(data__n=200, vae__latent_dim=4, vae__epochs=2, vae__batch_size=100, iterations=2, gmm__sweeps=20,
                 codes="mean")

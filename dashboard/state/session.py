@@ -18,7 +18,7 @@ from vaegmm.core.env import env_float
 from vaegmm.model.config import RunConfig
 from vaegmm.runs import library
 from vaegmm.runs.library import RunRecorder
-from vaegmm.runs.reuse import LiveRuns, finished_in_store, live_runs, reuse_key
+from vaegmm.runs.reuse import LiveRuns, finished_in_store, live_runs, reuse_enabled, reuse_key
 from vaegmm.runs.runner import SlotManager, TrainingRun
 from vaegmm.sweeps.budget import RunCost, overtime_seconds, refusal
 
@@ -99,7 +99,7 @@ class SessionRuns:
         if why:
             return None, why
         key = reuse_key(config)
-        if not fresh and not step:
+        if not fresh and not step and reuse_enabled():
             found = self._join(key, settings) or self._reuse(config, settings)
             if found is not None:
                 return found, ""

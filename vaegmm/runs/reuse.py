@@ -19,11 +19,21 @@ from typing import Optional
 
 import torch
 
+from vaegmm.core.env import env_str
 from vaegmm.core.singleton import process_singleton
 from vaegmm.model.config import PRECISIONS, RunConfig
 from vaegmm.model.vae import compute_dtype, resolve_device
 from vaegmm.runs.state import ACTIVE
 from vaegmm.store.keys import config_hash, run_key
+
+
+REUSE_ENV = "VAEGMM_REUSE"
+
+
+def reuse_enabled() -> bool:
+    """Whether Start joins or replays identical runs (``$VAEGMM_REUSE``: on unless ``off``/``0``/``no``; the test
+    suite turns it off so that its many identical tiny runs still train, tests/conftest.py)."""
+    return env_str(REUSE_ENV, "on").lower() not in ("off", "0", "no", "false")
 
 
 def resolved_precision(config: RunConfig) -> str:

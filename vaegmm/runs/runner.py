@@ -80,6 +80,23 @@ def tell_recorder(recorder, what: str, *args) -> None:
                 pass
 
 
+def watch_time(run: "TrainingRun", poll: float = 0.5) -> None:
+    """The watchdog of a run with a ``time_limit``: stop it once it has been ``running`` (paused and queued time
+    not counted) for more than that many seconds, with its ``time_limit_message``."""
+    trained, last = 0.0, time.monotonic()
+    while True:
+        time.sleep(poll)
+        now, state = time.monotonic(), run.state
+        if state in TERMINAL:
+            return
+        if state == RUNNING:
+            trained += now - last
+        last = now
+        if trained > run.time_limit:
+            run.stop(run.time_limit_message or f"it trained for more than {run.time_limit:.0f} s")
+            return
+
+
 class TrainingRun:
     """One mutual-learning run, trained in its own worker process (:mod:`vaegmm.runs.worker`). Thread-safe; every
     public method returns at once.
@@ -204,7 +221,7 @@ class TrainingRun:
         run.mark("slot")
         self._record("begin")
         if self.time_limit is not None:
-            threading.Thread(target=self._watch_time, name=f"vaegmm-watchdog-{self.id}", daemon=True).start()
+            threading.Thread(target=watch_time, args=(self,), name=f"vaegmm-watchdog-{self.id}", daemon=True).start()
         try:
             self._run_worker(slots.capacity)
         except Exception as e:  # pragma: no cover - a bug on this side; shown, never silent
@@ -214,22 +231,6 @@ class TrainingRun:
         with run.lock:
             state, message = run.state, run.message
         self._record("end", state, message)  # after the slot is free: the export must not hold up the queue
-
-    def _watch_time(self, poll: float = 0.5) -> None:
-        """Stop the run once it has been ``running`` (paused and queued time not counted) for more than
-        :attr:`time_limit` seconds."""
-        trained, last = 0.0, time.monotonic()
-        while True:
-            time.sleep(poll)
-            now, state = time.monotonic(), self.state
-            if state in TERMINAL:
-                return
-            if state == RUNNING:
-                trained += now - last
-            last = now
-            if trained > self.time_limit:
-                self.stop(self.time_limit_message or f"it trained for more than {self.time_limit:.0f} s")
-                return
 
     def _job(self, capacity: int, paused: bool, pause_after: Optional[int]) -> Job:
         return Job(self.config.to_dict(), threads=threads_per_run(capacity), nice=worker_nice(), loader=self._loader,
