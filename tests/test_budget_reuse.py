@@ -238,3 +238,18 @@ def test_a_run_others_follow_survives_its_owner_leaving(_warm):
     assert joined.run is mine.run
     owner.release(0.0)  # the owner's tab closed: the follower still watches, so it trains on
     assert mine.run.join(60) and mine.run.state == FINISHED
+
+
+def test_the_cli_is_limited_only_when_the_variable_is_set(monkeypatch, tmp_path, capsys):
+    from vaegmm.cli import main
+    from vaegmm.sweeps.budget import limit_refusal
+
+    big = ["run", "--n", "5000", "--epochs", "1000", "--iterations", "50", "--batch-size", "1", "--no-store",
+           "--out", str(tmp_path / "out"), "--quiet"]
+    monkeypatch.delenv(budget.MAX_MINUTES_ENV, raising=False)
+    assert limit_refusal(preset("quick-demo").replace(data__n=5000, vae__epochs=1000, iterations=50,
+                                                      vae__batch_size=1).to_dict()) == ""  # no limit by default
+    monkeypatch.setenv(budget.MAX_MINUTES_ENV, "10")
+    assert main(big) == 2
+    assert "too big for this server" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -20,6 +20,7 @@ from vaegmm.model.config import CODE_KINDS, DEVICES, GMM_BACKENDS, PRECISIONS, P
 from vaegmm.model.params import FIELDS
 from vaegmm.model.vae import precision_note, resolve_device
 from vaegmm.runs.library import RunRecorder
+from vaegmm.sweeps.budget import limit_refusal
 from vaegmm.runs.train import FAILED, FINISHED, STOPPED, load_data, train_run
 from vaegmm.store import RunStore, StoreError
 from vaegmm.sweeps.driver import default_sweep_name, run_sweep
@@ -156,6 +157,10 @@ def run_main(args) -> int:
         images, labels = _load_data(cfg)
     except ValueError as e:
         print(f"vaegmm: error: {e}", file=sys.stderr)
+        return 2
+    too_big = limit_refusal(cfg.to_dict())  # only with $VAEGMM_MAX_RUN_MINUTES set (issue 18)
+    if too_big:
+        print(f"vaegmm: error: {too_big}", file=sys.stderr)
         return 2
     if note:
         print(f"vaegmm: warning: {note}", file=sys.stderr)

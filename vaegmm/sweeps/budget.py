@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
 from vaegmm.core.env import env_str
-from vaegmm.sweeps.estimate import DEFAULT_SECONDS_PER_IMAGE_EPOCH, work_units
+from vaegmm.sweeps.estimate import DEFAULT_SECONDS_PER_IMAGE_EPOCH, seconds_per_unit, work_units
 
 MAX_MINUTES_ENV = "VAEGMM_MAX_RUN_MINUTES"
 DASHBOARD_DEFAULT_MINUTES = 10.0
@@ -84,6 +84,17 @@ def refusal(cost: RunCost, limit_s: Optional[float]) -> str:
             f"({cost.vae_image_steps:,.0f} VAE image-steps) at this server's speed, and the limit is "
             f"{_minutes(limit_s)} per run (${MAX_MINUTES_ENV}). Use fewer images, epochs or iterations, or a "
             f"bigger batch.")
+
+
+def limit_refusal(config: Mapping[str, Any], store=None, default_minutes: Optional[float] = None) -> str:
+    """For the CLI: why ``config`` may not run under ``$VAEGMM_MAX_RUN_MINUTES`` (no limit unless it is set), at
+    the rate of ``store``'s runs on this host (else the benchmark's); ``""`` when it may. Nothing is read from
+    the store when there is no limit."""
+    limit = max_run_seconds(default_minutes)
+    if limit is None:
+        return ""
+    rate, basis = seconds_per_unit(store) if store is not None else (None, "")
+    return refusal(run_cost(config, rate, basis), limit)
 
 
 def overtime_seconds(cost: RunCost) -> float:
