@@ -253,3 +253,17 @@ def test_the_cli_is_limited_only_when_the_variable_is_set(monkeypatch, tmp_path,
     assert main(big) == 2
     assert "too big for this server" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_the_rate_leaves_out_runs_dominated_by_their_start_up():
+    def row(n, epochs, iterations, seconds):
+        return {"host": None, "seconds": seconds, "config": {"data": {"n": n}, "vae": {"epochs": epochs},
+                                                             "iterations": iterations}}
+
+    class Store:
+        def list_runs(self, **kw):
+            return [row(200, 2, 2, 3.0), row(200, 2, 2, 3.5), row(2000, 100, 5, 50.0)]
+
+    rate, basis = budget.measured_rate(Store())
+    assert rate == pytest.approx(50.0 / 1e6) and basis == "from 1 earlier run on this server"
+    assert budget.measured_rate(None) == (None, "")

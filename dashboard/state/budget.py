@@ -1,8 +1,8 @@
 """The live page's compute budget (issue 18): this server's measured rate, a run's cost at it, and the limit.
 
 The rate is the one the Sweeps page's estimate uses (:mod:`vaegmm.sweeps.estimate`: the store's recent finished
-runs on this host, else the server's calibration run, started here once when there are none, else the
-benchmark's constant); it is read from the store at most every :data:`RATE_TTL_S` seconds per server, not at
+runs on this host, here only those of at least 10^5 work units, whose time is their training, not their start-up;
+else the server's calibration run, started here once when there are none, else the benchmark's constant); it is read from the store at most every :data:`RATE_TTL_S` seconds per server, not at
 every refresh of every page.
 """
 from __future__ import annotations
@@ -12,8 +12,9 @@ import time
 from typing import Optional
 
 from vaegmm.model.config import RunConfig
-from vaegmm.sweeps.budget import DASHBOARD_DEFAULT_MINUTES, RunCost, max_run_seconds, refusal, run_cost
-from vaegmm.sweeps.estimate import seconds_per_unit, server_calibration
+from vaegmm.sweeps.budget import (DASHBOARD_DEFAULT_MINUTES, RunCost, max_run_seconds, measured_rate, refusal,
+                                  run_cost)
+from vaegmm.sweeps.estimate import server_calibration
 
 RATE_TTL_S = 30.0
 _lock = threading.Lock()
@@ -26,7 +27,7 @@ def server_rate(store) -> tuple[Optional[float], str]:
         hit = _cached.get("rate")
         if hit is not None and time.monotonic() - hit[0] < RATE_TTL_S:
             return hit[1], hit[2]
-    rate, basis = seconds_per_unit(store) if store is not None else (None, "")
+    rate, basis = measured_rate(store)
     if rate is None:
         cal = server_calibration()
         if cal.rate is None and not cal.error:

@@ -30,6 +30,35 @@ OVERTIME_SLACK_S = 30.0  # start-up, loading, a busy machine: a short run is not
 MINIBATCH_SECONDS = 2.2e-3  # measured here (module docstring): the cost of one mini-batch beyond its images
 
 
+MIN_RATE_UNITS = 1e5  # runs smaller than this are left out of the rate: their start-up dominates (a 200 x 2 x 2 run
+# of the test suite takes ~3 s for 800 units, 100x the rate of a quick-demo run)
+
+
+class _BigRuns:
+    """A store seen through :func:`~vaegmm.sweeps.estimate.seconds_per_unit` with only the runs of at least
+    :data:`MIN_RATE_UNITS` work units (the estimate's own rule, on the runs whose time is their training)."""
+
+    def __init__(self, store):
+        self._store = store
+
+    def list_runs(self, **kw):
+        rows = self._store.list_runs(**kw)
+        out = []
+        for r in rows:
+            try:
+                if work_units(r["config"]) >= MIN_RATE_UNITS:
+                    out.append(r)
+            except (KeyError, TypeError, ValueError):
+                continue
+        return out
+
+
+def measured_rate(store) -> tuple[Optional[float], str]:
+    """Seconds per work unit from ``store``'s recent finished runs on this host of at least
+    :data:`MIN_RATE_UNITS` units (:func:`~vaegmm.sweeps.estimate.seconds_per_unit`); ``(None, "")`` when none."""
+    return seconds_per_unit(_BigRuns(store)) if store is not None else (None, "")
+
+
 def max_run_seconds(default_minutes: Optional[float] = None) -> Optional[float]:
     """The longest estimated run allowed, in seconds: ``$VAEGMM_MAX_RUN_MINUTES`` when set (a number > 0;
     ``0`` or less = no limit), else ``default_minutes`` (None = no limit). An unparsable value is ignored."""
@@ -93,7 +122,7 @@ def limit_refusal(config: Mapping[str, Any], store=None, default_minutes: Option
     limit = max_run_seconds(default_minutes)
     if limit is None:
         return ""
-    rate, basis = seconds_per_unit(store) if store is not None else (None, "")
+    rate, basis = measured_rate(store)
     return refusal(run_cost(config, rate, basis), limit)
 
 
