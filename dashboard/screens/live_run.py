@@ -16,6 +16,7 @@ import streamlit as st
 
 from dashboard.components.controls import controls, train_anew
 from dashboard.components.idle import idle_hint
+from dashboard.components.share_link import share_link
 from dashboard.components.run_view import run_view
 from dashboard.components.sidebar import link_warnings, sidebar_settings
 from dashboard.components.status import cost_line, idle_status, run_note, status_line
@@ -74,6 +75,7 @@ def live_page(runs: SessionRuns) -> None:
             idle_hint()
             return
         run_note(entry)
+        share_link(entry)  # ?run=<id>: others follow this run live (issue 18)
         if entry.reused:
             st.button("Train it anew", icon=":material/replay:", key="btn_anew", on_click=train_anew, args=(runs,),
                       disabled=bool(problems or refused), help="Train these settings now instead of showing the "

@@ -1,0 +1,127 @@
+"""What a follower of a live run sees, as one JSON frame (issue 18 part 1: "Share a live run"). Pure Python.
+
+A frame is built from a run's :class:`~vaegmm.runs.state.Snapshot` and its digit labels, **encoded once** and
+sent as the same bytes to every follower (:mod:`dashboard.state.follow_hub`). Its content (keys of the JSON
+object):
+
+- ``v``: the frame's number for this run (1, 2, ...); ``t``: the server's ``time.time()`` when it was encoded.
+- ``run``: the run's library id (the share link's ``?run=``); ``state``: ``queued``, ``running``, ``paused``,
+  ``finished``, ``stopped`` or ``failed``; ``terminal``: whether the run has ended.
+- ``status``: the owner's status line in the same words (``"run 3 · iteration 2 of 5 · 1.2 s per iteration"``),
+  ``message``: the stop or error reason; ``progress``: ``[fraction 0..1, text]`` as the owner's progress bar.
+- ``picture``: ``None`` or ``{"title", "x", "y", "label", "range"}``: the 2-D PCA view of the codes right now
+  (during a VAE update: the latest in-update snapshot) or of the last finished iteration; ``x``, ``y``: ``(P,)``
+  rounded to 3 decimals, ``label``: ``(P,)`` digits, ``P <= MAX_POINTS`` (an evenly strided subset of the ``N``
+  images, the same subset in every frame), ``range``: ``[x0, x1, y0, y1]``.
+- ``accuracy``: ``[[iteration, accuracy], ...]`` of the finished iterations.
+"""
+from __future__ import annotations
+
+import json
+import time
+from typing import Optional
+
+import numpy as np
+
+from vaegmm.runs.state import FAILED, FINISHED, PAUSED, QUEUED, RUNNING, TERMINAL
+
+MAX_POINTS = 2000  # points per picture: a phone draws them in a few ms; a frame is about 40 kB
+
+
+def _seconds(s: Optional[float]) -> str:
+    """As the owner's status line (dashboard.components.formatting.fmt_seconds): ``"4.2 s"``, ``"3.5 min"``, ``"–"``."""
+    if s is None:
+        return "–"
+    return f"{s:.1f} s" if s < 120 else f"{s / 60:.1f} min"
+
+
+def status_text(snap) -> str:
+    """The owner's status line without the badge: ``"<name> · iteration i of n · <time per iteration>"`` (the
+    wording of :func:`dashboard.components.status.status_line`)."""
+    cfg, p, done = snap.config, snap.progress, snap.iterations_done
+    in_progress = snap.state in (RUNNING, PAUSED) and p.phase not in ("done", "") and done < cfg.iterations
+    it_text = f"iteration {p.iteration if in_progress else done} of {cfg.iterations}"
+    per_it = snap.seconds_per_iteration
+    if per_it is None and snap.iteration_started is not None and snap.state == RUNNING and p.iteration > 0:
+        per_text = f"{_seconds(time.monotonic() - snap.iteration_started)} so far in this iteration"
+    else:
+        per_text = f"{_seconds(per_it)} per iteration"
+    return f"{snap.name} · {it_text} · {per_text}"
+
+
+def progress_of(snap) -> tuple[float, str]:
+    """``(fraction, text)`` of the owner's progress bar."""
+    cfg, p, done = snap.config, snap.progress, snap.iterations_done
+    in_progress = snap.state in (RUNNING, PAUSED) and p.phase not in ("done", "") and done < cfg.iterations
+    if snap.state == QUEUED:
+        pos = snap.queue_position
+        return 0.0, f"waiting for a free training slot (position {pos} in the queue)" if pos else "joining the queue"
+    if p.phase == "loading" and snap.state == RUNNING:
+        return 0.0, "loading the images…"
+    if in_progress and p.phase == "vae":
+        return min(1.0, p.epoch / max(1, p.epochs)), f"iteration {p.iteration}: VAE epoch {p.epoch} of {p.epochs}"
+    if in_progress and p.phase == "gmm":
+        return 1.0, f"iteration {p.iteration}: GMM update"
+    if in_progress:
+        return 0.0, f"iteration {p.iteration}: VAE epoch 0 of {cfg.vae.epochs}"
+    finished = snap.state == FINISHED
+    return (1.0 if finished else 0.0), f"epoch {cfg.vae.epochs if finished else 0} of {cfg.vae.epochs}"
+
+
+def subset(n: int, max_points: int = MAX_POINTS) -> np.ndarray:
+    """``(P,)`` indices of the points drawn: all ``n``, or every ``ceil(n / max_points)``-th."""
+    step = max(1, -(-n // max_points))
+    return np.arange(0, n, step)
+
+
+def live_xy(snap) -> tuple[Optional[np.ndarray], str]:
+    """``((N, 2) PCA coordinates, title)`` of what the owner's big scatter shows in PCA with "latest": the
+    in-update snapshot while the VAE trains, else the last finished iteration; ``(None, "")`` before iteration 0."""
+    h, live = snap.history, snap.live
+    if not h:
+        return None, ""
+    if live is not None and snap.state in (RUNNING, PAUSED) and live.iteration == h[-1].iteration + 1:
+        return (np.asarray(live.projection, dtype=np.float32),
+                f"iteration {live.iteration}: the VAE is training (epoch {live.epoch} of {live.epochs})")
+    last = h[-1]
+    return np.asarray(last.projection, dtype=np.float32), f"iteration {last.iteration}: accuracy {last.accuracy:.3f}"
+
+
+def picture(snap, labels: Optional[np.ndarray], max_points: int = MAX_POINTS) -> Optional[dict]:
+    """The frame's ``picture`` (see the module docstring), or None (no codes or no labels yet)."""
+    xy, title = live_xy(snap)
+    if xy is None or labels is None or len(labels) != len(xy):
+        return None
+    idx = subset(len(xy), max_points)
+    pts = np.nan_to_num(xy[idx], nan=0.0, posinf=0.0, neginf=0.0)
+    base = np.nan_to_num(np.asarray(snap.history[-1].projection, dtype=np.float32)[idx])
+    both = np.concatenate([pts, base])  # the frame holds the last iteration's points too: the picture moves less
+    lo, hi = both.min(axis=0), both.max(axis=0)
+    pad = np.maximum(1e-6, (hi - lo) * 0.05)
+    lo, hi = lo - pad, hi + pad
+    return {"title": title, "x": np.round(pts[:, 0], 3).tolist(), "y": np.round(pts[:, 1], 3).tolist(),
+            "label": np.asarray(labels)[idx].astype(int).tolist(),
+            "range": [round(float(lo[0]), 3), round(float(hi[0]), 3), round(float(lo[1]), 3), round(float(hi[1]), 3)]}
+
+
+def frame_key(snap) -> tuple:
+    """What changes when a follower's view must change (a new frame is encoded only then)."""
+    p = snap.progress
+    live = snap.live
+    return (snap.state, snap.queue_position, len(snap.history), p.phase, p.iteration, p.epoch,
+            id(live) if live is not None else None, snap.seconds_per_iteration is None, snap.message)
+
+
+def frame(snap, labels: Optional[np.ndarray], run_id: int, version: int) -> dict:
+    """The frame of ``snap`` as a dict (see the module docstring)."""
+    frac, text = progress_of(snap)
+    return {"v": version, "t": round(time.time(), 3), "run": run_id, "state": snap.state,
+            "terminal": snap.state in TERMINAL, "failed": snap.state == FAILED, "status": status_text(snap),
+            "message": snap.message or "", "progress": [round(frac, 4), text], "picture": picture(snap, labels),
+            "accuracy": [[r.iteration, round(float(r.accuracy), 4)] for r in snap.history]}
+
+
+def encode(frame_dict: dict) -> bytes:
+    """One Server-Sent Event: ``id: <v>``, ``data: <json>`` and a blank line (UTF-8)."""
+    data = json.dumps(frame_dict, separators=(",", ":"), allow_nan=False)
+    return f"id: {frame_dict['v']}\nevent: frame\ndata: {data}\n\n".encode()

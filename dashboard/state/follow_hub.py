@@ -1,0 +1,140 @@
+"""The server's live runs that can be followed by a share link (issue 18 part 1), and their push channels.
+
+:func:`follow_hub` is one object per server process. The owner's page registers its run under its library id
+(:meth:`FollowHub.register`, as soon as the run has one: when it takes its training slot); ``?run=<id>`` then
+opens the follower page while the run is live (:meth:`FollowHub.live`), and the follower's browser reads the
+run's frames from ``/_vaegmm/runs/<id>/events`` (:mod:`dashboard.state.follow_route`, Server-Sent Events).
+
+Cost: one :class:`FrameChannel` per followed run polls the run's snapshot every ``POLL`` seconds (a copy under a
+lock, microseconds) in the server's event loop while anyone follows it, and only when what a follower sees has
+changed (:func:`~dashboard.state.follow_frames.frame_key`) encodes **one** frame, whose bytes every follower's
+stream then sends as they are. A follower costs the server no script run at all; a slow follower skips to the
+latest frame. No Streamlit in here.
+"""
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import AsyncIterator, Optional
+
+from dashboard.state.follow_frames import encode, frame, frame_key
+from vaegmm.core.singleton import process_singleton
+from vaegmm.runs.state import TERMINAL
+
+POLL = 0.1  # seconds between two looks at a followed run's snapshot
+KEEPALIVE = 15.0  # seconds of silence after which a comment line keeps proxies from closing the stream
+KEEP_ENDED = 64  # ended runs remembered (their last frame is still served)
+
+
+class FrameChannel:
+    """One run's frames: the latest encoded frame (``latest``, bytes of one Server-Sent Event), its number
+    (``version``) and how many frames were encoded (``encodes``). :meth:`refresh` is synchronous (tests call it);
+    :meth:`stream` is a follower's async stream of frames."""
+
+    def __init__(self, run_id: int, run) -> None:
+        self.run_id = run_id
+        self.run = run
+        self.version = 0
+        self.latest: Optional[bytes] = None
+        self.terminal = False
+        self.encodes = 0
+        self.followers = 0
+        self._key: Optional[tuple] = None
+        self._changed: Optional[asyncio.Event] = None
+        self._task: Optional[asyncio.Task] = None
+
+    def refresh(self) -> bool:
+        """Look at the run; encode a new frame when what a follower sees has changed. True when it has."""
+        snap = self.run.snapshot()
+        labels = getattr(self.run, "labels", None)
+        key = frame_key(snap) + (labels is not None,)
+        if key == self._key:
+            return False
+        self._key = key
+        self.version += 1
+        self.latest = encode(frame(snap, labels, self.run_id, self.version))
+        self.encodes += 1
+        self.terminal = snap.state in TERMINAL
+        return True
+
+    async def _poll(self) -> None:
+        """While anyone follows: refresh every ``POLL`` s and wake the followers on a new frame."""
+        try:
+            while self.followers > 0:
+                if self.refresh():
+                    self._wake()
+                if self.terminal:
+                    return
+                await asyncio.sleep(POLL)
+        finally:
+            self._task = None
+
+    def _wake(self) -> None:
+        event, self._changed = self._changed, asyncio.Event()
+        if event is not None:
+            event.set()
+
+    async def stream(self) -> AsyncIterator[bytes]:
+        """Every new frame for one follower (the latest at once), until the run's last frame."""
+        self.followers += 1
+        if self._changed is None:
+            self._changed = asyncio.Event()
+        try:
+            if self.latest is None:
+                self.refresh()
+            if self._task is None and not self.terminal:
+                self._task = asyncio.get_running_loop().create_task(self._poll())
+            sent = 0
+            while True:
+                if self.version != sent and self.latest is not None:
+                    sent = self.version
+                    yield self.latest
+                    if self.terminal:
+                        return
+                event = self._changed
+                try:
+                    await asyncio.wait_for(event.wait(), KEEPALIVE)
+                except asyncio.TimeoutError:
+                    yield b": keepalive\n\n"
+        finally:
+            self.followers -= 1
+
+
+class FollowHub:
+    """The followable runs of this server by library id (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._channels: dict[int, FrameChannel] = {}
+        self._lock = threading.Lock()
+
+    def register(self, run_id: int, run) -> None:
+        """Make ``run`` (a :class:`~vaegmm.runs.runner.TrainingRun`) followable as ``?run=<run_id>``."""
+        with self._lock:
+            ch = self._channels.get(run_id)
+            if ch is not None and ch.run is run:
+                return
+            self._channels[run_id] = FrameChannel(run_id, run)
+            ended = [i for i, c in self._channels.items() if c.run.state in TERMINAL]
+            for i in ended[:max(0, len(ended) - KEEP_ENDED)]:
+                del self._channels[i]
+
+    def channel(self, run_id: int) -> Optional[FrameChannel]:
+        with self._lock:
+            return self._channels.get(run_id)
+
+    def live(self, run_id: Optional[int]):
+        """The run registered as ``run_id`` while it is active (queued, running, paused), else None."""
+        ch = self.channel(run_id) if run_id is not None else None
+        if ch is None or ch.run.state in TERMINAL:
+            return None
+        return ch.run
+
+    def followers(self) -> int:
+        with self._lock:
+            return sum(c.followers for c in self._channels.values())
+
+
+@process_singleton
+def follow_hub() -> FollowHub:
+    """The server's one hub (the route and every session's pages share it)."""
+    return FollowHub()
