@@ -122,3 +122,16 @@ def test_pair_page_quotes_the_presets_held_out_effect(tmp_path, monkeypatch):
     monkeypatch.setattr(feedback_map, "MAP_FILE", tmp_path / "none.json")
     at = pair_app({"preset": "feedback-lesson", "pair": "feedback"})
     assert not [m for m in at.markdown if "held-out seeds" in m.value]
+
+
+def test_a_runaway_pair_link_is_refused_and_takes_no_slot():
+    """Issue 18's budget holds on the side-by-side page too: two runs of a link above $VAEGMM_MAX_RUN_MINUTES
+    never start, whatever the link says."""
+    at = pair_app({"preset": "quick-demo", "pair": "feedback", "n": "5000", "epochs": "1000", "iterations": "50",
+                   "batch": "1"})
+    errors = [shown(e.value) for e in at.error]
+    assert len(errors) == 1 and "too big for this server" in errors[0] and "VAEGMM_MAX_RUN_MINUTES" in errors[0]
+    start = at.button(key="pair_start")
+    assert start.disabled
+    assert runner.default_slots().running == 0 and runner.default_slots().waiting == 0
+    assert not statuses(at) or all("running" not in shown(s) for s in statuses(at))

@@ -19,8 +19,10 @@ from dashboard.components.pair_view import pair_curves, pair_pictures, pair_stat
 from dashboard.state.pair import current_pair, new_pair, pair_requested, pair_settings
 from dashboard.state.refresh import live_every
 from dashboard.state.session import SessionRuns
-from dashboard.state.settings import PRESET_LABELS, check_settings, describe, to_query
-from dashboard.state.store import store_problem
+from dashboard.state.budget import cost_of, dashboard_limit_s
+from dashboard.state.settings import PRESET_LABELS, check_settings, config_from_settings, describe, to_query
+from dashboard.state.store import run_store, store_problem
+from vaegmm.sweeps.budget import refusal
 from vaegmm.runs.pair import SIDES
 from vaegmm.sweeps.feedback_map import load_feedback_map
 from vaegmm.runs.runner import ACTIVE
@@ -28,10 +30,22 @@ from vaegmm.runs.runner import ACTIVE
 __all__ = ["pair_page", "pair_requested"]
 
 
+def pair_problems(settings: dict) -> list[str]:
+    """What keeps Start disabled: the settings' problems, else issue 18's budget (each of the two runs must fit
+    ``$VAEGMM_MAX_RUN_MINUTES`` at this server's rate, whatever the link says)."""
+    problems = check_settings(settings)
+    if not problems:
+        why = refusal(cost_of(config_from_settings(settings), run_store()), dashboard_limit_s())
+        if why:
+            problems.append(why)
+    return problems
+
+
 def _start(runs: SessionRuns, settings: dict) -> None:
-    if check_settings(settings):
+    if pair_problems(settings):  # refused: nothing is queued, no slot is taken
         return
-    new_pair(runs, settings).pair.start()
+    cost = cost_of(config_from_settings(settings), run_store())
+    new_pair(runs, settings, cost).pair.start()
 
 
 def _stop() -> None:
@@ -72,7 +86,7 @@ def _sidebar(settings: dict) -> None:
 def pair_page(runs: SessionRuns) -> None:
     """The whole side-by-side page: sidebar, title, the messages container and the one live fragment."""
     settings, warnings = pair_settings()
-    problems = check_settings(settings)
+    problems = pair_problems(settings)
     _sidebar(settings)
     st.title("Feedback side by side: with and without the GMM's class means")
     st.caption("Both runs start from the same images, the same initial weights and the same random numbers; "

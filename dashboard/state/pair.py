@@ -13,6 +13,7 @@ from dashboard.state.session import RunEntry, SessionRuns
 from dashboard.state.settings import config_from_settings, describe, parse_query
 from vaegmm.runs.library import RunRecorder
 from vaegmm.runs.pair import SIDES, WITH, WITHOUT, PairRun, pair_configs
+from vaegmm.sweeps.budget import RunCost, overtime_seconds
 
 PAIR_PARAM = "pair"
 PAIR_MODES = ("feedback",)  # ?pair=feedback: with and without the GMM's feedback
@@ -47,9 +48,11 @@ def current_pair() -> Optional[PairEntry]:
     return st.session_state.get(_PAIR_KEY)
 
 
-def new_pair(runs: SessionRuns, settings: dict) -> PairEntry:
+def new_pair(runs: SessionRuns, settings: dict, cost: Optional[RunCost] = None) -> PairEntry:
     """Two idle runs of ``settings``, with and without feedback, added to ``runs`` (the previous pair is stopped
-    if it is still training; the main page's current run is left alone)."""
+    if it is still training; the main page's current run is left alone). With ``cost`` (one run's estimate, issue
+    18's budget) each run is stopped by the runner's watchdog past :func:`overtime_seconds` of it, like a run of
+    the main page."""
     old = current_pair()
     if old is not None:
         old.pair.stop("replaced by a new pair")
@@ -58,6 +61,10 @@ def new_pair(runs: SessionRuns, settings: dict) -> PairEntry:
     for side in SIDES:
         side_settings = dict(settings, feedback=side == WITH)
         run = runs.factory(configs[side], slots=runs.slots, name=side)
+        if cost is not None and hasattr(run, "time_limit"):
+            run.time_limit = overtime_seconds(cost)
+            run.time_limit_message = (f"it trained for more than twice its estimate (about {cost.seconds:.0f} s "
+                                      f"estimated, stopped after {run.time_limit:.0f} s)")
         label = f"{side} (pair) · " + describe(side_settings)
         if runs.store is not None and getattr(run, "recorder", "absent") is None:
             run.recorder = RunRecorder(runs.store, configs[side], "dashboard", label=label,
