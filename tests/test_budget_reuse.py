@@ -128,7 +128,7 @@ def test_run_cost_counts_image_steps_and_seconds():
     assert cost.vae_image_steps == 1000 * 10 * 3
     assert cost.gmm_point_steps == 1000 * cfg["gmm"]["n_init"] * 4  # EM restarts x (iterations + iteration 0)
     assert cost.mini_batches == 10 * 10 * 3
-    assert cost.seconds == pytest.approx(30000 * 1e-4 + 300 * budget.MINIBATCH_SECONDS)
+    assert cost.seconds == pytest.approx(30000 * 1e-4 + 300 * budget.MINIBATCH_SECONDS + budget.STARTUP_SECONDS)
     assert cost.image_steps == cost.vae_image_steps + cost.gmm_point_steps
     gibbs = run_cost(tiny(gmm__backend="collapsed", gmm__sweeps=50).to_dict(), rate=1e-4)
     assert gibbs.gmm_point_steps == 200 * 50 * 3

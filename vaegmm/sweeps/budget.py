@@ -26,7 +26,9 @@ from vaegmm.sweeps.estimate import DEFAULT_SECONDS_PER_IMAGE_EPOCH, seconds_per_
 MAX_MINUTES_ENV = "VAEGMM_MAX_RUN_MINUTES"
 DASHBOARD_DEFAULT_MINUTES = 10.0
 OVERTIME_FACTOR = 2.0
-OVERTIME_SLACK_S = 30.0  # start-up, loading, a busy machine: a short run is not stopped for its first seconds
+OVERTIME_SLACK_S = 120.0  # start-up, loading, a busy machine: a short run is not stopped in its first 2 minutes
+# (a 200-image run, estimated at 1 s, was stopped at 30 s while iteration 0 waited on 2 cores at load 5-6)
+STARTUP_SECONDS = 1.0  # a run's start-up, as in estimate_seconds
 MINIBATCH_SECONDS = 2.2e-3  # measured here (module docstring): the cost of one mini-batch beyond its images
 
 
@@ -101,7 +103,7 @@ def run_cost(config: Mapping[str, Any], rate: Optional[float] = None, basis: str
     units = work_units(config)  # n x epochs x iterations: the VAE image-steps
     per_fit = int(gmm["n_init"]) if gmm.get("backend", "em") == "em" else int(gmm["sweeps"]) * int(gmm.get("chains", 1))
     batches = math.ceil(n / max(1, int(vae["batch_size"]))) * int(vae["epochs"]) * iterations
-    seconds = units * rate + batches * MINIBATCH_SECONDS
+    seconds = units * rate + batches * MINIBATCH_SECONDS + STARTUP_SECONDS
     return RunCost(units, float(n * per_fit * (iterations + 1)), float(batches), seconds, rate, basis)
 
 
