@@ -9,6 +9,7 @@ all tabs closed (the training workers are separate processes: their peak RSS is 
 
     python bench/load.py --pages 30                 # the lecture: 30 pages, default cap; table into BENCHMARKS.md
     python bench/load.py --pages 8 --cap 8 --no-markdown
+    python bench/load.py --followers 100            # issue 18: 100 light followers of one live run (follow_load.py)
 
 The test suite runs the same driver with 8 pages (tests/test_classroom.py).
 """
@@ -248,8 +249,15 @@ def main(argv=None) -> int:
     p.add_argument("--no-markdown", action="store_true", help="do not write BENCHMARKS.md")
     p.add_argument("--app-root", type=Path, default=None,
                    help="serve the app of another checkout (e.g. an older commit, for a before/after count)")
+    p.add_argument("--followers", type=int, default=0,
+                   help="follower mode (bench/follow_load.py): N followers of one live run instead of a classroom")
+    p.add_argument("--real", action="store_true", help="follower mode: the followers are Chromium pages")
+    p.add_argument("--window", type=float, default=20.0, help="follower mode: seconds measured")
     a = p.parse_args(argv)
     from playwright.sync_api import sync_playwright
+
+    if a.followers:
+        return follower_mode(a)
 
     from markdown_section import write_section
 
@@ -292,6 +300,31 @@ Targets: all {a.pages} finish; every page shows its run or its queue position wi
 under 2 GB and back within 150 MB of the start after the tabs close; threads back to the start count: \
 **{'met' if ok else 'NOT met'}**.""")
     return 0 if ok else 1
+
+
+def follower_mode(a) -> int:
+    """``--followers N``: print the follower numbers (bench/follow_load.py) as JSON; BENCHMARKS.md by hand."""
+    import json
+
+    from playwright.sync_api import sync_playwright
+
+    from follow_load import followers_bench
+
+    import tempfile
+
+    db = Path(tempfile.mkdtemp(prefix="vaegmm-follow-db-")) / "runs.db"  # the estimate from defaults, not history
+    # the training worker at the server's priority: on a busy machine a nice-10 worker ran past twice its estimate
+    env = {"VAEGMM_RECONNECT_GRACE": "5", "VAEGMM_DB": str(db), "VAEGMM_WORKER_NICE": "0"}
+    with streamlit_server(env, log_name=f"follow_{a.followers}.log", root=a.app_root) as (url, proc), \
+            sync_playwright() as pw:
+        browser = launch_chromium(pw, nice=a.browser_nice)
+        try:
+            r = followers_bench(browser, url, proc.pid, a.followers, window=a.window, real=a.real)
+        finally:
+            browser.close()
+    r["load_average"] = os.getloadavg()
+    print(json.dumps(r, indent=1))
+    return 0
 
 
 if __name__ == "__main__":
