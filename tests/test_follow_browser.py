@@ -1,0 +1,96 @@
+"""Issue 18 part 1 against the real server (the shared ``app_server``): a run's page shows its share link as soon
+as it trains; the follower route streams that run's frames to a plain HTTP client (status text, at least two
+different pictures, then "finished"); and a phone-sized Chromium page on the share link shows the run live
+(the picture changes), then the finished run's page, with no page error and no sideways scrolling."""
+from __future__ import annotations
+
+import json
+import urllib.request
+from urllib.parse import urlencode
+
+import pytest
+
+from browser_support import shoot
+
+pytestmark = pytest.mark.browser
+
+# long enough for several in-update pictures (one about every 0.5-1.5 s), short enough for the suite
+RUN = {"n": 200, "latent": 4, "epochs": 40, "iterations": 2, "batch": 25, "codes": "mean", "seed": 21}
+LINK = '[data-testid="vaegmm-share-link"]'
+
+
+def start_run(browser, url: str):
+    """The owner's page, Start pressed; ``(page, run id)`` once the share link shows."""
+    page = browser.new_context().new_page()
+    page.set_viewport_size({"width": 1300, "height": 900})
+    page.goto(f"{url}/?{urlencode(RUN)}")
+    page.locator(".st-key-btn_start button").first.wait_for(timeout=30000)
+    page.locator(".st-key-btn_start button").first.click()
+    page.locator(LINK).first.wait_for(timeout=60000)
+    href = page.locator(LINK).first.get_attribute("href")
+    assert "?run=" in href
+    return page, int(href.rsplit("run=", 1)[1])
+
+
+SIDEWAYS_JS = """() => { const m = document.querySelector('[data-testid="stMain"]');
+    const f = document.querySelector('iframe'), d = f && f.contentDocument ? f.contentDocument.documentElement : null;
+    return Math.max(...[document.documentElement, m, d].filter(Boolean).map(e => e.scrollWidth - e.clientWidth)); }"""
+
+
+def read_events(url: str, run_id: int, timeout: float = 120) -> list[dict]:
+    """Every frame of the run's SSE stream, read with plain HTTP until the stream ends (after the last)."""
+    frames = []
+    with urllib.request.urlopen(f"{url}/_vaegmm/runs/{run_id}/events", timeout=timeout) as r:
+        assert r.status == 200 and r.headers["Content-Type"].startswith("text/event-stream")
+        for raw in r:
+            line = raw.decode().rstrip("\n")
+            if line.startswith("data: "):
+                frames.append(json.loads(line[6:]))
+    return frames
+
+
+def test_the_follower_route_streams_a_live_run_to_plain_http(browser, app_server):
+    owner, run_id = start_run(browser, app_server)
+    frames = read_events(app_server, run_id)
+    assert frames, "no frame"
+    assert [f["v"] for f in frames] == sorted(f["v"] for f in frames)
+    assert all(f["run"] == run_id for f in frames)
+    running = [f for f in frames if f["state"] == "running"]
+    assert running and all(" · iteration " in f["status"] and " of 2 · " in f["status"] for f in running)
+    pictures = {json.dumps(f["picture"]["x"]) for f in frames if f["picture"]}
+    assert len(pictures) >= 2  # the picture moved
+    assert any(f["picture"] and "the VAE is training" in f["picture"]["title"] for f in frames)
+    last = frames[-1]
+    assert last["state"] == "finished" and last["terminal"] and [a[0] for a in last["accuracy"]] == [0, 1, 2]
+    assert all(not f["terminal"] for f in frames[:-1])
+    with pytest.raises(urllib.error.HTTPError) as e:  # an id this server does not follow
+        urllib.request.urlopen(f"{app_server}/_vaegmm/runs/999999/events", timeout=10)
+    assert e.value.code == 404
+    owner.context.close()
+
+
+def test_a_phone_follows_the_share_link_live_then_sees_the_finished_run(browser, app_server):
+    owner, run_id = start_run(browser, app_server)
+    phone = browser.new_context(viewport={"width": 390, "height": 844}).new_page()
+    phone.goto(f"{app_server}/?run={run_id}")
+    view = phone.frame_locator("iframe").first.locator('[data-testid="vaegmm-follow"]')
+    view.wait_for(timeout=30000)
+    seen = set()
+    for _ in range(600):  # the pictures the page drew (their frame numbers) until the run ends
+        state, picture = view.get_attribute("data-state"), view.get_attribute("data-picture")
+        if picture:
+            seen.add(picture)
+        if len(seen) == 3:
+            assert phone.evaluate(SIDEWAYS_JS) <= 0  # no sideways scrolling, the picture included
+            shoot(phone, "follow_phone_live.png")
+        if state == "finished":
+            break
+        phone.wait_for_timeout(200)
+    assert state == "finished" and len(seen) >= 2, (state, seen)
+    assert view.get_attribute("data-status").startswith("run ")
+    # the follower page then becomes the saved run's page with the finished run's panels
+    phone.get_by_role("heading", name=f"Saved run #{run_id}").wait_for(timeout=30000)
+    phone.locator('[data-testid="vaegmm-status"][data-state="finished"]').wait_for(timeout=30000)
+    assert phone.evaluate(SIDEWAYS_JS) <= 0
+    shoot(phone, "follow_phone_finished.png")
+    owner.context.close()
