@@ -120,7 +120,7 @@ class SessionRuns:
         if live is None:
             return None
         self._let_go(self.current, "replaced by a new run")
-        live.followers.add(self)
+        self.live.follow(live, self)
         entry = RunEntry(live.run, dict(settings), f"#{live.run.id} " + describe(settings), joined=True,
                          note=f"Joined an identical run started at {clock(live.started)}: the same settings and "
                               "seed are training now for another page, so this page follows it (read-only) "

@@ -110,6 +110,11 @@ class LiveRuns:
         with self._lock:
             return [f for e in self._runs.values() if e.run is run for f in e.followers]
 
+    def follow(self, entry: LiveEntry, follower) -> None:
+        """``follower`` follows ``entry``'s run (under the lock: other sessions read the followers meanwhile)."""
+        with self._lock:
+            entry.followers.add(follower)
+
     def unfollow(self, run, follower) -> None:
         """``follower`` no longer follows ``run``."""
         with self._lock:
