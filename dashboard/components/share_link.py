@@ -26,7 +26,8 @@ def share_id(entry) -> Optional[int]:
 def share_url(run_id: int) -> str:
     """The full link when the page knows its own address, else the relative ``./?run=<id>``."""
     base = str(st.context.url or "").split("?")[0].split("#")[0]
-    return f"{base or './'}?{RUN_PARAM}={int(run_id)}"
+    base = base.rstrip("/") + "/" if base else "./"
+    return f"{base}?{RUN_PARAM}={int(run_id)}"
 
 
 def share_link(entry) -> None:

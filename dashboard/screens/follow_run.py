@@ -14,7 +14,7 @@ from dashboard.state.settings import describe
 from vaegmm.model.params import settings_from_config
 from vaegmm.runs.runner import TERMINAL
 
-FINISH_CHECK = 3.0  # seconds between two looks at whether the followed run has ended (a script run costs ~ms)
+FINISH_CHECK = 5.0  # seconds between two looks at whether the followed run has ended (a script run costs ~ms)
 
 
 def follow_run_page(run_id: int, run) -> None:
