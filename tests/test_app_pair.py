@@ -47,7 +47,7 @@ def test_pair_link_opens_side_by_side_with_the_preset_applied():
     assert sorted(t.value for t in at.title) == ["Feedback side by side: with and without the GMM's class means", "VAE + GMM"]
     sidebar = " ".join(shown(m.value) for m in at.sidebar.markdown)
     assert "Feedback lesson" in sidebar
-    assert "n=2000" in sidebar and "D=4" in sidebar and "alpha=3" in sidebar and "20x25 ep" in sidebar
+    assert "n=2000" in sidebar and "D=12" in sidebar and "alpha=8" in sidebar and "20x10 ep" in sidebar
     both = sides(at)
     assert len(both) == 2 and 'data-side="with feedback"' in both[0] and 'data-side="without feedback"' in both[1]
     start = at.button(key="pair_start")
@@ -75,7 +75,7 @@ def test_start_both_trains_the_pair_and_labels_the_gap():
     with_run, without_run = entry.pair.with_run, entry.pair.without_run
     assert with_run.config.feedback is True and without_run.config.feedback is False
     assert with_run.config.replace(feedback=False).to_dict() == without_run.config.to_dict()
-    assert with_run.config.vae.latent_dim == 4 and with_run.config.vae.alpha == 3.0 and with_run.config.data.n == 200
+    assert with_run.config.vae.latent_dim == 12 and with_run.config.vae.alpha == 8.0 and with_run.config.data.n == 200
     assert {e.run.id for e in runs_of(at).entries} >= {with_run.id, without_run.id}  # on the Compare page too
     assert runs_of(at).current is None  # the main page's current run is left alone
     assert with_run.join(90) and without_run.join(90)

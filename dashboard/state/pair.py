@@ -61,6 +61,7 @@ def new_pair(runs: SessionRuns, settings: dict, cost: Optional[RunCost] = None) 
     for side in SIDES:
         side_settings = dict(settings, feedback=side == WITH)
         run = runs.factory(configs[side], slots=runs.slots, name=side)
+        run.slot_owner = runs  # fair share (issue 18): the pair's second run waits behind other sessions' first runs
         if cost is not None and hasattr(run, "time_limit"):
             run.time_limit = overtime_seconds(cost)
             run.time_limit_message = (f"it trained for more than twice its estimate (about {cost.seconds:.0f} s "
