@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # what `pip install .` must ship (setuptools' package discovery and package data, pyproject.toml)
 SHIPPED = ["vaegmm/__init__.py", "vaegmm/cli.py", "vaegmm/serket.py", "vaegmm/__main__.py",
            *(f"vaegmm/{sub}/__init__.py" for sub in ("core", "model", "store", "views", "runs", "sweeps")),
-           "vaegmm/sweeps/measured_feedback.json"]
+           "vaegmm/sweeps/measured_feedback.json", "vaegmm/sweeps/feedback_map.json"]
 
 TUTORIAL = """
 import os, sys
