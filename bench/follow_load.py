@@ -14,6 +14,7 @@ server's clock when it was encoded: the same machine). Server RSS and threads ar
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import threading
 import time
@@ -29,8 +30,6 @@ _STATE = re.compile(rb'"state":"([a-z]+)"')
 
 def cpu_seconds(pid: int) -> float:
     """utime + stime of process ``pid`` (all its threads, not its children), seconds."""
-    import os
-
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
