@@ -16,14 +16,16 @@ pytestmark = pytest.mark.browser
 
 # long enough for several in-update pictures (one about every 0.5-1.5 s), short enough for the suite
 RUN = {"n": 200, "latent": 4, "epochs": 20, "iterations": 2, "batch": 25, "codes": "mean", "seed": 21}
+# the phone's page must open while the run still trains (a page starts in seconds on a busy machine)
+PHONE_RUN = {**RUN, "epochs": 60}
 LINK = '[data-testid="vaegmm-share-link"]'
 
 
-def start_run(browser, url: str):
+def start_run(browser, url: str, params: dict = RUN):
     """The owner's page, Start pressed; ``(page, run id)`` once the share link shows."""
     page = browser.new_context().new_page()
     page.set_viewport_size({"width": 1300, "height": 900})
-    page.goto(f"{url}/?{urlencode(RUN)}")
+    page.goto(f"{url}/?{urlencode(params)}")
     page.locator(".st-key-btn_start button").first.wait_for(timeout=30000)
     page.locator(".st-key-btn_start button").first.click()
     page.locator(LINK).first.wait_for(timeout=60000)
@@ -70,7 +72,7 @@ def test_the_follower_route_streams_a_live_run_to_plain_http(browser, app_server
 
 
 def test_a_phone_follows_the_share_link_live_then_sees_the_finished_run(browser, app_server):
-    owner, run_id = start_run(browser, app_server)
+    owner, run_id = start_run(browser, app_server, PHONE_RUN)
     phone = browser.new_context(viewport={"width": 390, "height": 844}).new_page()
     phone.goto(f"{app_server}/?run={run_id}")
     view = phone.frame_locator("iframe").first.locator('[data-testid="vaegmm-follow"]')
