@@ -267,7 +267,10 @@ def test_sessions_are_separate_and_queue_behind_the_cap(monkeypatch):
     runs_of(a).release()  # what Streamlit does when a's tab closes
     for r in (ra, rb):
         assert r.join(5)
-    assert threading.active_count() <= baseline
+    # the budget's one-time calibration of this server's speed (dashboard/state/budget.py) may still be running:
+    # a server-wide job started by the first cost estimate, not a thread of these sessions
+    left = [t.name for t in threading.enumerate() if t.name != "vaegmm-calibrate"]
+    assert len(left) <= baseline, left
 
 
 def test_settings_round_trip_through_the_link():

@@ -24,7 +24,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -80,12 +80,14 @@ def tell_recorder(recorder, what: str, *args) -> None:
                 pass
 
 
-def watch_time(run: "TrainingRun", poll: float = 0.5) -> None:
+def watch_time(run: "TrainingRun", poll: float = 0.5, done: Optional[threading.Event] = None) -> None:
     """The watchdog of a run with a ``time_limit``: stop it once it has been ``running`` (paused and queued time
-    not counted) for more than that many seconds, with its ``time_limit_message``."""
+    not counted) for more than that many seconds, with its ``time_limit_message``; returns when ``done`` is set."""
     trained, last = 0.0, time.monotonic()
+    done = done or threading.Event()
     while True:
-        time.sleep(poll)
+        if done.wait(poll):
+            return
         now, state = time.monotonic(), run.state
         if state in TERMINAL:
             return
@@ -95,6 +97,19 @@ def watch_time(run: "TrainingRun", poll: float = 0.5) -> None:
         if trained > run.time_limit:
             run.stop(run.time_limit_message or f"it trained for more than {run.time_limit:.0f} s")
             return
+
+
+def start_watchdog(run: "TrainingRun") -> Callable[[], None]:
+    """:func:`watch_time` of ``run`` in a thread; returns what ends that thread and waits for it (the run's pump
+    calls it when the run ends, so no watchdog outlives its run)."""
+    done = threading.Event()
+    t = threading.Thread(target=watch_time, args=(run, 0.5, done), name=f"vaegmm-watchdog-{run.id}", daemon=True)
+    t.start()
+
+    def end() -> None:
+        done.set()
+        t.join()
+    return end
 
 
 class TrainingRun:
@@ -220,13 +235,13 @@ class TrainingRun:
         run.slot_taken()
         run.mark("slot")
         self._record("begin")
-        if self.time_limit is not None:
-            threading.Thread(target=watch_time, args=(self,), name=f"vaegmm-watchdog-{self.id}", daemon=True).start()
+        end_watchdog = start_watchdog(self) if self.time_limit is not None else (lambda: None)
         try:
             self._run_worker(slots.capacity)
         except Exception as e:  # pragma: no cover - a bug on this side; shown, never silent
             run.finish(FAILED, f"failed: {type(e).__name__}: {e}")
         finally:
+            end_watchdog()
             slots.release(self)
         with run.lock:
             state, message = run.state, run.message
