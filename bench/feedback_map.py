@@ -38,7 +38,7 @@ def build(store, sweeps: list[str], confirms: list[str]) -> tuple[list, list]:
     rows: dict = {}
     for name in sweeps:
         for row in map_rows(store, name):
-            if row.n == 0:  # a cell of a stopped sweep with no pair of finished runs
+            if row.n < 3:  # a cell of a stopped sweep with fewer than 3 finished pairs: no usable interval
                 continue
             rows.pop(_key(row), None)
             rows[_key(row)] = row

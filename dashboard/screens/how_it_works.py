@@ -137,9 +137,13 @@ def _where_feedback_matters() -> None:
     better. Blue: feedback helps; red: it hurts; white: no difference. An interval that includes 0 means those seeds
     cannot tell the two apart. The left-out squares were not measured.
 
-    Where to look: a **small latent space** (few dimensions D), where the VAE alone lets the digits overlap, and
-    **short VAE updates repeated many times**, so that the class means start to pull early and often, with a larger
-    **α** (a stronger pull).
+    What the map found (tuning seeds, then held-out seeds 100-109): feedback matters where the **pull is strong**
+    (a large **α**) and the VAE is updated in **short bursts, many times** (10 epochs x 20 iterations), so that the
+    class means act early and often. At α = 8 a plain VAE's KL term squeezes every code toward the origin and the
+    digits overlap; the GMM's class means give each class its own centre, and feedback wins by about 12 points on
+    held-out seeds (the table below). At α = 1 both reach about 0.75 and feedback adds little: the strong pull
+    costs accuracy on both sides, but it is where the feedback's work is easiest to see. A small latent space
+    (D = 4) showed no larger effect.
 
     To see it happen, open [**with and without feedback, side by side**]({PAIR_LINK}): one Start trains the
     **Feedback lesson** preset twice on one seed, the two latent pictures next to each other and both accuracy curves
