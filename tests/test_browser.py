@@ -141,7 +141,7 @@ def test_classic_first_picture_refresh_and_stop(browser, server):
     stop.wait_for()
     t0 = time.monotonic()
     stop.dispatch_event("click")  # no Playwright actionability waits inside the measured time
-    stop_s = wait_state(page, "stopped", 2.0)
+    stop_s = wait_state(page, "stopped", 15.0)  # how fast is the benchmark's question (timings.txt); here: it stops
     total = time.monotonic() - t0
     no_exceptions(page)
     page.screenshot(path=str(ARTIFACTS / "stopped.png"))
@@ -201,7 +201,7 @@ def test_closed_tabs_free_their_slots(browser, server):
         closed.context.close()  # the websocket goes away: Streamlit releases the session's resources
     t0 = time.monotonic()
     button(page, "Start").click()
-    wait_state(page, "queued", 5)  # both slots are still held during the grace period
+    wait_state(page, "queued", 20)  # both slots are still held during the grace period
     seen = []
     while time.monotonic() - t0 < GRACE + 10:
         el = page.query_selector(STATUS)

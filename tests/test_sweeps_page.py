@@ -63,7 +63,7 @@ def test_widgets_and_empty_store():
     assert sb.text_input(key="sw_values_0").value == "on,off"
     axes = {o.split(":")[0] for o in sb.selectbox(key="sw_axis_1").options}  # shown as "alpha: alpha (KL weight)"
     assert axes == {"(none)", "alpha", "latent", "n", "digits", "k", "iterations", "epochs", "batch", "gmm", "codes",
-                    "feedback"}
+                    "feedback", "precision"}
     assert sb.number_input(key="sw_seeds").value == 3 and sb.number_input(key="sw_first_seed").value == 0
     assert not sb.button(key="sw_start").disabled
     assert any("2 cells × 3 seeds = 6 runs" in m.value for m in sb.markdown)
