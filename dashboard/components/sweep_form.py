@@ -11,7 +11,7 @@ from vaegmm.model.params import FIELDS, PRESET_LABELS
 from vaegmm.store import RunStore, StoreError
 from vaegmm.sweeps.executors import ExecutorError
 from vaegmm.sweeps.driver import default_sweep_name
-from vaegmm.sweeps.estimate import estimate_seconds, seconds_per_unit, server_calibration
+from vaegmm.sweeps.estimate import estimate_seconds, rate_or_calibration, seconds_per_unit
 from vaegmm.sweeps.manager import get_manager
 from vaegmm.sweeps.spec import MAX_PAGE_AXES, SweepError, SweepSpec
 
@@ -87,16 +87,7 @@ def estimate_text(spec: SweepSpec, store: RunStore) -> str:
     """How long the sweep takes here, and where the speed comes from."""
     if sweeps.ray_address():
         return f"on the Ray cluster at {sweeps.ray_address()}"
-    rate, basis = seconds_per_unit(store)
-    if rate is None:
-        cal = server_calibration()
-        if cal.rate is None and not cal.error:
-            cal.start()
-        if cal.rate is not None:
-            rate, basis = cal.rate, "from a calibration run on this server"
-        else:
-            basis = ("rough: from BENCHMARKS.md, " + ("measuring this server now…" if cal.running else
-                                                     "no run measured on this server yet"))
+    rate, basis = rate_or_calibration(*seconds_per_unit(store))
     secs = estimate_seconds(spec, sweeps.lanes(), rate)
     n = sweeps.lanes()
     return f"about {fmt_duration(secs)} at {n} run{'s' if n != 1 else ''} at a time ({basis})"

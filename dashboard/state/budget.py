@@ -14,7 +14,7 @@ from typing import Optional
 from vaegmm.model.config import RunConfig
 from vaegmm.sweeps.budget import (DASHBOARD_DEFAULT_MINUTES, RunCost, max_run_seconds, measured_rate, refusal,
                                   run_cost)
-from vaegmm.sweeps.estimate import server_calibration
+from vaegmm.sweeps.estimate import rate_or_calibration
 
 RATE_TTL_S = 30.0
 _lock = threading.Lock()
@@ -27,16 +27,7 @@ def server_rate(store) -> tuple[Optional[float], str]:
         hit = _cached.get("rate")
         if hit is not None and time.monotonic() - hit[0] < RATE_TTL_S:
             return hit[1], hit[2]
-    rate, basis = measured_rate(store)
-    if rate is None:
-        cal = server_calibration()
-        if cal.rate is None and not cal.error:
-            cal.start()
-        if cal.rate is not None:
-            rate, basis = cal.rate, "from a calibration run on this server"
-        else:
-            basis = "rough: from BENCHMARKS.md, " + ("measuring this server now…" if cal.running
-                                                    else "no run measured on this server yet")
+    rate, basis = rate_or_calibration(*measured_rate(store))
     with _lock:
         if rate is not None:  # the rough one is not cached: the calibration may finish any moment
             _cached["rate"] = (time.monotonic(), rate, basis)

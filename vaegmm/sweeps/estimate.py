@@ -102,3 +102,17 @@ class Calibration:
 def server_calibration() -> Calibration:
     """The process-wide :class:`Calibration` (one per server: its rate is this machine's)."""
     return Calibration()
+
+
+def rate_or_calibration(rate: Optional[float], basis: str) -> tuple[Optional[float], str]:
+    """``(rate, basis)`` measured from the store, else this server's calibration run's rate (started here once
+    when there is none), else ``(None, why)``: the benchmark's constant applies, and ``why`` says so."""
+    if rate is not None:
+        return rate, basis
+    cal = server_calibration()
+    if cal.rate is None and not cal.error:
+        cal.start()
+    if cal.rate is not None:
+        return cal.rate, "from a calibration run on this server"
+    return None, "rough: from BENCHMARKS.md, " + ("measuring this server now…" if cal.running
+                                                 else "no run measured on this server yet")
