@@ -7,7 +7,7 @@ import pytest
 from dashboard.components.pair_view import shared_ranges
 from markdown_text import shown
 from test_app import APP, by_meta, plotly_specs, runs_of  # noqa: F401 (the shared AppTest helpers)
-from streamlit.testing.v1 import AppTest
+from test_app import app as pair_app  # the page of a link, run once, no exception
 from vaegmm.runs import runner
 from vaegmm.runs.pair import WITH, WITHOUT
 
@@ -24,14 +24,6 @@ def _own_slots(monkeypatch):
     runner.warm_up(background=False)
     yield
     runner.default_slots.reset()
-
-
-def pair_app(params) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.query_params.update(params)
-    at.run()
-    assert not at.exception, at.exception
-    return at
 
 
 def sides(at) -> list[str]:

@@ -4,18 +4,16 @@ with a "Train it anew" button that trains it."""
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
-from streamlit.testing.v1 import AppTest
 
 from dashboard.state import budget as page_budget
 from dashboard.state.settings import config_from_settings, parse_query
 from markdown_text import shown
+from test_app import app  # the page of a link, run once, no exception
 from vaegmm.runs import runner
 from vaegmm.runs.library import SavedRun
 
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
 TINY = {"n": "200", "latent": "4", "epochs": "2", "iterations": "2", "batch": "100", "codes": "mean", "seed": "7"}
 RUNAWAY = {"preset": "quick-demo", "n": "5000", "epochs": "1000", "iterations": "50", "batch": "1"}
 
@@ -32,12 +30,6 @@ def _own_slots(monkeypatch):
     runner.default_slots.reset()
 
 
-def app(params) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.query_params.update(params)
-    at.run()
-    assert not at.exception, at.exception
-    return at
 
 
 def runs_of(at):
