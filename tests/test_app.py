@@ -239,7 +239,9 @@ def test_pages_with_runs():
     assert at.selectbox(key="pick_run").value == runs_of(at).current_id
     at.number_input(key="explore_idx").set_value(7).run()
     assert any("**Image 7**" in m.value for m in at.markdown)
-    assert len(at.get("image")) >= 3 + 10  # image, reconstruction, class mean, 10 decoded class means
+    # image, reconstruction, class mean, 10 decoded class means: inline PNGs (no media file a rerun could delete)
+    figures = [m.value for m in at.markdown if m.value.startswith("<figure") and "data:image/png;base64," in m.value]
+    assert len(figures) >= 3 + 10 and any("decoded mean of class" in f for f in figures)
     assert by_meta(plotly_specs(at), "confusion")
     at.switch_page("app.py").run()  # settings survive a page switch
     assert at.slider(key="cfg_alpha").value == 0.0 and not at.exception

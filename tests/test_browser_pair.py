@@ -15,7 +15,7 @@ pytestmark = pytest.mark.browser
 
 # the feedback-lesson preset on 200 images; many small batches, so each VAE update lasts a few seconds and the
 # worker sends several snapshots of the codes during it (one per 0.5 CPU s)
-PAIR = {"preset": "feedback-lesson", "pair": "feedback", "n": 200, "epochs": 40, "batch": 20, "iterations": 2}
+PAIR = {"preset": "feedback-lesson", "pair": "feedback", "n": 200, "epochs": 120, "batch": 20, "iterations": 2}
 
 # every chart on the page: its meta, and for the latent pictures a signature of the drawn points
 PAIR_JS = """() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(el => {

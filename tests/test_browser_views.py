@@ -157,6 +157,9 @@ def test_live_motion_views_replay_and_gif(browser, server):
                 if attempt == 2:
                     raise
     no_exceptions(page)
+    drawn = page.evaluate("""() => [...document.querySelectorAll('img[src^="data:image/png"]')]
+        .filter(i => i.complete && i.naturalWidth > 0).length""")
+    assert drawn >= 3 + 10, f"{drawn} digit images drawn in the explorer"  # the image, its reconstruction, means
     page.screenshot(path=str(ARTIFACTS / "views_explorer.png"))
     with open(ARTIFACTS / "timings.txt", "a") as f:
         f.write(f"views: live data changes {changes} in one update; t-SNE of 300 points shown {tsne_s:.1f} s after "

@@ -153,3 +153,19 @@ def test_hub_follows_a_run_while_it_is_active():
     assert hub.live(5) is run and hub.channel(5) is channel
     run._run.finish(FINISHED, "")
     assert hub.live(5) is None and hub.channel(5) is channel  # its last frame is still served
+
+
+def test_websocket_text_is_the_same_frame_as_the_event():
+    """The follower page's WebSocket messages are the JSON of the very frames the SSE stream sends."""
+    run = FakeRun()
+    run.finish_iterations(1)
+    channel = FrameChannel(4, run)
+
+    async def first(text: bool):
+        async for item in channel.stream(text=text):
+            return item
+
+    texts = asyncio.run(first(True))
+    event = asyncio.run(first(False))
+    assert isinstance(texts, str) and texts is channel.latest_text  # encoded once, not per follower
+    assert event == ff.sse_event(1, texts) and json.loads(texts)["v"] == 1

@@ -9,6 +9,7 @@ import streamlit as st
 
 from dashboard import charts
 from dashboard.components import view_fallback
+from dashboard.components.digit_image import digit_image
 from dashboard.components.figure_cache import cached_figure
 from dashboard.components.run_picker import pick_run
 from dashboard.components.view_selector import COLOUR_BY, view_selector
@@ -129,9 +130,9 @@ def explorer(entry: RunEntry) -> None:
         mean_img = decode_numpy(result.decoder_state, result.class_means[cls:cls + 1])[0]
         c1, c2, c3 = st.columns(3)
         if images is not None:
-            c1.image(_big(images[idx] / 255.0), caption="the image", clamp=True)
-        c2.image(_big(recon), caption="its reconstruction", clamp=True)
-        c3.image(_big(mean_img), caption=f"decoded mean of class {cls}", clamp=True)
+            digit_image(c1, _big(images[idx] / 255.0), "the image")
+        digit_image(c2, _big(recon), "its reconstruction")
+        digit_image(c3, _big(mean_img), f"decoded mean of class {cls}")
         st.caption("Reconstruction: the decoder of this iteration applied to the encoder's mean code of the image. "
                    "Early on it is a grey blur; after a few iterations it looks like the digit.")
 
@@ -147,7 +148,7 @@ def explorer(entry: RunEntry) -> None:
         for j, c in enumerate(range(start, min(k, start + per_row))):
             count = int(result.class_counts[c])
             tag = f" ↔ digit {match[c]}" if c in match and count else ""
-            cols[j].image(_big(means_img[c], 3), caption=f"class {c} ({count}){tag}", clamp=True)
+            digit_image(cols[j], _big(means_img[c], 3), f"class {c} ({count}){tag}")
 
     st.subheader("Confusion matrix: GMM classes against digits")
     st.caption("Rows are GMM classes (ordered by the digit they are matched to), columns the true digits. A good "

@@ -121,7 +121,16 @@ def frame(snap, labels: Optional[np.ndarray], run_id: int, version: int) -> dict
             "accuracy": [[r.iteration, round(float(r.accuracy), 4)] for r in snap.history]}
 
 
+def frame_json(frame_dict: dict) -> str:
+    """A frame as compact JSON (no NaN: a browser's ``JSON.parse`` would refuse it)."""
+    return json.dumps(frame_dict, separators=(",", ":"), allow_nan=False)
+
+
+def sse_event(version: int, data: str) -> bytes:
+    """One Server-Sent Event: ``id: <version>``, ``event: frame``, ``data: <data>`` and a blank line (UTF-8)."""
+    return f"id: {int(version)}\nevent: frame\ndata: {data}\n\n".encode()
+
+
 def encode(frame_dict: dict) -> bytes:
-    """One Server-Sent Event: ``id: <v>``, ``data: <json>`` and a blank line (UTF-8)."""
-    data = json.dumps(frame_dict, separators=(",", ":"), allow_nan=False)
-    return f"id: {frame_dict['v']}\nevent: frame\ndata: {data}\n\n".encode()
+    """A frame as one Server-Sent Event (:func:`frame_json` in :func:`sse_event`)."""
+    return sse_event(frame_dict["v"], frame_json(frame_dict))

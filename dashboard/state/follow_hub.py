@@ -3,7 +3,8 @@
 :func:`follow_hub` is one object per server process. The owner's page registers its run under its library id
 (:meth:`FollowHub.register`, as soon as the run has one: when it takes its training slot); ``?run=<id>`` then
 opens the follower page while the run is live (:meth:`FollowHub.live`), and the follower's browser reads the
-run's frames from ``/_vaegmm/runs/<id>/events`` (:mod:`dashboard.state.follow_route`, Server-Sent Events).
+run's frames from ``/_vaegmm/runs/<id>/socket`` (a WebSocket; plain HTTP clients read the same frames as
+Server-Sent Events from ``/_vaegmm/runs/<id>/events``: :mod:`dashboard.state.follow_route`).
 
 Cost: one :class:`FrameChannel` per followed run polls the run's snapshot every ``POLL`` seconds (a copy under a
 lock, microseconds) in the server's event loop while anyone follows it, and only when what a follower sees has
@@ -17,7 +18,7 @@ import asyncio
 import threading
 from typing import AsyncIterator, Optional
 
-from dashboard.state.follow_frames import encode, frame, frame_key
+from dashboard.state.follow_frames import frame, frame_json, frame_key, sse_event
 from vaegmm.core.singleton import process_singleton
 from vaegmm.runs.state import TERMINAL
 
@@ -27,15 +28,17 @@ KEEP_ENDED = 64  # ended runs remembered (their last frame is still served)
 
 
 class FrameChannel:
-    """One run's frames: the latest encoded frame (``latest``, bytes of one Server-Sent Event), its number
-    (``version``) and how many frames were encoded (``encodes``). :meth:`refresh` is synchronous (tests call it);
-    :meth:`stream` is a follower's async stream of frames."""
+    """One run's frames: the latest frame encoded once for all followers (``latest``: bytes of one Server-Sent
+    Event; ``latest_text``: its JSON, a WebSocket message), its number (``version``) and how many frames were
+    encoded (``encodes``). :meth:`refresh` is synchronous (tests call it); :meth:`stream` is a follower's async
+    stream of frames."""
 
     def __init__(self, run_id: int, run) -> None:
         self.run_id = run_id
         self.run = run
         self.version = 0
         self.latest: Optional[bytes] = None
+        self.latest_text: Optional[str] = None
         self.terminal = False
         self.encodes = 0
         self.followers = 0
@@ -52,7 +55,8 @@ class FrameChannel:
             return False
         self._key = key
         self.version += 1
-        self.latest = encode(frame(snap, labels, self.run_id, self.version))
+        self.latest_text = frame_json(frame(snap, labels, self.run_id, self.version))
+        self.latest = sse_event(self.version, self.latest_text)
         self.encodes += 1
         self.terminal = snap.state in TERMINAL
         return True
@@ -74,8 +78,10 @@ class FrameChannel:
         if event is not None:
             event.set()
 
-    async def stream(self) -> AsyncIterator[bytes]:
-        """Every new frame for one follower (the latest at once), until the run's last frame."""
+    async def stream(self, text: bool = False) -> AsyncIterator[Optional[bytes | str]]:
+        """Every new frame for one follower (the latest at once), until the run's last frame: Server-Sent Event
+        bytes (a comment line after ``KEEPALIVE`` s of silence), or with ``text`` the frames' JSON (``None`` after
+        ``KEEPALIVE`` s of silence)."""
         self.followers += 1
         if self._changed is None:
             self._changed = asyncio.Event()
@@ -88,14 +94,14 @@ class FrameChannel:
             while True:
                 if self.version != sent and self.latest is not None:
                     sent = self.version
-                    yield self.latest
+                    yield self.latest_text if text else self.latest
                     if self.terminal:
                         return
                 event = self._changed
                 try:
                     await asyncio.wait_for(event.wait(), KEEPALIVE)
                 except asyncio.TimeoutError:
-                    yield b": keepalive\n\n"
+                    yield None if text else b": keepalive\n\n"
         finally:
             self.followers -= 1
 
