@@ -14,6 +14,7 @@ server's clock when it was encoded: the same machine). Server RSS and threads ar
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import threading
@@ -24,6 +25,7 @@ from urllib.parse import urlencode, urlparse
 
 FOLLOW_RUN = {"preset": "quick-demo", "n": 1000, "latent": 4, "iterations": 5, "epochs": 50, "batch": 50,
               "gmm": "em", "seed": 5}
+CLASSIC_RUN = {"preset": "serket-classic", "gmm": "em", "seed": 5}  # --classic: the lecture's run (3000 images)
 _T = re.compile(rb'"t":([0-9.]+)')
 _STATE = re.compile(rb'"state":"([a-z]+)"')
 
@@ -198,3 +200,53 @@ def followers_bench(browser, url: str, pid: int, n: int, window: float = 20.0, r
         p.context.close()
     owner.context.close()
     return r
+
+
+def run_seconds(db, run_id: int, timeout: float = 900.0) -> tuple:
+    """``(status, wall seconds)`` of run ``run_id`` in the store ``db`` once it has ended."""
+    import sqlite3
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.closing(sqlite3.connect(str(db), timeout=30)) as con:
+            row = con.execute("SELECT status, seconds FROM runs WHERE id = ?", (int(run_id),)).fetchone()
+        if row and row[0] in ("finished", "failed", "stopped", "interrupted") and row[1] is not None:
+            return row[0], float(row[1])
+        time.sleep(0.5)
+    raise TimeoutError(f"run {run_id} did not end within {timeout} s")
+
+
+def speed_bench(browser, url: str, pid: int, db, n: int, pairs: int = 2, params: dict = CLASSIC_RUN) -> dict:
+    """Issue 18 part 4's "the run within 10 % of its unwatched speed": the same run (same settings and seed; the
+    server's reuse off) trained ``pairs`` times unwatched and ``pairs`` times with ``n`` light followers connected
+    from its share link to its end, interleaved (unwatched first in even pairs, watched first in odd ones). Per
+    run: its wall seconds (the store's), the server's CPU over the run, and for the watched ones the followers'
+    new pictures per second (minimum over followers) and frame delay p95."""
+    rows = []
+    for k in range(pairs):
+        for watched in ((False, True) if k % 2 == 0 else (True, False)):
+            owner, run_id = owner_page(browser, url, params)
+            c0, t0 = cpu_seconds(pid), time.monotonic()
+            light = LightFollowers(url, run_id, n if watched else 0)
+            status, seconds = run_seconds(db, run_id)
+            elapsed = time.monotonic() - t0
+            cpu = (cpu_seconds(pid) - c0) / elapsed
+            light.close()
+            fs = light.followers
+            row = {"watched": watched, "followers": n if watched else 0, "run_id": run_id, "status": status,
+                   "seconds": round(seconds, 2), "server_cores": round(cpu, 3)}
+            if fs:
+                rates = [f.pictures / elapsed for f in fs]
+                delays = [d for f in fs for d in f.delays]
+                row.update(pictures_per_s_min=round(min(rates), 2), pictures_per_s_median=round(_pct(rates, 0.5), 2),
+                           delay_p95_s=round(_pct(delays, 0.95), 3), errors=[f.error for f in fs if f.error][:3])
+            print(row, flush=True)
+            rows.append(row)
+            owner.context.close()
+            time.sleep(3.0)
+    alone = [r["seconds"] for r in rows if not r["watched"]]
+    seen = [r["seconds"] for r in rows if r["watched"]]
+    import statistics
+
+    return {"runs": rows, "unwatched_median_s": statistics.median(alone), "watched_median_s": statistics.median(seen),
+            "slowdown": statistics.median(seen) / statistics.median(alone) - 1.0}

@@ -247,12 +247,19 @@ def main(argv=None) -> int:
     p.add_argument("--browser-nice", type=int, default=10,
                    help="niceness of Chromium, which stands in for the students' own laptops (default 10)")
     p.add_argument("--no-markdown", action="store_true", help="do not write BENCHMARKS.md")
+    p.add_argument("--split-cores", action="store_true",
+                   help="the server and its training workers on the first core, Chromium on the others (the "
+                        "browsers are not on the server's cores, as in a lecture; needs >= 2 cores)")
     p.add_argument("--app-root", type=Path, default=None,
                    help="serve the app of another checkout (e.g. an older commit, for a before/after count)")
     p.add_argument("--followers", type=int, default=0,
                    help="follower mode (bench/follow_load.py): N followers of one live run instead of a classroom")
     p.add_argument("--real", action="store_true", help="follower mode: the followers are Chromium pages")
     p.add_argument("--window", type=float, default=20.0, help="follower mode: seconds measured")
+    p.add_argument("--classic", action="store_true", help="follower mode: follow a Serket-classic run (3000 images)")
+    p.add_argument("--speed", type=int, default=0, metavar="PAIRS",
+                   help="follower mode: train the run PAIRS times unwatched and PAIRS times followed, interleaved, "
+                        "and compare their wall seconds")
     a = p.parse_args(argv)
     from playwright.sync_api import sync_playwright
 
@@ -267,8 +274,13 @@ def main(argv=None) -> int:
     cap = str(a.cap) if a.cap else f"default ({os.cpu_count()} = cores)"
     if a.app_root is not None:
         a.no_markdown = True
+    cores = sorted(os.sched_getaffinity(0))
+    if a.split_cores:  # children inherit this process's CPU set: the server (and its workers) first, Chromium then
+        os.sched_setaffinity(0, cores[:1])
     with streamlit_server(env, log_name=f"load_{a.pages}.log", root=a.app_root) as (url, proc), \
             sync_playwright() as pw:
+        if a.split_cores:
+            os.sched_setaffinity(0, cores[1:])
         browser = launch_chromium(pw, nice=a.browser_nice)
         try:
             # one page first, so the fork server and Streamlit's first-run costs are not in the class's numbers
@@ -308,18 +320,22 @@ def follower_mode(a) -> int:
 
     from playwright.sync_api import sync_playwright
 
-    from follow_load import followers_bench
+    from follow_load import CLASSIC_RUN, FOLLOW_RUN, followers_bench, speed_bench
 
     import tempfile
 
     db = Path(tempfile.mkdtemp(prefix="vaegmm-follow-db-")) / "runs.db"  # the estimate from defaults, not history
     # the training worker at the server's priority: on a busy machine a nice-10 worker ran past twice its estimate
-    env = {"VAEGMM_RECONNECT_GRACE": "5", "VAEGMM_DB": str(db), "VAEGMM_WORKER_NICE": "0"}
+    env = {"VAEGMM_RECONNECT_GRACE": "5", "VAEGMM_DB": str(db), "VAEGMM_WORKER_NICE": "0", "VAEGMM_REUSE": "off"}
+    params = CLASSIC_RUN if a.classic else FOLLOW_RUN
     with streamlit_server(env, log_name=f"follow_{a.followers}.log", root=a.app_root) as (url, proc), \
             sync_playwright() as pw:
         browser = launch_chromium(pw, nice=a.browser_nice)
         try:
-            r = followers_bench(browser, url, proc.pid, a.followers, window=a.window, real=a.real)
+            if a.speed:
+                r = speed_bench(browser, url, proc.pid, db, a.followers, pairs=a.speed, params=params)
+            else:
+                r = followers_bench(browser, url, proc.pid, a.followers, window=a.window, real=a.real, params=params)
         finally:
             browser.close()
     r["load_average"] = os.getloadavg()

@@ -7,7 +7,7 @@ by the first test that asks for it and kept while the tests that follow ask for 
 (``pytest_runtest_teardown``): Playwright's sync API cannot run beside another Playwright or ``asyncio.run`` in
 the same thread, and an idle server or browser must not sit beside the classroom test's measurements. So that the
 sharing holds, the browser tests run after the others, those on the shared server first
-(``pytest_collection_modifyitems``).
+(``pytest_collection_modifyitems``); under pytest-xdist (pytest.ini) each of two workers runs one group of them.
 """
 from __future__ import annotations
 
@@ -54,10 +54,18 @@ class KeptWhileUsed:
 _KEPT = KeptWhileUsed()
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the xdist_group marks
 def pytest_collection_modifyitems(session, config, items):
-    """The browser tests after the others, those on the shared ``app_server`` first; order kept otherwise."""
+    """The browser tests after the others, those on the shared ``app_server`` first; order kept otherwise. With
+    pytest-xdist (``-n auto --dist loadgroup`` in pytest.ini) the browser tests form two groups, each run by one
+    worker in this order (groups are handed out first, the largest first): those on the shared ``app_server``
+    and those with servers of their own; the workers share the other tests."""
     items.sort(key=lambda item: (item.get_closest_marker("browser") is not None,
                                  "app_server" not in getattr(item, "fixturenames", ())))
+    for item in items:
+        if item.get_closest_marker("browser") is not None:
+            shared = "app_server" in getattr(item, "fixturenames", ())
+            item.add_marker(pytest.mark.xdist_group("browser-app" if shared else "browser-own"))
 
 
 @pytest.hookimpl(hookwrapper=True)
