@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import os
 import re
+import statistics
 import threading
 import time
 from dataclasses import dataclass, field
@@ -246,7 +247,5 @@ def speed_bench(browser, url: str, pid: int, db, n: int, pairs: int = 2, params:
             time.sleep(3.0)
     alone = [r["seconds"] for r in rows if not r["watched"]]
     seen = [r["seconds"] for r in rows if r["watched"]]
-    import statistics
-
     return {"runs": rows, "unwatched_median_s": statistics.median(alone), "watched_median_s": statistics.median(seen),
             "slowdown": statistics.median(seen) / statistics.median(alone) - 1.0}

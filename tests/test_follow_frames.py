@@ -75,7 +75,7 @@ def test_frame_in_a_vae_update_has_the_owners_words_and_the_live_picture():
     assert pic["label"] == (idx % 10).tolist()
     x0, x1, y0, y1 = pic["range"]
     assert x0 < min(pic["x"]) and x1 > max(pic["x"]) and y0 < min(pic["y"]) and y1 > max(pic["y"])
-    event = ff.encode(f).decode()
+    event = ff.sse_event(f["v"], ff.frame_json(f)).decode()
     assert event.startswith("id: 5\nevent: frame\ndata: {") and event.endswith("}\n\n")
     assert json.loads(event.split("data: ", 1)[1]) == f
 

@@ -129,8 +129,3 @@ def frame_json(frame_dict: dict) -> str:
 def sse_event(version: int, data: str) -> bytes:
     """One Server-Sent Event: ``id: <version>``, ``event: frame``, ``data: <data>`` and a blank line (UTF-8)."""
     return f"id: {int(version)}\nevent: frame\ndata: {data}\n\n".encode()
-
-
-def encode(frame_dict: dict) -> bytes:
-    """A frame as one Server-Sent Event (:func:`frame_json` in :func:`sse_event`)."""
-    return sse_event(frame_dict["v"], frame_json(frame_dict))
