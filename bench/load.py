@@ -112,6 +112,11 @@ class Sampler:
         self._thread.join(2)
 
 
+def say(text: str) -> None:
+    """Progress on stderr (a 30-page round takes minutes)."""
+    print(time.strftime("%H:%M:%S"), text, file=sys.stderr, flush=True)
+
+
 def _pct(values: list, q: float):
     values = sorted(v for v in values if v is not None)
     if not values:
@@ -134,8 +139,9 @@ def _prune_anyio_workers(url: str, waited: float) -> None:
 
 
 def classroom(browser, url: str, server_pid: int, pages: int, params: dict = CLASS_RUN, timeout: float = 600,
-              settle: float = 8.0, prune: bool = True) -> dict:
-    """Open ``pages`` pages, press Start in all, follow them to the end, close them; return the measurements."""
+              settle: float = 8.0, prune: bool = True, first_seed: int = 1) -> dict:
+    """Open ``pages`` pages (page ``i`` with seed ``first_seed + i``), press Start in all, follow them to the end,
+    close them; return the measurements."""
     errors = PageErrors()
     time.sleep(1.0)
     before = proc_status(server_pid)
@@ -145,11 +151,14 @@ def classroom(browser, url: str, server_pid: int, pages: int, params: dict = CLA
         ctx = browser.new_context(viewport={"width": 1280, "height": 900})
         page = ctx.new_page()
         errors.watch(page, f"page {i}")
-        page.goto(f"{url}/?{urlencode(params)}")
+        # each student their own run: a seed of their own (the same settings and seed would join one run)
+        page.goto(f"{url}/?{urlencode({**params, 'seed': first_seed + i})}", wait_until="commit")
         contexts.append(ctx)
         tabs.append(page)
+    say(f"{pages} pages opened")
     for page in tabs:
         page.locator('.st-key-btn_start button').first.wait_for(timeout=120000)
+    say(f"{pages} pages show Start")
     for page in tabs:  # each page notes, by its own clock, when it first shows its run or queue position
         page.evaluate(_WATCH_JS)
     starts, click_wall = [], time.time()
@@ -181,6 +190,7 @@ def classroom(browser, url: str, server_pid: int, pages: int, params: dict = CLA
                 if state == "finished":
                     finished_at[i] = now
         tabs[0].wait_for_timeout(100)
+    say(f"{len(ended)} of {pages} runs ended")
     charts_ok = 0
     for i, page in enumerate(tabs):
         found = page.evaluate(CHARTS_JS)
@@ -208,6 +218,7 @@ def classroom(browser, url: str, server_pid: int, pages: int, params: dict = CLA
         "pages": pages, "finished": sum(1 for s in ended.values() if s == "finished"),
         "ended": dict(sorted(ended.items())), "charts_ok": charts_ok, "queue_positions": sorted(positions),
         "shown_s": shown, "server_drawn_s": server_drawn, "first_picture_s": first_picture, "finished_s": finished_at,
+        "drawn_p50": _pct(server_drawn, 0.5), "drawn_p95": _pct(server_drawn, 0.95),
         "shown_p50": _pct(shown, 0.5), "shown_p95": _pct(shown, 0.95), "shown_max": max((s or 1e9) for s in shown),
         "first_p50": _pct(first_picture, 0.5), "first_p95": _pct(first_picture, 0.95),
         "finished_p50": _pct(finished_at, 0.5), "finished_p95": _pct(finished_at, 0.95),
@@ -229,6 +240,8 @@ def table(r: dict, cap: str) -> str:
         ("queue positions seen", ", ".join(map(str, r["queue_positions"])) or "–"),
         ("Start -> run or queue position shown, p50 / p95 / max s", f"{s(r['shown_p50'])} / {s(r['shown_p95'])} / "
                                                                     f"{s(r['shown_max'])}"),
+        ("Start -> the server drew that status (same clock), p50 / p95 s",
+         f"{s(r['drawn_p50'])} / {s(r['drawn_p95'])}"),
         ("Start -> first latent picture, p50 / p95 s", f"{s(r['first_p50'])} / {s(r['first_p95'])}"),
         ("Start -> finished, p50 / p95 s", f"{s(r['finished_p50'])} / {s(r['finished_p95'])}"),
         ("server RSS before / peak / after the tabs closed, MB",
@@ -268,7 +281,11 @@ def main(argv=None) -> int:
 
     from markdown_section import write_section
 
-    env = {"VAEGMM_RECONNECT_GRACE": "5"}
+    import tempfile
+
+    # the bench's own empty store: runs of an earlier bench would be replayed instead of trained (issue 18 reuse)
+    db = Path(tempfile.mkdtemp(prefix="vaegmm-load-db-")) / "runs.db"
+    env = {"VAEGMM_RECONNECT_GRACE": "5", "VAEGMM_DB": str(db)}
     if a.cap:
         env["VAEGMM_MAX_RUNS"] = str(a.cap)
     cap = str(a.cap) if a.cap else f"default ({os.cpu_count()} = cores)"
@@ -284,7 +301,7 @@ def main(argv=None) -> int:
         browser = launch_chromium(pw, nice=a.browser_nice)
         try:
             # one page first, so the fork server and Streamlit's first-run costs are not in the class's numbers
-            warm = classroom(browser, url, proc.pid, 1, settle=1.0)
+            warm = classroom(browser, url, proc.pid, 1, settle=1.0, first_seed=1000)
             if warm["finished"] != 1:
                 print("warning: the warm-up page did not finish:", warm["ended"], warm["errors"][:3])
             r = classroom(browser, url, proc.pid, a.pages)

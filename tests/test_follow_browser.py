@@ -91,6 +91,15 @@ def test_the_follower_route_streams_a_live_run_to_plain_http(browser, app_server
     owner.context.close()
 
 
+def look(view) -> tuple[str, str]:
+    """``(state, picture)`` of a follower's live view (``data-state``, ``data-picture``: its title and first
+    points); ``("moved on", "")`` once the view is gone: its page became the saved run's page."""
+    try:
+        return view.get_attribute("data-state", timeout=5000), view.get_attribute("data-picture") or ""
+    except PlaywrightTimeout:
+        return "moved on", ""
+
+
 def test_a_phone_follows_the_share_link_live_then_sees_the_finished_run(browser, app_server):
     owner, run_id = start_run(browser, app_server, PHONE_RUN)
     phone = browser.new_context(viewport={"width": 390, "height": 844}).new_page()
@@ -99,10 +108,8 @@ def test_a_phone_follows_the_share_link_live_then_sees_the_finished_run(browser,
     view.wait_for(timeout=30000)
     seen, state = set(), None
     for _ in range(1500):  # the pictures the page drew (title and first points) until the run ends (<= 5 min)
-        try:
-            state, picture = view.get_attribute("data-state", timeout=5000), view.get_attribute("data-picture")
-        except PlaywrightTimeout:  # the view is gone: the page became the saved run's before we saw "finished"
-            state = "moved on"
+        state, picture = look(view)
+        if state == "moved on":  # the page became the saved run's before we saw "finished"
             break
         if picture:
             seen.add(picture)
@@ -113,8 +120,8 @@ def test_a_phone_follows_the_share_link_live_then_sees_the_finished_run(browser,
             break
         phone.wait_for_timeout(200)
     assert state in ("finished", "moved on") and len(seen) >= 2, (state, seen)
-    if state == "finished":
-        assert view.get_attribute("data-status").startswith("run ")
+    if state == "finished":  # the owner's words, the run named by its library id as in the title
+        assert view.get_attribute("data-status").startswith(f"run {run_id} · iteration ")
     # the follower page then becomes the saved run's page with the finished run's panels
     phone.get_by_role("heading", name=f"Saved run #{run_id}").wait_for(timeout=30000)
     phone.locator('[data-testid="vaegmm-status"][data-state="finished"]').wait_for(timeout=30000)
@@ -146,14 +153,10 @@ def test_eight_pages_follow_one_live_run(browser, app_server):
         for i, view in enumerate(views):
             if done[i]:
                 continue
-            try:
-                state, picture = view.get_attribute("data-state", timeout=5000), view.get_attribute("data-picture")
-            except PlaywrightTimeout:
-                done[i] = "moved on"
-                continue
+            state, picture = look(view)
             if picture:
                 seen[i].add(picture)
-            if state == "finished":
+            if state in ("finished", "moved on"):
                 done[i] = state
         if all(done):
             break

@@ -63,7 +63,7 @@ def test_frame_in_a_vae_update_has_the_owners_words_and_the_live_picture():
     snap = run.snapshot()
     f = ff.frame(snap, run.labels, run_id=42, version=5)
     assert f["run"] == 42 and f["v"] == 5 and f["state"] == "running" and not f["terminal"]
-    assert f["status"].startswith("run 3 · iteration 2 of 5 · ")
+    assert f["status"].startswith("run 42 · iteration 2 of 5 · ")  # named by its library id, as the title
     assert f["status"].endswith("1.0 s per iteration")  # the mean of the finished iterations 1..
     assert f["progress"] == [0.3, "iteration 2: VAE epoch 3 of 10"]
     assert f["accuracy"] == [[0, 0.1], [1, 0.2]]
@@ -85,7 +85,7 @@ def test_frame_between_updates_shows_the_last_iteration_and_the_end():
     run.finish_iterations(1)
     f = ff.frame(run.snapshot(), run.labels, 1, 1)
     assert f["picture"]["title"] == "iteration 0: accuracy 0.100"
-    assert f["status"].startswith("run 3 · iteration 0 of 5 · ")
+    assert f["status"].startswith("run 1 · iteration 0 of 5 · ")
     run._run.finish(FINISHED, "")
     f = ff.frame(run.snapshot(), run.labels, 1, 2)
     assert f["state"] == "finished" and f["terminal"] and f["progress"] == [1.0, "epoch 10 of 10"]

@@ -3,12 +3,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-
-def fmt_seconds(s: Optional[float]) -> str:
-    """``"4.2 s"`` or, from two minutes, ``"3.5 min"``; ``"–"`` when unknown."""
-    if s is None:
-        return "–"
-    return f"{s:.1f} s" if s < 120 else f"{s / 60:.1f} min"
+from dashboard.state.status_words import seconds_text as fmt_seconds  # noqa: F401  ("4.2 s", "3.5 min")
 
 
 def fmt_duration(s: Optional[float]) -> str:

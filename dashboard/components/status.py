@@ -3,13 +3,15 @@ update, and the queue position or error of the run."""
 from __future__ import annotations
 
 import time
+from typing import Optional
 
 import streamlit as st
 
-from dashboard.components.formatting import fmt_duration, fmt_seconds
+from dashboard.components.formatting import fmt_duration
+from dashboard.components.markup import escape_html, escape_markdown
 from dashboard.components.metric_cards import metric_cards
 from dashboard.state.refresh import chosen_every
-from dashboard.components.markup import escape_markdown
+from dashboard.state.status_words import iteration_text, per_iteration_text, progress_of, queue_text, run_name
 from vaegmm.runs.runner import FAILED, FINISHED, IDLE, PAUSED, QUEUED, RUNNING, STOPPED, default_slots
 from vaegmm.sweeps.budget import RunCost
 
@@ -72,43 +74,23 @@ def idle_status(settings: dict) -> None:
     metric_cards(None)
 
 
-def status_line(snap) -> None:
-    """State, iteration i of n, a progress bar for epoch e of E, time per iteration; queue / error messages."""
-    cfg = snap.config
-    p = snap.progress
+def status_line(snap, library_id: Optional[int] = None) -> None:
+    """State, iteration i of n, a progress bar for epoch e of E, time per iteration; queue / error messages. The
+    words are :mod:`dashboard.state.status_words`' (a follower's frame says the same); the run is named by
+    ``library_id`` (its share link's id) when it has one."""
     done = snap.iterations_done
-    in_progress = snap.state in (RUNNING, PAUSED) and p.phase not in ("done", "") and done < cfg.iterations
-    it_text = (f"iteration {p.iteration} of {cfg.iterations}" if in_progress
-               else f"iteration {done} of {cfg.iterations}")
-    per_it = snap.seconds_per_iteration
-    if per_it is None and snap.iteration_started is not None and snap.state == RUNNING and p.iteration > 0:
-        per_it_text = f"{fmt_seconds(time.monotonic() - snap.iteration_started)} so far in this iteration"
-    else:
-        per_it_text = f"{fmt_seconds(per_it)} per iteration"
     first = "" if snap.first_result_seconds is None else f"{snap.first_result_seconds:.3f}"
     marks = " ".join(f"{k}={v}" for k, v in snap.marks.items())
-    _status_html(snap.state, f"{snap.name} · <b>{it_text}</b> · {per_it_text}", done, first, marks)
+    _status_html(snap.state, f"{escape_html(run_name(snap, library_id))} · <b>{iteration_text(snap)}</b> · "
+                             f"{per_iteration_text(snap)}", done, first, marks)
     if snap.state == QUEUED:
-        pos = snap.queue_position  # 0 for the instant between Start and joining the queue
         cap = default_slots().capacity
-        where = f"position {pos} in the queue" if pos else "joining the queue"
-        st.info(f"Waiting for a free training slot: {where}. The server trains at most "
+        st.info(f"Waiting for a free training slot: {queue_text(snap)}. The server trains at most "
                 f"{cap} run{'s' if cap != 1 else ''} at a time; this run starts by itself when a slot frees.",
                 icon=":material/hourglass_top:")
-    if p.phase == "loading" and snap.state == RUNNING:
-        frac, text = 0.0, "loading the images…"
-    elif in_progress and p.phase == "vae":
-        frac, text = p.epoch / max(1, p.epochs), f"iteration {p.iteration}: VAE epoch {p.epoch} of {p.epochs}"
-    elif in_progress and p.phase == "gmm":
-        frac, text = 1.0, f"iteration {p.iteration}: GMM update"
-    elif in_progress:
-        frac, text = 0.0, f"iteration {p.iteration}: VAE epoch 0 of {cfg.vae.epochs}"
-    else:
-        frac = 1.0 if snap.state == FINISHED else 0.0
-        text = f"epoch {cfg.vae.epochs if snap.state == FINISHED else 0} of {cfg.vae.epochs}"
-    st.progress(min(1.0, max(0.0, frac)), text=text)
+    frac, text = progress_of(snap)
+    st.progress(frac, text=text)
     if snap.state == FAILED:
         st.error(f"The run failed: {escape_markdown(snap.message)}. The iterations finished before are kept below.", icon=":material/error:")
     elif snap.state == STOPPED and snap.message:
         st.caption(f"Stopped: {escape_markdown(snap.message)}.")
-

@@ -16,7 +16,7 @@ import streamlit as st
 
 from dashboard.components.controls import controls, train_anew
 from dashboard.components.idle import idle_hint
-from dashboard.components.share_link import share_link
+from dashboard.components.share_link import share_id, share_link
 from dashboard.components.run_view import run_view
 from dashboard.components.sidebar import link_warnings, sidebar_settings
 from dashboard.components.status import cost_line, idle_status, run_note, status_line
@@ -80,7 +80,7 @@ def live_page(runs: SessionRuns) -> None:
             st.button("Train it anew", icon=":material/replay:", key="btn_anew", on_click=train_anew, args=(runs,),
                       disabled=bool(problems or refused), help="Train these settings now instead of showing the "
                       "earlier run (the same seed gives the same numbers on this server).")
-        status_line(snap)
+        status_line(snap, share_id(entry))  # named as its share link and its followers name it
         run_view(entry, snap)
 
     live()

@@ -7,7 +7,8 @@ object):
 - ``v``: the frame's number for this run (1, 2, ...); ``t``: the server's ``time.time()`` when it was encoded.
 - ``run``: the run's library id (the share link's ``?run=``); ``state``: ``queued``, ``running``, ``paused``,
   ``finished``, ``stopped`` or ``failed``; ``terminal``: whether the run has ended.
-- ``status``: the owner's status line in the same words (``"run 3 · iteration 2 of 5 · 1.2 s per iteration"``),
+- ``status``: the owner's status line in the same words (``"run 3 · iteration 2 of 5 · 1.2 s per iteration"``,
+  :func:`dashboard.state.status_words.status_text`: the run named by its library id, as the follower's title),
   ``message``: the stop or error reason; ``progress``: ``[fraction 0..1, text]`` as the owner's progress bar.
 - ``picture``: ``None`` or ``{"title", "x", "y", "label", "range"}``: the 2-D PCA view of the codes right now
   (during a VAE update: the latest in-update snapshot) or of the last finished iteration; ``x``, ``y``: ``(P,)``
@@ -23,49 +24,10 @@ from typing import Optional
 
 import numpy as np
 
-from vaegmm.runs.state import FAILED, FINISHED, PAUSED, QUEUED, RUNNING, TERMINAL
+from dashboard.state.status_words import progress_of, status_text
+from vaegmm.runs.state import FAILED, PAUSED, RUNNING, TERMINAL
 
 MAX_POINTS = 2000  # points per picture: a phone draws them in a few ms; a frame is about 40 kB
-
-
-def _seconds(s: Optional[float]) -> str:
-    """As the owner's status line (dashboard.components.formatting.fmt_seconds): ``"4.2 s"``, ``"3.5 min"``, ``"–"``."""
-    if s is None:
-        return "–"
-    return f"{s:.1f} s" if s < 120 else f"{s / 60:.1f} min"
-
-
-def status_text(snap) -> str:
-    """The owner's status line without the badge: ``"<name> · iteration i of n · <time per iteration>"`` (the
-    wording of :func:`dashboard.components.status.status_line`)."""
-    cfg, p, done = snap.config, snap.progress, snap.iterations_done
-    in_progress = snap.state in (RUNNING, PAUSED) and p.phase not in ("done", "") and done < cfg.iterations
-    it_text = f"iteration {p.iteration if in_progress else done} of {cfg.iterations}"
-    per_it = snap.seconds_per_iteration
-    if per_it is None and snap.iteration_started is not None and snap.state == RUNNING and p.iteration > 0:
-        per_text = f"{_seconds(time.monotonic() - snap.iteration_started)} so far in this iteration"
-    else:
-        per_text = f"{_seconds(per_it)} per iteration"
-    return f"{snap.name} · {it_text} · {per_text}"
-
-
-def progress_of(snap) -> tuple[float, str]:
-    """``(fraction, text)`` of the owner's progress bar."""
-    cfg, p, done = snap.config, snap.progress, snap.iterations_done
-    in_progress = snap.state in (RUNNING, PAUSED) and p.phase not in ("done", "") and done < cfg.iterations
-    if snap.state == QUEUED:
-        pos = snap.queue_position
-        return 0.0, f"waiting for a free training slot (position {pos} in the queue)" if pos else "joining the queue"
-    if p.phase == "loading" and snap.state == RUNNING:
-        return 0.0, "loading the images…"
-    if in_progress and p.phase == "vae":
-        return min(1.0, p.epoch / max(1, p.epochs)), f"iteration {p.iteration}: VAE epoch {p.epoch} of {p.epochs}"
-    if in_progress and p.phase == "gmm":
-        return 1.0, f"iteration {p.iteration}: GMM update"
-    if in_progress:
-        return 0.0, f"iteration {p.iteration}: VAE epoch 0 of {cfg.vae.epochs}"
-    finished = snap.state == FINISHED
-    return (1.0 if finished else 0.0), f"epoch {cfg.vae.epochs if finished else 0} of {cfg.vae.epochs}"
 
 
 def subset(n: int, max_points: int = MAX_POINTS) -> np.ndarray:
@@ -116,7 +78,7 @@ def frame(snap, labels: Optional[np.ndarray], run_id: int, version: int) -> dict
     """The frame of ``snap`` as a dict (see the module docstring)."""
     frac, text = progress_of(snap)
     return {"v": version, "t": round(time.time(), 3), "run": run_id, "state": snap.state,
-            "terminal": snap.state in TERMINAL, "failed": snap.state == FAILED, "status": status_text(snap),
+            "terminal": snap.state in TERMINAL, "failed": snap.state == FAILED, "status": status_text(snap, run_id),
             "message": snap.message or "", "progress": [round(frac, 4), text], "picture": picture(snap, labels),
             "accuracy": [[r.iteration, round(float(r.accuracy), 4)] for r in snap.history]}
 
