@@ -19,27 +19,31 @@ pytestmark = pytest.mark.browser
 RUN = {"n": 200, "latent": 4, "epochs": 20, "iterations": 2, "batch": 25, "codes": "mean", "seed": 21}
 # the phone's page must open while the run still trains (a page starts in seconds on a busy machine)
 PHONE_RUN = {**RUN, "epochs": 200}  # 60 finished before the phone page opened on an idle machine
-# the stream is read from a paused start (tests pause it, open their followers, then resume): the run only needs to
-# last long enough for a few in-update pictures on a fast machine (~3 s an update here on an AVX-512 core)
+# the stream is read from a paused start (Step: iteration 1, then paused; the followers open, then resume): iteration
+# 2 only needs to last long enough for a few in-update pictures on a fast machine (~3 s an update on an AVX-512 core)
 STREAM_RUN = {**RUN, "epochs": 100}
 LINK = '[data-testid="vaegmm-share-link"]'
 
 
 def start_run(browser, url: str, params: dict = RUN, paused: bool = False):
-    """The owner's page, Start pressed; ``(page, run id)`` once the share link shows. ``paused``: Pause is
-    pressed at once, so that followers can open before it trains on (a fast machine ends a small run in the
-    seconds a page takes to open); :func:`resume` goes on."""
+    """The owner's page, Start pressed; ``(page, run id)`` once the share link shows. ``paused``: Step is pressed
+    instead, which trains iteration 1 and pauses there by itself, so that followers can open before it trains on
+    (a fast machine ended a small run before a busy browser could press Pause); :func:`resume` goes on."""
     page = browser.new_context().new_page()
     page.set_viewport_size({"width": 1300, "height": 900})
     page.goto(f"{url}/?{urlencode(params)}")
-    page.locator(".st-key-btn_start button").first.wait_for(timeout=30000)
-    page.locator(".st-key-btn_start button").first.click()
+    button = ".st-key-btn_step button" if paused else ".st-key-btn_start button"
+    page.locator(button).first.wait_for(timeout=30000)
+    page.locator(button).first.click()
     page.locator(LINK).first.wait_for(timeout=60000)
     href = page.locator(LINK).first.get_attribute("href")
     assert "?run=" in href
     if paused:
-        page.locator(".st-key-btn_pause button").first.click()
-        page.locator(f'{STATUS}[data-state="paused"]').first.wait_for(timeout=30000)
+        page.wait_for_function(f"""() => {{ const el = document.querySelector('{STATUS}');
+            return el && ['paused', 'finished', 'stopped', 'failed'].includes(el.getAttribute('data-state')); }}""",
+                               timeout=120000, polling=100)
+        status = page.locator(STATUS).first
+        assert status.get_attribute("data-state") == "paused", status.inner_text()
     return page, int(href.rsplit("run=", 1)[1])
 
 

@@ -127,6 +127,10 @@ def sidebar_form(store: RunStore) -> None:
     sb.button("Start sweep", icon=":material/play_arrow:", type="primary", key="sw_start", on_click=_start,
               args=(store,), disabled=spec is None, width="stretch",
               help="Runs in the background on this server: closing the tab does not stop it.")
+
+
+def start_error() -> None:
+    """Why the last Start sweep or Resume failed (main area, above the sweep list), if it did."""
     if st.session_state.get("sw_error"):
         st.error(escape_markdown(st.session_state["sw_error"]), icon=":material/error:")
 

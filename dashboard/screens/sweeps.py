@@ -15,7 +15,7 @@ import time
 
 import streamlit as st
 
-from dashboard.components.sweep_form import sidebar_form
+from dashboard.components.sweep_form import sidebar_form, start_error
 from dashboard.components.sweep_results import results_panel
 from dashboard.components.sweep_status import status_panel
 from dashboard.state.sweeps import load
@@ -23,6 +23,9 @@ from dashboard.state.store import store_or_problem
 from dashboard.components.markup import escape_markdown
 
 POLL_EVERY = 1.0  # seconds; constant for the whole session (see the module docstring)
+# Set once the session's first fragment run drew the status: the results (tables, Plotly charts, whose code a
+# new visitor's browser loads first) come at the next poll, so the status shows within 2 s (issue 18 part 5).
+_SHOWN_KEY = "_sw_status_shown"
 
 
 def page() -> None:
@@ -36,7 +39,7 @@ def page() -> None:
     if store is None:
         st.error(f"The results store cannot be used: {escape_markdown(problem)}", icon=":material/error:")
         return
-    sidebar_form(store)
+    start_error()
     listed = store.list_sweeps()
     if not listed:
         st.info("No sweep yet. Choose a preset, one to three axes and their values and the number of seeds in the "
@@ -58,6 +61,11 @@ def page() -> None:
         if data is None:
             return
         status_panel(store, data)
+        if not st.session_state.get(_SHOWN_KEY):  # a new visitor: its status first, the tables and charts next
+            st.session_state[_SHOWN_KEY] = True
+            st.caption("Reading the results…")
+            return
         results_panel(data)
 
     live()
+    sidebar_form(store)  # after the status: a new visitor's browser draws the status before the form's widgets
