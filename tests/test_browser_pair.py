@@ -48,7 +48,9 @@ def test_pair_trains_side_by_side_pictures_move_both_finish(browser, server):
     page.wait_for_selector('[data-testid="stApp"]', timeout=30000)
     start = page.locator(".st-key-pair_start button").first
     start.wait_for(timeout=30000)
-    assert page.locator('[data-testid="vaegmm-pair-side"]').count() == 2
+    sides = page.locator('[data-testid="vaegmm-pair-side"]')
+    sides.nth(1).wait_for(timeout=30000)  # drawn after the button (a busy browser showed the button first)
+    assert sides.count() == 2
     page.wait_for_timeout(800)
     start.click()
     seen = {0: set(), 1: set()}  # the two latent pictures' signatures while both train

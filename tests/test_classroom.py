@@ -88,20 +88,3 @@ def test_classroom_pages_never_go_white(niced_chromium):
     assert r["threads_after"] <= r["threads_before"] + 1, (r["threads_before"], r["threads_after"])
     assert r["rss_after_mb"] - r["rss_before_mb"] <= 150, (r["rss_before_mb"], r["rss_after_mb"])
 
-
-def test_light_students_are_answered_with_their_queue_positions():
-    """bench/light_students.py's clients of Streamlit's websocket protocol (what the 30-student benchmark uses,
-    BENCHMARKS "A class pressing Start at once"): six sessions press Start in the same moment against a cap of 2;
-    each is answered with its run's status, two train at once and the other four are told their places 1-4 in
-    the queue, and every run finishes. No browser: the server's side of a class."""
-    from light_students import run_classroom
-
-    with streamlit_server({"VAEGMM_MAX_RUNS": "2", "VAEGMM_RECONNECT_GRACE": "5"},
-                          log_name="light_students.log") as (url, _proc):
-        r = run_classroom(url, 6, CLASS_RUN, timeout=300)
-    assert r["ready"] == 6 and r["shown"] == 6, r
-    assert r["first_shown_states"]["running"] + r["first_shown_states"]["queued"] == 6, r
-    assert r["first_shown_states"]["queued"] >= 4, r  # at most two slots
-    assert set(r["queue_positions"]) >= {1, 2, 3, 4}, r
-    assert r["finished"] == 6 and r["ended"] == {"finished": 6, "failed": 0, "stopped": 0}, r
-    assert r["polls_per_student"] >= 1, r  # they poll the live fragment as a page does
