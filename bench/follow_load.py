@@ -163,8 +163,10 @@ def real_followers(browser, url: str, run_id: int, n: int) -> list:
 
 
 def followers_bench(browser, url: str, pid: int, n: int, window: float = 20.0, real: bool = False,
-                    params: dict = FOLLOW_RUN) -> dict:
-    """The follower mode's measurement (see the module docstring); a dict of the numbers."""
+                    params: dict = FOLLOW_RUN, after_end: bool = True) -> dict:
+    """The follower mode's measurement (see the module docstring); a dict of the numbers. With real pages and
+    ``after_end`` also the server's CPU over ``window`` s once the run has ended, its owner's page is closed and
+    every follower shows the saved run's page (``cpu_after_end``)."""
     from load import Sampler, proc_status
 
     owner, run_id = owner_page(browser, url, params)
@@ -197,9 +199,20 @@ def followers_bench(browser, url: str, pid: int, n: int, window: float = 20.0, r
         r.update(frames_per_s=sum(f.frames for f in fs) / len(fs) / elapsed, pictures_per_s_min=min(rates),
                  pictures_per_s_median=_pct(rates, 0.5), delay_p50_s=_pct(delays, 0.5),
                  delay_p95_s=_pct(delays, 0.95), states=sorted(set().union(*(f.states for f in fs))))
+    if pages and after_end:  # the room after the run: every follower page is the finished run's saved-run page
+        owner.wait_for_function("""() => { const el = document.querySelector('[data-testid="vaegmm-status"]');
+            return el && ['finished', 'failed', 'stopped'].includes(el.getAttribute('data-state')); }""",
+                                timeout=900000, polling=500)
+        owner.context.close()
+        for p in pages:
+            p.get_by_role("heading", name=f"Saved run #{run_id}").wait_for(timeout=120000)
+        time.sleep(5.0)
+        r["cpu_after_end"] = measure(pid, window)
+        r["cpu_after_end_per_page"] = r["cpu_after_end"] / len(pages)
     for p in pages:
         p.context.close()
-    owner.context.close()
+    if not owner.is_closed():
+        owner.context.close()
     return r
 
 

@@ -1,6 +1,8 @@
 """The main page for ``?run=<id>``: a saved run of the run library, read-only."""
 from __future__ import annotations
 
+from typing import Optional
+
 import streamlit as st
 
 from dashboard.components.run_view import run_view
@@ -10,6 +12,22 @@ from dashboard.state.saved_runs import live_link, load_saved, saved_entries, sav
 from dashboard.state.settings import describe
 from dashboard.components.markup import escape_markdown
 from vaegmm.runs import library
+
+
+ENDED = ("finished", "failed", "stopped", "interrupted")  # a saved run in one of these no longer changes
+
+
+def saved_every(run_id: int, run) -> Optional[float]:
+    """The page's refresh interval, chosen once per session and run: :func:`live_every` while the run may still
+    be training here, else None (no polling: its widgets still rerun the fragment). After a followed run ends,
+    every follower's page is this page (issue 18): a room of them polling a finished run cost the server a
+    script run per page every few seconds for nothing."""
+    key = f"_vaegmm_saved_every_{int(run_id)}"
+    if key not in st.session_state:
+        ended = run is not None and run.status in ENDED
+        every = live_every()  # also counts this session among the connected ones
+        st.session_state[key] = None if ended else every
+    return st.session_state[key]
 
 
 def saved_run_page(run_id: int) -> None:
@@ -26,7 +44,7 @@ def saved_run_page(run_id: int) -> None:
     st.caption("Opened from the run library (the link's `?run=`): what this run showed when it trained, kept on "
                "the server. Nothing can be changed here; **Train these settings again** opens the live page.")
 
-    @st.fragment(run_every=live_every())  # constant: see dashboard/screens/live_run.py
+    @st.fragment(run_every=saved_every(run_id, run))  # constant: see dashboard/screens/live_run.py
     def body():
         current, problem = load_saved(run_id)
         if current is None:
