@@ -42,9 +42,12 @@ _PAGE_JS = f"""() => {{ const el = document.querySelector('{STATUS}');
         .some(p => p.layout && p.layout.meta === 'latent');
     return [el ? el.getAttribute('data-state') : '', alert, latent]; }}"""
 
-_WATCH_JS = f"""() => {{ window.__vgShownAt = null; window.__vgClickAt = null;
+_WATCH_JS = f"""() => {{ window.__vgShownAt = null; window.__vgClickAt = null; window.__vgPositions = [];
     const seen = ['queued', 'running', 'paused', 'finished'];
     const tick = () => {{ if (window.__vgClickAt == null) return;
+        for (const a of document.querySelectorAll('[data-testid="stAlert"]')) {{
+            const m = a.innerText.match(/position (\\d+) in the queue/);
+            if (m && !window.__vgPositions.includes(+m[1])) window.__vgPositions.push(+m[1]); }}
         const el = document.querySelector('{STATUS}');
         if (window.__vgShownAt == null && el && seen.includes(el.getAttribute('data-state')))
             {{ window.__vgShownAt = performance.now(); window.__vgRendered = parseFloat(el.getAttribute('data-rendered')); }} }};
@@ -193,6 +196,7 @@ def classroom(browser, url: str, server_pid: int, pages: int, params: dict = CLA
     say(f"{len(ended)} of {pages} runs ended")
     charts_ok = 0
     for i, page in enumerate(tabs):
+        positions.update(page.evaluate("() => window.__vgPositions || []"))  # every place the page itself showed
         found = page.evaluate(CHARTS_JS)
         latent = [c for c in found if c["meta"] == "latent"]
         metrics = [c for c in found if c["meta"] == "metrics"]

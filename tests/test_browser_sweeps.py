@@ -35,11 +35,23 @@ def open_sweeps(browser, server):
     return page
 
 
+IDLE_JS = """() => { const app = document.querySelector('[data-testid="stApp"]');
+    return app && app.getAttribute('data-test-script-state') === 'notRunning'; }"""
+
+
 def fill(page, label: str, value: str) -> None:
+    """Type ``value`` into the sidebar input ``label`` and press Enter; return once the rerun it caused is over
+    and the input still holds the value (a value typed while an earlier rerun was still drawing the form was
+    lost on a busy machine: typed again)."""
     box = page.locator(f'[data-testid="stSidebar"] input[aria-label="{label}"]').first
-    box.fill(value)
-    box.press("Enter")
-    page.wait_for_timeout(800)
+    for _ in range(3):
+        box.fill(value)
+        box.press("Enter")
+        page.wait_for_timeout(500)
+        page.wait_for_function(IDLE_JS, timeout=60000, polling=100)
+        if box.input_value() == value:
+            return
+    assert box.input_value() == value, (label, box.input_value())
 
 
 def test_tiny_sweep_outlives_its_tab_and_shows_table_and_charts(browser, server):
@@ -47,7 +59,7 @@ def test_tiny_sweep_outlives_its_tab_and_shows_table_and_charts(browser, server)
     fill(page, "Fixed settings", "n=120 epochs=1 iterations=2 latent=3 batch=60")
     fill(page, "Seeds", "2")
     page.wait_for_function("""() => document.querySelector('[data-testid="stSidebar"]').innerText
-        .includes('2 cells × 2 seeds = 4 runs')""", timeout=20000)
+        .includes('2 cells × 2 seeds = 4 runs')""", timeout=60000)
     page.locator('[data-testid="stButton"] button', has_text="Start sweep").first.click()
     page.wait_for_selector(STATUS, timeout=30000)
     t0 = time.monotonic()
