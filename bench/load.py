@@ -11,7 +11,7 @@ all tabs closed (the training workers are separate processes: their peak RSS is 
     python bench/load.py --pages 8 --cap 8 --no-markdown
     python bench/load.py --followers 100            # issue 18: 100 light followers of one live run (follow_load.py)
 
-The test suite runs the same driver with 8 pages (tests/test_classroom.py).
+The test suite runs the same driver with 6 pages (tests/test_classroom.py; 8 until 2026-12-03).
 """
 from __future__ import annotations
 
