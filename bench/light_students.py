@@ -36,6 +36,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from load import _pct  # noqa: E402  (bench/load.py's percentile, the same for both benches)
+
 SHOWN = ("queued", "running", "paused", "finished")
 ENDED = ("finished", "failed", "stopped")
 _STATE = re.compile(r'data-testid="vaegmm-status" data-state="(\w+)"')
@@ -161,13 +163,14 @@ async def classroom(url: str, students: int, params: dict, first_seed: int = 1, 
         await asyncio.sleep(0.2)
     for s in crowd:
         await s.close()
-    shown = sorted(s.shown_s for s in crowd if s.shown_s is not None)
+    shown = [s.shown_s for s in crowd]
 
     def pct(v, q):
-        return None if not v else round(v[min(len(v) - 1, int(round(q * (len(v) - 1))))], 3)
+        x = _pct(v, q)
+        return None if x is None else round(x, 3)
 
     return {"students": students, "ready": showing, "press_spread_s": round(spread, 3),
-            "shown": sum(1 for s in crowd if s.shown_s is not None),
+            "shown": sum(1 for v in shown if v is not None),
             "first_shown_states": {st: sum(1 for s in crowd if s.shown_state == st) for st in SHOWN},
             "shown_p50_s": pct(shown, 0.5), "shown_p95_s": pct(shown, 0.95), "shown_max_s": pct(shown, 1.0),
             "finished": sum(1 for s in crowd if s.ended_state == "finished"),
@@ -198,7 +201,7 @@ def real_pages(browser, url: str, pages: int, params: dict, first_seed: int, stu
     light students (:func:`classroom`); each page's own clock from its click to its status line showing the run
     or its queue position (bench/load.py's page scripts), and the light students' numbers."""
     from browser_support import STATUS
-    from load import _CLICK_JS, _WATCH_JS
+    from load import _CLICK_JS, _SHOWN_JS, _WATCH_JS
 
     ctxs = [browser.new_context(viewport={"width": 1280, "height": 900}) for _ in range(pages)]
     tabs = [c.new_page() for c in ctxs]
@@ -217,8 +220,8 @@ def real_pages(browser, url: str, pages: int, params: dict, first_seed: int, stu
     while any(v is None for v in shown) and time.monotonic() < deadline:
         for i, page in enumerate(tabs):
             if shown[i] is None:
-                shown[i] = page.evaluate("() => window.__vgShownAt != null ? [(window.__vgShownAt - window.__vgClickAt)"
-                                         " / 1000, window.__vgRendered - window.__vgClickWall] : null")
+                in_page, drawn = page.evaluate(_SHOWN_JS)
+                shown[i] = None if in_page is None else (in_page, drawn)
         tabs[0].wait_for_timeout(50)
     thread.join()
     ended = []

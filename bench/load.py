@@ -54,6 +54,11 @@ _WATCH_JS = f"""() => {{ window.__vgShownAt = null; window.__vgClickAt = null; w
     new MutationObserver(tick).observe(document.body, {{subtree: true, childList: true, attributes: true}});
     window.__vgTimer = setInterval(tick, 50); }}"""
 
+# [seconds from the click to the status shown, by the page's clock; the server's clock when it drew that status
+# minus the click's wall time] once the page showed its run or queue position (_WATCH_JS), else [null, null]
+_SHOWN_JS = """() => window.__vgShownAt != null ? [(window.__vgShownAt - window.__vgClickAt) / 1000,
+    window.__vgRendered - window.__vgClickWall] : [null, null]"""
+
 _CLICK_JS = """() => { const b = document.querySelector('.st-key-btn_start button');
     window.__vgClickAt = performance.now(); window.__vgClickWall = Date.now() / 1000; b.click(); }"""
 
@@ -183,7 +188,7 @@ def classroom(browser, url: str, server_pid: int, pages: int, params: dict = CLA
                 positions.add(int(m.group(1)))
             if shown[i] is None and state in ("queued", "running", "paused", "finished"):
                 # the page's own timestamps: the time this loop takes to visit 8 busy pages is not the page's
-                in_page, drawn = page.evaluate("() => window.__vgShownAt != null ? [(window.__vgShownAt - window.__vgClickAt) / 1000, window.__vgRendered - window.__vgClickWall] : [null, null]")
+                in_page, drawn = page.evaluate(_SHOWN_JS)
                 shown[i] = in_page if in_page is not None else now
                 server_drawn[i] = None if drawn is None else round(drawn, 2)
             if first_picture[i] is None and latent and state != "queued":

@@ -14,9 +14,6 @@ from dashboard.components.markup import escape_markdown
 from vaegmm.runs import library
 
 
-ENDED = ("finished", "failed", "stopped", "interrupted")  # a saved run in one of these no longer changes
-
-
 def saved_every(run_id: int, run) -> Optional[float]:
     """The page's refresh interval, chosen once per session and run: :func:`live_every` while the run may still
     be training here, else None (no polling: its widgets still rerun the fragment). After a followed run ends,
@@ -24,7 +21,7 @@ def saved_every(run_id: int, run) -> Optional[float]:
     script run per page every few seconds for nothing."""
     key = f"_vaegmm_saved_every_{int(run_id)}"
     if key not in st.session_state:
-        ended = run is not None and run.status in ENDED
+        ended = run is not None and run.status in library.TERMINAL_STATES  # no longer changes
         every = live_every()  # also counts this session among the connected ones
         st.session_state[key] = None if ended else every
     return st.session_state[key]
