@@ -40,7 +40,8 @@ import numpy as np  # noqa: E402
 from markdown_section import write_section  # noqa: E402
 from vaegmm.views import animation  # noqa: E402
 from vaegmm.model.config import preset  # noqa: E402
-from vaegmm.runs.runner import SlotManager, TrainingRun, warm_up  # noqa: E402
+from vaegmm.runs.runner import TrainingRun, warm_up  # noqa: E402
+from vaegmm.runs.slots import SlotManager  # noqa: E402
 from vaegmm.views.latent2d import LDA, TSNE, RunViews, TsneService, fit_lda_axes, tsne_view  # noqa: E402
 
 UMAP_CODE = r"""

@@ -11,7 +11,9 @@ from dashboard.state.session import SessionRuns
 from vaegmm.model.config import preset
 from vaegmm.model.params import settings_from_config
 from vaegmm.runs.reuse import LiveRuns, equivalent_store_keys, resolved_precision, reuse_key
-from vaegmm.runs.runner import FINISHED, RUNNING, STOPPED, SlotManager, TrainingRun, warm_up
+from vaegmm.runs.runner import TrainingRun, warm_up
+from vaegmm.runs.slots import SlotManager
+from vaegmm.runs.state import FINISHED, RUNNING, STOPPED
 from vaegmm.runs.slots import threads_per_run
 from vaegmm.sweeps import budget
 from vaegmm.sweeps.budget import max_run_seconds, overtime_seconds, refusal, run_cost

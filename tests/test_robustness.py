@@ -10,10 +10,12 @@ import pytest
 
 from dashboard.state.session import SessionRuns
 from test_runner import wait_for
-from dashboard.state.settings import settings_from_config
 from vaegmm.model import data
 from vaegmm.model.config import preset
-from vaegmm.runs.runner import FAILED, FINISHED, QUEUED, RUNNING, STOPPED, SlotManager, TrainingRun, warm_up
+from vaegmm.model.params import settings_from_config
+from vaegmm.runs.runner import TrainingRun, warm_up
+from vaegmm.runs.slots import SlotManager
+from vaegmm.runs.state import FAILED, FINISHED, QUEUED, RUNNING, STOPPED
 
 
 def tiny(**changes):

@@ -13,7 +13,7 @@ from dashboard.components.figure_cache import cached_figure, live_picture_key
 from dashboard.components.replay_panel import replay_panel
 from dashboard.components.view_selector import COLOUR_BY, view_selector
 from dashboard.state.session import RunEntry
-from vaegmm.runs.runner import ACTIVE, TERMINAL
+from vaegmm.runs.state import ACTIVE, TERMINAL
 
 SMALL_POINTS = 600  # points in the small "before vs after" copies (SVG, redrawn at every refresh)
 

@@ -10,7 +10,7 @@ import streamlit as st
 from dashboard.components.markup import escape_html
 from dashboard.state.follow_hub import follow_hub
 from dashboard.state.saved_runs import RUN_PARAM
-from vaegmm.runs.runner import ACTIVE, TERMINAL
+from vaegmm.runs.state import ACTIVE, TERMINAL
 
 
 def share_id(entry) -> Optional[int]:

@@ -12,7 +12,8 @@ from dashboard.components.markup import escape_html, escape_markdown
 from dashboard.components.metric_cards import metric_cards
 from dashboard.state.refresh import chosen_every
 from dashboard.state.status_words import iteration_text, per_iteration_text, progress_of, queue_text, run_name
-from vaegmm.runs.runner import FAILED, FINISHED, IDLE, PAUSED, QUEUED, RUNNING, STOPPED, default_slots
+from vaegmm.runs.slots import default_slots
+from vaegmm.runs.state import FAILED, FINISHED, IDLE, PAUSED, QUEUED, RUNNING, STOPPED
 from vaegmm.sweeps.budget import RunCost
 
 

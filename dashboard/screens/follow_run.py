@@ -10,9 +10,8 @@ import streamlit as st
 
 from dashboard.components.follow_view import follow_view
 from dashboard.components.markup import escape_markdown
-from dashboard.state.settings import describe
-from vaegmm.model.params import settings_from_config
-from vaegmm.runs.runner import TERMINAL
+from vaegmm.model.params import describe, settings_from_config
+from vaegmm.runs.state import TERMINAL
 
 FINISH_CHECK = 5.0  # seconds between two looks at whether the followed run has ended (a script run costs ~ms)
 

@@ -13,13 +13,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-from dashboard.state.settings import describe
 from vaegmm.core.env import env_float
 from vaegmm.model.config import RunConfig
+from vaegmm.model.params import describe
 from vaegmm.runs import library
 from vaegmm.runs.library import RunRecorder
 from vaegmm.runs.reuse import LiveRuns, finished_in_store, live_runs, reuse_enabled, reuse_key
-from vaegmm.runs.runner import SlotManager, TrainingRun
+from vaegmm.runs.runner import TrainingRun
+from vaegmm.runs.slots import SlotManager
 from vaegmm.sweeps.budget import RunCost, overtime_seconds, refusal
 
 GRACE_ENV = "VAEGMM_RECONNECT_GRACE"

@@ -32,18 +32,13 @@ from vaegmm.core.process import start_fork_server, worker_nice
 from vaegmm.core.singleton import process_singleton
 from vaegmm.model.config import RunConfig
 from vaegmm.model.mutual import IterationResult
-from vaegmm.runs.channel import STOP_GRACE, WorkerChannel  # noqa: F401 (STOP_GRACE re-exported)
-from vaegmm.runs.slots import (MAX_RUNS_ENV, SlotManager, default_slots, max_runs_from_env,  # noqa: F401
-                               threads_per_run)
+from vaegmm.runs.channel import WorkerChannel
+from vaegmm.runs.slots import SlotManager, default_slots, threads_per_run
 from vaegmm.runs.snapshots import SnapshotLog, replay_frame
-from vaegmm.runs.state import (ACTIVE, FAILED, FINISHED, IDLE, PAUSED, QUEUED, RUNNING, STATES,  # noqa: F401
-                               STOPPED, TERMINAL, Progress, RunState, Snapshot)
+from vaegmm.runs.state import FAILED, QUEUED, RUNNING, STOPPED, TERMINAL, RunState, Snapshot
 from vaegmm.runs.train import Loader
 from vaegmm.runs.worker import Job
 from vaegmm.views.latent2d import RunViews
-
-# The names above marked F401 are imported from here by the dashboard and the tests: this module is the run's
-# public face; their homes are the modules they come from.
 
 _ids = itertools.count(1)
 

@@ -20,6 +20,8 @@ IDLE, QUEUED, RUNNING, PAUSED, FINISHED, STOPPED, FAILED = (
 STATES = (IDLE, QUEUED, RUNNING, PAUSED, FINISHED, STOPPED, FAILED)
 TERMINAL = frozenset({FINISHED, STOPPED, FAILED})
 ACTIVE = frozenset({QUEUED, RUNNING, PAUSED})  # a worker thread exists
+INTERRUPTED = "interrupted"  # a saved run whose server died while it trained (the run library's, never a live run's)
+ENDED = TERMINAL | {INTERRUPTED}  # a saved run in one of these no longer changes
 
 Send = Callable[..., None]  # send(*command) to the worker, if one runs
 

@@ -36,7 +36,8 @@ from vaegmm.core.env import vaegmm_environment
 from vaegmm.core.process import DEFAULT_NICE
 from vaegmm.model.control import RunControl
 from vaegmm.runs.snapshots import SnapshotTaker
-from vaegmm.runs.train import FAILED, STOPPED, train_run
+from vaegmm.runs.state import FAILED, FINISHED, STOPPED
+from vaegmm.runs.train import train_run
 
 PROGRESS_EVERY = 0.1  # seconds between progress messages (the epochs in between travel together)
 
@@ -129,16 +130,16 @@ def _train(job: Job, control, steps: dict, send) -> tuple[str, str]:
     trained = train_run(job.config, callbacks=[progress], control=control, loader=job.loader, threads=job.threads,
                         on_data=on_data, on_learner=on_learner, on_result=on_result)
     if trained.status == STOPPED:
-        return "stopped", ""
+        return STOPPED, ""
     if trained.status == FAILED:
         text = trained.error_text()
         if trained.failed_loading:
-            return "failed", f"could not load the data: {text}"
+            return FAILED, f"could not load the data: {text}"
         iteration = trained.iteration or 0
         if not text.startswith(f"iteration {iteration}"):
             text = f"iteration {iteration}: {type(trained.error).__name__}: {text}"
-        return "failed", f"failed in {text}"
-    return "finished", ""
+        return FAILED, f"failed in {text}"
+    return FINISHED, ""
 
 
 class _ProgressSender:
