@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard.state.status_words import seconds_text
+from vaegmm.runs.status_words import seconds_text
 
 
 def metric_cards(snap) -> None:

@@ -117,8 +117,7 @@ class TrainingRun:
 
     ``slots``: the :class:`SlotManager` to queue on (default :func:`default_slots`). ``loader``: the data loader,
     ``load_mnist`` by default; it runs in the worker, so it must be picklable (a module-level function).
-    ``keep_images``: keep a uint8 copy of the images for the latent explorer.
-    """
+    ``keep_images``: keep a uint8 copy of the images for the latent explorer."""
 
     def __init__(self, config: RunConfig, slots: Optional[SlotManager] = None, loader: Optional[Loader] = None,
                  name: str = "", keep_images: bool = True, snapshot_every: Optional[float] = None):
@@ -206,6 +205,16 @@ class TrainingRun:
     def thread_alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
+    @property
+    def ended(self) -> bool:
+        """Ended, and its pump is done: its record in the run library is final too (written after the state)."""
+        return self.state in TERMINAL and not self.thread_alive
+
+    @property
+    def library_id(self) -> Optional[int]:
+        """Its run library id (the share link's ``?run=``) from when it takes its slot; None without a recorder."""
+        return getattr(self.recorder, "run_id", None)
+
     def snapshot(self) -> Snapshot:
         snap = self._run.snapshot(self.id, self.name, self.config)
         if snap.state == QUEUED and self._slots is not None:
@@ -219,9 +228,6 @@ class TrainingRun:
         if channel is not None:
             channel.send(*msg)
 
-    def _record(self, what: str, *args) -> None:
-        tell_recorder(self.recorder, what, *args)
-
     def _pump(self) -> None:
         slots, run = self.slots, self._run
         if not slots.acquire(self, run.cancel, entry=self._queue_entry):
@@ -229,7 +235,7 @@ class TrainingRun:
             return
         run.slot_taken()
         run.mark("slot")
-        self._record("begin")
+        tell_recorder(self.recorder, "begin")
         end_watchdog = start_watchdog(self) if self.time_limit is not None else (lambda: None)
         try:
             self._run_worker(slots.capacity)
@@ -240,12 +246,7 @@ class TrainingRun:
             slots.release(self)
         with run.lock:
             state, message = run.state, run.message
-        self._record("end", state, message)  # after the slot is free: the export must not hold up the queue
-
-    def _job(self, capacity: int, paused: bool, pause_after: Optional[int]) -> Job:
-        return Job(self.config.to_dict(), threads=threads_per_run(capacity), nice=worker_nice(), loader=self._loader,
-                   keep_images=self._keep_images, paused=paused, pause_after=pause_after,
-                   snapshots={} if self._snapshot_every is None else {"every": self._snapshot_every})
+        tell_recorder(self.recorder, "end", state, message)  # after the slot is freed: the export holds up no queue
 
     def _run_worker(self, capacity: int) -> None:
         run = self._run
@@ -253,7 +254,10 @@ class TrainingRun:
         if options is None:  # stopped before the worker started
             return
         paused, pause_after = options
-        channel = WorkerChannel(self._job(capacity, paused, pause_after), name=f"vaegmm-worker-{self.id}")
+        job = Job(self.config.to_dict(), threads=threads_per_run(capacity), nice=worker_nice(), loader=self._loader,
+                  keep_images=self._keep_images, paused=paused, pause_after=pause_after,
+                  snapshots={} if self._snapshot_every is None else {"every": self._snapshot_every})
+        channel = WorkerChannel(job, name=f"vaegmm-worker-{self.id}")
         try:
             self.worker_pid = channel.start()
             with run.lock:
@@ -281,12 +285,12 @@ class TrainingRun:
             self._on_snapshot(msg[1])
         elif kind == "result":
             run.on_result(msg[1], msg[2])
-            self._record("iteration", msg[1])
+            tell_recorder(self.recorder, "iteration", msg[1])
         elif kind == "paused":
             run.on_paused(msg[1])
         elif kind == "data":
             self.labels, self.images_u8 = msg[1], msg[2]
-            self._record("data", msg[1], msg[2])
+            tell_recorder(self.recorder, "data", msg[1], msg[2])
         elif kind == "mark":
             run.mark(msg[1])
         elif kind == "end":

@@ -78,6 +78,17 @@ class Snapshot:
         return self.state in TERMINAL
 
 
+def live_picture(snap: Snapshot):
+    """The codes to draw as the run's picture right now: the latest in-update snapshot (a
+    :class:`~vaegmm.runs.snapshots.CodeSnapshot`) while a worker trains the iteration after the last finished one
+    (running, or paused inside it), else None: draw the last finished iteration. The owner's page and the
+    followers' frames both ask here, so they show the same picture."""
+    h, live = snap.history, snap.live
+    if live is None or not h or snap.state not in (RUNNING, PAUSED) or live.iteration != h[-1].iteration + 1:
+        return None
+    return live
+
+
 class RunState:
     """State, history, progress and timings of one run, with the transitions between states. Thread-safe:
     every method takes :attr:`lock`; those that take ``send`` call it under the lock."""

@@ -21,7 +21,7 @@ from starlette.responses import PlainTextResponse, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from dashboard.state.follow_hub import follow_hub
+from dashboard.follow.hub import follow_hub
 
 EVENTS_PATH = "/_vaegmm/runs/{run_id:int}/events"
 SOCKET_PATH = "/_vaegmm/runs/{run_id:int}/socket"
