@@ -140,7 +140,7 @@ FOLLOWERS = 8
 def test_eight_pages_follow_one_live_run(browser, app_server):
     """Issue 18 part 6: eight real Chromium pages on one run's share link, at once; every page sees the picture
     move while the run trains and then "finished", with no page error (the ``browser`` fixture fails the test on
-    any). The server's cost per follower is the benchmark's (bench/follow_load.py, BENCHMARKS "Followers")."""
+    any). The server's cost per follower is the benchmark's (bench/load.py --followers, BENCHMARKS "Followers")."""
     owner, run_id = start_run(browser, app_server, STREAM_RUN, paused=True)
     ctx = browser.new_context(viewport={"width": 390, "height": 844})  # one context: eight phones' tabs
     pages = [ctx.new_page() for _ in range(FOLLOWERS)]

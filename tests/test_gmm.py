@@ -1,4 +1,6 @@
 import re
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -100,11 +102,6 @@ def test_bad_data_is_refused():
 
 
 # ---------------------------------------------------------------------------------------- CollapsedGibbsGMM
-import sys  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from gibbs_reference import collapsed_gibbs, collapsed_gibbs_numpy, serket_readout, student_t_logpdf  # noqa: E402
 
 
