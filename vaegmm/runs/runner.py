@@ -144,6 +144,7 @@ class TrainingRun:
         self.recorder = None  # a vaegmm.runs.library.RunRecorder: the run is saved as it goes (set before start())
         self.labels: Optional[np.ndarray] = None
         self.images_u8: Optional[np.ndarray] = None  # (N, 784) uint8, for the explorer
+        self.heldout: Optional[dict] = None  # the held-out set (vaegmm.model.data.heldout_summary), once known
         self.slot_owner = None  # whose run this is in the slot queue (fair share; set before start())
         self.time_limit: Optional[float] = None  # training seconds before the watchdog stops it (set before start())
         self.time_limit_message = ""  # the stop message then
@@ -292,6 +293,9 @@ class TrainingRun:
         elif kind == "data":
             self.labels, self.images_u8 = msg[1], msg[2]
             self._record("data", msg[1], msg[2])
+        elif kind == "heldout":
+            self.heldout = msg[1]
+            self._record("heldout", msg[1])
         elif kind == "mark":
             run.mark(msg[1])
         elif kind == "end":

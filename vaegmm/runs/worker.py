@@ -17,7 +17,8 @@ Protocol (two one-way pipes, so neither side ever reads what it wrote):
 * server -> worker, on ``commands``: ``("pause",)``, ``("resume",)``, ``("stop",)``, ``("pause_after", i)``.
   A listener thread in the worker applies them to a :class:`~vaegmm.model.control.RunControl`, which the training loop
   checks between mini-batches. If the pipe closes (the server died, even by ``kill -9``), the worker exits at once.
-* worker -> server, on ``events``: ``("mark", name)``, ``("data", labels, images_u8)``,
+* worker -> server, on ``events``: ``("mark", name)``, ``("data", labels, images_u8)`` (labels None when
+  unlabelled), ``("heldout", summary)`` (the held-out set: :func:`vaegmm.model.data.heldout_summary`),
   ``("progress", event, recon, kl)`` (at most ~10 a second; ``recon``/``kl`` are the epochs since the last one),
   ``("result", IterationResult, seconds)``, ``("snapshot", ...)`` (a CodeSnapshot of the codes during a VAE update, see
   :mod:`vaegmm.runs.snapshots`), ``("paused", iteration)`` (a Step finished), and last ``("end", state, message)``.
@@ -127,7 +128,8 @@ def _train(job: Job, control, steps: dict, send) -> tuple[str, str]:
             send("paused", result.iteration)
 
     trained = train_run(job.config, callbacks=[progress], control=control, loader=job.loader, threads=job.threads,
-                        on_data=on_data, on_learner=on_learner, on_result=on_result)
+                        on_data=on_data, on_learner=on_learner, on_result=on_result,
+                        on_heldout=lambda summary: send("heldout", summary))
     if trained.status == STOPPED:
         return "stopped", ""
     if trained.status == FAILED:
