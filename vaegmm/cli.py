@@ -86,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--preset", default="project-default", choices=sorted(PRESETS), help="base settings")
     w.add_argument("--grid", action="append", default=[], metavar="NAME=V1,V2",
                    help="an axis and its values, e.g. --grid alpha=0.5,1,2 (repeat for more axes)")
+    w.add_argument("--source", help="the data of every run (default the preset's): as run's --source, e.g. "
+                                    "serket:<folder>")
     w.add_argument("--seeds", nargs="+", default=["5"], metavar="SEEDS",
                    help="a count (5: seeds 0-4, from --first-seed), a range (100-109) or a list (3,7,11 or 3 7 11)")
     w.add_argument("--first-seed", type=int, default=0, help="first seed when --seeds is a count")
@@ -294,8 +296,9 @@ def sweep_main(args) -> int:
         store = RunStore(args.db)
         try:
             if args.resume:
-                if args.grid:
-                    raise SweepError("--resume NAME continues a stored sweep as it was: give no --grid with it")
+                if args.grid or args.source:
+                    raise SweepError("--resume NAME continues a stored sweep as it was: give no --grid or --source "
+                                     "with it")
                 info = store.get_sweep(args.resume)
                 if info is None:
                     raise SweepError(f"no sweep named {args.resume!r} in {store.path} to resume")
@@ -303,7 +306,8 @@ def sweep_main(args) -> int:
             else:
                 seeds_text = ",".join(args.seeds)
                 seeds = parse_seeds(int(seeds_text) if seeds_text.isdigit() else seeds_text, args.first_seed)
-                spec = SweepSpec.from_grid(args.preset, _grid(args.grid), seeds, max_runs=args.max_runs)
+                base = preset(args.preset).replace(data__source=args.source).validate() if args.source else None
+                spec = SweepSpec.from_grid(args.preset, _grid(args.grid), seeds, max_runs=args.max_runs, base=base)
                 name = args.name or default_sweep_name(spec)
             executor = make_executor(args.jobs, args.ray, args.gpus_per_run)
         except BaseException:

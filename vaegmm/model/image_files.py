@@ -79,9 +79,13 @@ def check_labels(y, n: int, what: str) -> np.ndarray:
     return yf.astype(np.int64)
 
 
+def _size(n: int) -> str:
+    return f"{n / 2 ** 20:.0f} MB" if n >= 2 ** 20 else f"{n} bytes"
+
+
 def _check_size(data: bytes, name: str) -> None:
     if len(data) > MAX_BYTES:
-        raise ValueError(f"{name}: {len(data) / 2 ** 20:.0f} MB, more than the {MAX_BYTES // 2 ** 20} MB allowed")
+        raise ValueError(f"{name}: {_size(len(data))}, more than the {_size(MAX_BYTES)} allowed")
     if len(data) == 0:
         raise ValueError(f"{name}: the file is empty")
 
@@ -219,7 +223,8 @@ def read_upload_files(images: str | os.PathLike, labels: Optional[str | os.PathL
         path = Path(path)
         try:
             if path.stat().st_size > MAX_BYTES:
-                raise ValueError(f"{path.name}: more than the {MAX_BYTES // 2 ** 20} MB allowed")
+                raise ValueError(f"{path.name}: {_size(path.stat().st_size)}, more than the {_size(MAX_BYTES)} "
+                                 "allowed")
             return path.read_bytes(), path.name
         except OSError as e:
             raise ValueError(f"{path}: cannot read the file ({e.strerror})") from None

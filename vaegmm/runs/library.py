@@ -4,8 +4,8 @@ A run is a row in the results store (:mod:`vaegmm.store`: settings, status, timi
 a folder next to the database, ``<db folder>/runs/<run id>/``::
 
     data.npz            labels (N,) and the images as uint8 (N, 784): what the Latent explorer shows
-    iterations/NNN.npz  one file per finished iteration: the explorer's arrays (codes and encoder means as
-                        float16, the 2-D projection, classes, class means, the decoder's weights as float16)
+    iterations/NNN.npz  one file per finished iteration: the explorer's arrays (codes as float16, encoder
+                        means as float32, the 2-D projection, classes, class means, the decoder's weights as float16)
                         and what answering needs (the encoder's weights as float32, so a saved run's codes
                         and classes are the live run's; the GMM's posterior, the training matching, the PCA;
                         the held-out codes and classes). Files saved before these were kept still open: their
@@ -84,11 +84,13 @@ def iteration_arrays(r: IterationResult) -> dict:
     a metric that is None, e.g. without labels, is stored as NaN)."""
     out = {
         "iteration": np.int64(r.iteration), "codes": to_half(r.codes),
-        "encoder_mean": to_half(r.encoder_mean), "projection": r.projection.astype(np.float32),
+        # encoder means in float32: the nearest training images of an asked image are the live run's
+        "encoder_mean": np.asarray(r.encoder_mean, dtype=np.float32), "projection": r.projection.astype(np.float32),
         "classes": r.classes.astype(np.int16), "class_means": r.class_means.astype(np.float32),
         "class_means_2d": r.class_means_2d.astype(np.float32), "class_counts": r.class_counts.astype(np.int64),
         "metrics": np.array([_nan_if_none(v) for v in (r.accuracy, r.nmi, r.ari, r.seconds_vae, r.seconds_gmm)]),
-        "heldout_metrics": np.array([_nan_if_none(r.heldout_accuracy), _nan_if_none(r.heldout_nmi)]),
+        "heldout_metrics": np.array([_nan_if_none(v) for v in (r.heldout_accuracy, r.heldout_nmi,
+                                                                  r.recognised_accuracy)]),
         "recon": np.asarray(r.recon, dtype=np.float32), "kl": np.asarray(r.kl, dtype=np.float32),
     }
     for k, v in (r.decoder_state or {}).items():
@@ -121,8 +123,8 @@ def iteration_from_arrays(a) -> IterationResult:
     pca = None
     if "pca.center" in a.files:
         pca = Projection2D(a["pca.center"], a["pca.components"], a["pca.rotation"], a["pca.explained"])
-    held_acc, held_nmi = (_none_if_nan(x) for x in a["heldout_metrics"]) if "heldout_metrics" in a.files \
-        else (None, None)
+    held_acc, held_nmi, recognised = (_none_if_nan(x) for x in a["heldout_metrics"]) \
+        if "heldout_metrics" in a.files else (None, None, None)
     return IterationResult(
         iteration=int(a["iteration"]), codes=np.asarray(a["codes"], dtype=np.float32),
         encoder_mean=np.asarray(a["encoder_mean"], dtype=np.float32), projection=np.asarray(a["projection"]),
@@ -135,7 +137,7 @@ def iteration_from_arrays(a) -> IterationResult:
         digit_of_class=np.asarray(a["digit_of_class"]) if "digit_of_class" in a.files else None,
         heldout_codes=np.asarray(a["heldout_codes"], dtype=np.float32) if "heldout_codes" in a.files else None,
         heldout_classes=np.asarray(a["heldout_classes"], dtype=np.int64) if "heldout_classes" in a.files else None,
-        heldout_accuracy=held_acc, heldout_nmi=held_nmi)
+        heldout_accuracy=held_acc, heldout_nmi=held_nmi, recognised_accuracy=recognised)
 
 
 class RunRecorder:
