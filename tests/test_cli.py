@@ -75,3 +75,31 @@ def test_bf16_on_a_cpu_without_native_bf16_warns_once_and_still_trains(tmp_path,
     assert rc == 0
     assert [line for line in err.splitlines() if "warning" in line] == [
         "vaegmm: warning: " + vae_mod.precision_note("bf16", "cpu")]
+
+
+def test_the_table_has_held_out_columns_and_a_missing_held_out_set_is_said_once(tmp_path, capsys, monkeypatch):
+    rc = main(["run", "--n", "200", "--epochs", "2", "--iterations", "2", "--latent-dim", "3", "--batch-size",
+               "50", "--gmm", "em", "--out", str(tmp_path / "out"), "--quiet", "--no-store"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    head = out.splitlines()[0].split()
+    assert head[:8] == ["iter", "accuracy", "NMI", "ARI", "held-out", "acc", "held-out", "NMI"]
+    table = [line.split() for line in out.splitlines() if line.strip()[:1].isdigit()]
+    back = read_run(tmp_path / "out")
+    saved = back["history"]["iterations"]
+    assert [float(row[4]) for row in table] == [round(saved[i]["heldout_accuracy"], 4) for i in range(3)]
+    assert [float(row[5]) for row in table] == [round(saved[i]["heldout_nmi"], 4) for i in range(3)]
+    assert [round(back["recog_accuracy"][i], 4) for i in range(3)] == [float(row[4]) for row in table]
+    assert "held-out: 4800 images never trained on (the bundled images outside the training subset)" in out
+
+    from vaegmm.model import data
+    monkeypatch.delenv(data.IDX_ENV, raising=False)
+    monkeypatch.setenv(data.CACHE_ENV, str(tmp_path / "cache"))  # no OpenML copy: no MNIST test split
+    rc = main(["run", "--n", "5000", "--epochs", "1", "--iterations", "1", "--latent-dim", "2", "--batch-size",
+               "1000", "--gmm", "em", "--out", str(tmp_path / "all"), "--quiet", "--no-store"])
+    captured = capsys.readouterr()
+    assert rc == 0 and captured.err.count("no held-out set") == 1 and "no held-out set" not in captured.out
+    assert "all 500 bundled images per digit are used for training" in captured.err
+    rows = [line.split() for line in captured.out.splitlines() if line.strip()[:1].isdigit()]
+    assert [row[4:6] for row in rows] == [["-", "-"], ["-", "-"]]
+    assert not (tmp_path / "all" / "module002_gmm" / "acc_recog.txt").exists()

@@ -95,6 +95,14 @@ def test_tiny_sweep_report_compare_csv_and_resume(tmp_path, capsys):
     assert main(["report", "--db", str(db)]) == 0
     assert capsys.readouterr().out.startswith("fb  (finished, 4 runs stored")
 
+    # which setting generalises: the held-out metrics are columns of the table and a --metric of the comparison
+    assert main(["report", "fb", "--db", str(db), "--metric", "heldout_accuracy"]) == 0
+    out = capsys.readouterr().out
+    assert "held-out acc" in out.splitlines()[3] and "held-out accuracy (" in out.split("paired comparisons")[1]
+    with RunStore(db, readonly=True) as s:
+        finals = s.iterations([r["id"] for r in s.list_runs()]).groupby("run_id").tail(1)
+        assert finals["heldout_accuracy"].notna().all() and finals["heldout_nmi"].between(0, 1).all()
+
     assert main(["sweep", "--db", str(db), "--resume", "fb", "--quiet"]) == 0
     assert "runs: 4 finished" in capsys.readouterr().out
     with RunStore(db, readonly=True) as s:
@@ -115,3 +123,26 @@ def test_run_is_recorded_in_the_store_unless_told_not_to(tmp_path, capsys):
         assert (r["source"], r["status"], r["seed"]) == ("cli", "finished", 3)
         assert r["export_dir"] == str((tmp_path / "a").resolve()) and r["seconds"] > 0
         assert list(s.iterations([r["id"]])["iteration"]) == [0, 1]
+
+
+def test_bench_heldout_renders_its_section_from_a_sweep(tmp_path, capsys):
+    """bench/heldout.py (issue 25's table) end to end on a tiny sweep named as the benchmark names its sweeps."""
+    import subprocess
+    import sys
+
+    db = tmp_path / "runs.db"
+    assert main(["sweep", "--db", str(db), *TINY, "--seeds", "0-2", "--jobs", "2", "--name", "heldout-quick-demo",
+                 "--quiet"]) == 0
+    capsys.readouterr()
+    md = tmp_path / "BENCHMARKS.md"
+    md.write_text("# Benchmarks\n\n## Held-out digits\n\nold\n\n## Quality\n\nkept\n")
+    root = Path(__file__).resolve().parents[1]
+    p = subprocess.run([sys.executable, str(root / "bench" / "heldout.py"), "--db", str(db), "--write", str(md)],
+                       capture_output=True, text=True, timeout=120, cwd=root)
+    assert p.returncode == 0, p.stderr[-2000:]
+    text = md.read_text()
+    assert "\nold\n" not in text and "## Quality\n\nkept" in text
+    row = next(line for line in text.splitlines() if line.startswith("| quick-demo |"))
+    with RunStore(db, readonly=True) as s:
+        finals = s.iterations([r["id"] for r in s.list_runs()]).groupby("run_id").tail(1)
+    assert f"| {finals['heldout_accuracy'].mean():.3f} ± " in row and row.split(" | ")[1] == "3 (0-2)"

@@ -20,6 +20,31 @@ def run():
     return cfg, MutualLearner(cfg, x, y).run(), y
 
 
+def test_recognition_files_in_serket_layout(tmp_path):
+    from vaegmm.model.data import load_split
+
+    cfg = RunConfig(data=DataConfig(n=200), vae=VAEConfig(latent_dim=3, epochs=2, batch_size=50),
+                    gmm=GMMConfig(n_classes=4, backend="em"), iterations=2, seed=0)
+    split = load_split(200, seed=0)
+    hist = MutualLearner(cfg, split.images, split.labels, heldout=split.heldout).run()
+    out = write_run(tmp_path / "r", cfg, hist, split.labels, heldout_labels=split.heldout.labels)
+    m = len(split.heldout.images)
+    z = np.loadtxt(out / "module001_vae" / "z_recog.txt")
+    classes = np.loadtxt(out / "module002_gmm" / "class_recog.txt", dtype=int)
+    acc = float(np.loadtxt(out / "module002_gmm" / "acc_recog.txt"))
+    np.testing.assert_allclose(z, hist[-1].heldout_codes, atol=1e-6)
+    assert z.shape == (m, 3) and classes.shape == (m,) and acc == pytest.approx(hist[-1].heldout_accuracy, abs=1e-6)
+    np.testing.assert_array_equal(np.loadtxt(out / "module002_gmm" / "category_recog.txt", dtype=int),
+                                  split.heldout.labels)
+    back = read_run(out)
+    for r in hist:
+        np.testing.assert_array_equal(back["recog_classes"][r.iteration], r.heldout_classes)
+        assert back["recog_accuracy"][r.iteration] == pytest.approx(r.heldout_accuracy, abs=1e-6)
+        assert back["history"]["iterations"][r.iteration]["heldout_accuracy"] == r.heldout_accuracy
+    # the training's own accuracy uses the same matching the recognition was scored with
+    assert hist[-1].accuracy == pytest.approx(np.mean(hist[-1].digit_of_class[hist[-1].classes] == split.labels))
+
+
 def test_folder_has_serket_layout_and_round_trips(run, tmp_path):
     cfg, hist, y = run
     out = write_run(tmp_path / "r", cfg, hist, y)

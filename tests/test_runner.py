@@ -368,3 +368,21 @@ def test_workers_never_run_a_page_script_streamlit_installs_meanwhile(tmp_path):
         writer.join(5)
         sys.modules["__main__"] = real
     assert not marker.exists()
+
+
+def test_the_worker_sends_what_answering_needs_and_the_held_out_set(slots):
+    """Issue 25: the results that come up from the worker process carry the encoder's weights, the GMM's posterior,
+    the training matching and the held-out scores; the held-out set's summary comes first."""
+    from vaegmm.model.recognition import TrainedIteration, ask
+
+    run = TrainingRun(tiny(), slots=slots)
+    run.start()
+    assert run.join(60) and run.state == FINISHED
+    assert run.heldout == {"images": 4700, "labelled": True, "reason": "",
+                           "origin": "the bundled images outside the training subset"}
+    last = run.history[-1]
+    assert set(last.encoder_state) == {"enc_hidden.weight", "enc_hidden.bias", "enc_head.weight", "enc_head.bias"}
+    assert str(last.gmm_posterior["family"]) == "gaussian" and last.digit_of_class.shape == (10,)
+    assert last.heldout_classes.shape == (4700,) and 0 <= last.heldout_accuracy <= 1
+    a = ask(TrainedIteration.from_result(last), run.images_u8[:5])  # 0-255 images: scaled
+    assert a.proba.shape == (5, 10) and a.nearest.shape == (5, 5)

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 import vaegmm.serket as srk
 from vaegmm.model.data import load_mnist
@@ -53,3 +54,35 @@ def test_update_before_connect_is_a_clear_error():
         srk.VAE(2).update()
     with pytest.raises(RuntimeError, match="not connected"):
         srk.GMM(2).update()
+
+
+def test_recognition_labels_new_data_and_learns_nothing(tmp_path, monkeypatch):
+    from vaegmm.model.data import load_split
+
+    monkeypatch.chdir(tmp_path)
+    srk.reset()
+    split = load_split(200, seed=0)
+    obs = srk.Observation(split.images)
+    vae1 = srk.VAE(6, itr=3, batch_size=50)
+    gmm1 = srk.GMM(10, category=split.labels, itr=20)
+    vae1.connect(obs)
+    gmm1.connect(vae1)
+    vae1.update()
+    gmm1.update()
+    weights = {k: v.clone() for k, v in vae1.model.state_dict().items()}
+    sampled = gmm1.gmm.sampled_labels_.copy()
+    test_x, test_y = split.heldout.images[:300], split.heldout.labels[:300]
+    z = vae1.recog(test_x)
+    classes = gmm1.recog(category=test_y)
+    # nothing learned
+    assert all((vae1.model.state_dict()[k] == v).all() for k, v in weights.items())
+    np.testing.assert_array_equal(gmm1.gmm.sampled_labels_, sampled)
+    # the encoder's means, the fitted GMM's classes, scored with the matching learned on the training labels
+    np.testing.assert_allclose(np.loadtxt(tmp_path / "module001_vae" / "z_recog.txt"), z, atol=1e-6)
+    np.testing.assert_array_equal(classes, gmm1.gmm.predict(z))
+    np.testing.assert_array_equal(np.loadtxt(tmp_path / "module002_gmm" / "class_recog.txt", dtype=int), classes)
+    assert gmm1.recog_accuracy == pytest.approx(np.mean(gmm1.digit_of_class[classes] == test_y))
+    assert float(np.loadtxt(tmp_path / "module002_gmm" / "acc_recog.txt")) == pytest.approx(gmm1.recog_accuracy,
+                                                                                             abs=1e-6)
+    with pytest.raises(RuntimeError, match="has not been trained yet"):
+        srk.GMM(3).recog(np.zeros((2, 6)))

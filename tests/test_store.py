@@ -228,3 +228,35 @@ def test_a_failed_write_rolls_back_and_sqlite_errors_become_store_errors(tmp_pat
         assert [w["id"] for w in s.list_sweeps()] == [sid]
     with pytest.raises(StoreError, match="closed"):
         s.list_runs()
+
+
+def test_a_schema_1_store_opens_read_only_as_it_is_and_is_migrated_when_written(tmp_path):
+    """Issue 25 added the held-out columns (schema 2): an older store reads back with NULL held-out metrics, and
+    opening it for writing adds the columns in one transaction, keeping every row."""
+    from vaegmm.store.schema import SCHEMA
+
+    p = tmp_path / "old.db"
+    old_schema = SCHEMA.replace("    heldout_accuracy REAL, heldout_nmi REAL,  -- recognition of the held-out images "
+                                "(schema 2)\n", "")
+    assert old_schema != SCHEMA
+    c = sqlite3.connect(p)
+    c.execute("PRAGMA journal_mode = WAL")
+    c.executescript(old_schema + "PRAGMA user_version = 1;")
+    c.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", [("app_id", APP_ID), ("schema", "1")])
+    c.execute("INSERT INTO runs (key, config, config_hash, seed, source, status, created) "
+              "VALUES ('k-0', '{}', 'k', 0, 'cli', 'finished', 0)")
+    c.execute("INSERT INTO iterations (run_id, iteration, accuracy, nmi) VALUES (1, 0, 0.5, 0.4)")
+    c.commit()
+    c.close()
+    with RunStore(p, readonly=True) as s:
+        df = s.iterations([1])
+        assert df["accuracy"].tolist() == [0.5] and df["heldout_accuracy"].tolist() == [None]
+    with sqlite3.connect(p) as c:
+        assert c.execute("PRAGMA user_version").fetchone()[0] == 1  # reading changed nothing
+    with RunStore(p) as s:
+        s.add_iteration(1, {"iteration": 1, "accuracy": 0.6, "heldout_accuracy": 0.55, "heldout_nmi": 0.5})
+        df = s.iterations([1])
+        assert df["accuracy"].tolist() == [0.5, 0.6] and df["heldout_accuracy"].tolist()[1] == 0.55
+    with sqlite3.connect(p) as c:
+        assert c.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+        assert dict(c.execute("SELECT key, value FROM meta").fetchall())["schema"] == "2"

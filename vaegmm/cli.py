@@ -12,17 +12,22 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import Optional
+
+import numpy as np
 
 from tqdm import tqdm
 
 from vaegmm.core.threads import configure_torch_threads
 from vaegmm.model.config import DEVICES, PRESETS, RunConfig, preset
+from vaegmm.model.data import heldout_summary
 from vaegmm.model.params import FIELDS, Field, apply_settings, expected, parse_value
 from vaegmm.model.vae import precision_note, resolve_device
+from vaegmm.runs.ask import heldout_words
 from vaegmm.runs.library import RunRecorder
 from vaegmm.sweeps.budget import limit_refusal
 from vaegmm.runs.state import FAILED, FINISHED, STOPPED
-from vaegmm.runs.train import load_data, train_run
+from vaegmm.runs.train import load_data_split, train_run
 from vaegmm.store import RunStore, StoreError
 from vaegmm.sweeps.driver import default_sweep_name, run_sweep
 from vaegmm.sweeps.executors import ExecutorError, make_executor
@@ -30,6 +35,9 @@ from vaegmm.sweeps.results import (cell_table, common_labels, compare_cells, def
                                    sweep_results)
 from vaegmm.sweeps.spec import MAX_RUNS, SweepError, SweepSpec, parse_seeds
 from vaegmm.views.export import write_run
+
+
+REPORT_METRICS = ("accuracy", "nmi", "ari", "heldout_accuracy", "heldout_nmi")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -70,7 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="train and write a Serket-layout run folder")
     r.add_argument("--preset", choices=sorted(PRESETS), help="start from a named preset")
     add_setting_flags(r)
-    r.add_argument("--source", help="auto, bundled, openml or idx:<folder>")
+    r.add_argument("--source", help="auto, bundled, openml, idx:<folder> (MNIST IDX files), serket:<folder> (a "
+                                    "Serket tutorial folder: data.txt, category.txt) or upload:<id>")
     r.add_argument("--device", choices=list(DEVICES), help="torch device")
     r.add_argument("--out", default="runs/latest", help="output folder (default runs/latest)")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -84,6 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--preset", default="project-default", choices=sorted(PRESETS), help="base settings")
     w.add_argument("--grid", action="append", default=[], metavar="NAME=V1,V2",
                    help="an axis and its values, e.g. --grid alpha=0.5,1,2 (repeat for more axes)")
+    w.add_argument("--source", help="the data of every run (default the preset's): as run's --source, e.g. "
+                                    "serket:<folder>")
     w.add_argument("--seeds", nargs="+", default=["5"], metavar="SEEDS",
                    help="a count (5: seeds 0-4, from --first-seed), a range (100-109) or a list (3,7,11 or 3 7 11)")
     w.add_argument("--first-seed", type=int, default=0, help="first seed when --seeds is a count")
@@ -105,7 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--db", help="results store (default $VAEGMM_DB or ~/.cache/vaegmm/runs.db)")
     rep.add_argument("--compare", nargs=2, metavar=("CELL_A", "CELL_B"),
                      help="compare two cells over their common seeds, e.g. 'feedback=on alpha=1' 'feedback=off alpha=1'")
-    rep.add_argument("--metric", default="accuracy", choices=["accuracy", "nmi", "ari"])
+    rep.add_argument("--metric", default="accuracy", choices=list(REPORT_METRICS),
+                     help="the metric of the paired comparisons; heldout_accuracy / heldout_nmi: on the images "
+                          "each run set aside (which setting generalises)")
     rep.add_argument("--csv", help="also write the per-run table to this CSV file")
     return p
 
@@ -155,7 +168,8 @@ def run_main(args) -> int:
     try:
         cfg = config_from_args(args)
         note = precision_note(cfg.vae.precision, resolve_device(cfg.vae.device))
-        images, labels = _load_data(cfg)
+        split = _load_data(cfg)
+        images, labels = split.images, split.labels
     except ValueError as e:
         print(f"vaegmm: error: {e}", file=sys.stderr)
         return 2
@@ -165,12 +179,17 @@ def run_main(args) -> int:
         return 2
     if note:
         print(f"vaegmm: warning: {note}", file=sys.stderr)
+    heldout = heldout_summary(split.heldout, split.no_heldout)
+    if split.heldout is None:  # said once, before training
+        print(f"vaegmm: note: {heldout_words(heldout)}; only the training images are scored", file=sys.stderr)
     bar = None if args.quiet else _ProgressBar(cfg)
     recorder = None if args.no_store else _recorder(args, cfg)
+    if recorder is not None:
+        recorder.heldout(heldout)
     try:
         trained = train_run(cfg, callbacks=[bar] if bar is not None else [], data=(images, labels),
                             on_result=None if recorder is None else lambda result, _s: recorder.iteration(result),
-                            stop_on_interrupt=True)
+                            stop_on_interrupt=True, heldout=split.heldout)
     finally:
         if bar is not None:
             bar.close()
@@ -185,15 +204,17 @@ def run_main(args) -> int:
         _end_recording(recorder, trained.status, message, trained.train_seconds)
     if trained.status == FAILED and not trained.history:
         return 1
-    out = write_run(Path(args.out), cfg, trained.history, labels, status=trained.status)
-    print_run(trained.history, trained.train_seconds, out, recorder)
+    out = write_run(Path(args.out), cfg, trained.history, labels, status=trained.status,
+                    heldout_labels=None if split.heldout is None else split.heldout.labels)
+    print_run(trained.history, trained.train_seconds, out, recorder, heldout)
     return 0 if trained.status == FINISHED else 130 if trained.status == STOPPED else 1
 
 
 def _load_data(cfg: RunConfig):
-    """The run's images and labels (ValueError when the source cannot deliver), torch set up for one run."""
+    """The run's images, labels and held-out set (:class:`~vaegmm.model.data.DataSplit`; ValueError when the
+    source cannot deliver), torch set up for one run."""
     configure_torch_threads(capacity=1)  # one run: all cores, or $VAEGMM_TORCH_THREADS
-    return load_data(cfg)
+    return load_data_split(cfg)
 
 
 class _ProgressBar:
@@ -235,11 +256,25 @@ def _end_recording(recorder, status: str, message: str, seconds: float) -> None:
     recorder.store.close()
 
 
-def print_run(history, wall: float, out: Path, recorder=None) -> None:
-    """The per-iteration table (accuracy, NMI, ARI, seconds of the VAE and GMM updates) and where it went."""
-    print(f"{'iter':>4} {'accuracy':>9} {'NMI':>7} {'ARI':>7} {'VAE s':>7} {'GMM s':>7}")
+def _number(x, width: int) -> str:
+    """``x`` to 4 decimals in ``width`` columns, or ``-`` (no labels, no held-out set)."""
+    return f"{'-':>{width}}" if x is None else f"{x:>{width}.4f}"
+
+
+def print_run(history, wall: float, out: Path, recorder=None, heldout: Optional[dict] = None) -> None:
+    """The per-iteration table (accuracy, NMI, ARI on the training images; accuracy and NMI on the held-out
+    images, matched by the training matching; seconds of the VAE and GMM updates) and where it went.
+    ``heldout``: :func:`~vaegmm.model.data.heldout_summary` (its line is printed when there is a held-out set)."""
+    print(f"{'iter':>4} {'accuracy':>9} {'NMI':>7} {'ARI':>7} {'held-out acc':>12} {'held-out NMI':>12} "
+          f"{'VAE s':>7} {'GMM s':>7}")
     for r in history:
-        print(f"{r.iteration:>4} {r.accuracy:>9.4f} {r.nmi:>7.4f} {r.ari:>7.4f} {r.seconds_vae:>7.2f} {r.seconds_gmm:>7.2f}")
+        print(f"{r.iteration:>4} {_number(r.accuracy, 9)} {_number(r.nmi, 7)} {_number(r.ari, 7)} "
+              f"{_number(r.heldout_accuracy, 12)} {_number(r.heldout_nmi, 12)} {r.seconds_vae:>7.2f} "
+              f"{r.seconds_gmm:>7.2f}")
+    if heldout and heldout.get("images"):
+        print(heldout_words(heldout))
+    if history and history[-1].accuracy is None:
+        print("no labels: accuracy, NMI and ARI cannot be computed")
     stored = f"; store: run {recorder.run_id} in {recorder.store.path}" if recorder is not None else ""
     print(f"wall time {wall:.1f} s; run folder: {out}" + stored)
 
@@ -262,8 +297,9 @@ def sweep_main(args) -> int:
         store = RunStore(args.db)
         try:
             if args.resume:
-                if args.grid:
-                    raise SweepError("--resume NAME continues a stored sweep as it was: give no --grid with it")
+                if args.grid or args.source:
+                    raise SweepError("--resume NAME continues a stored sweep as it was: give no --grid or --source "
+                                     "with it")
                 info = store.get_sweep(args.resume)
                 if info is None:
                     raise SweepError(f"no sweep named {args.resume!r} in {store.path} to resume")
@@ -271,7 +307,8 @@ def sweep_main(args) -> int:
             else:
                 seeds_text = ",".join(args.seeds)
                 seeds = parse_seeds(int(seeds_text) if seeds_text.isdigit() else seeds_text, args.first_seed)
-                spec = SweepSpec.from_grid(args.preset, _grid(args.grid), seeds, max_runs=args.max_runs)
+                base = preset(args.preset).replace(data__source=args.source).validate() if args.source else None
+                spec = SweepSpec.from_grid(args.preset, _grid(args.grid), seeds, max_runs=args.max_runs, base=base)
                 name = args.name or default_sweep_name(spec)
             executor = make_executor(args.jobs, args.ray, args.gpus_per_run)
         except BaseException:
@@ -317,28 +354,34 @@ def sweep_main(args) -> int:
 
 
 def format_report(store, name: str, compare=None, metric: str = "accuracy") -> str:
-    """The summary table of a sweep (per cell: seeds, mean ± std and 95 % CI of the final accuracy, NMI, ARI)
-    and its paired comparisons, as text."""
+    """The summary table of a sweep (per cell: seeds, mean ± std and 95 % CI of the final accuracy, NMI, ARI,
+    and the same of the held-out accuracy and NMI: on the images each run set aside) and its paired comparisons
+    of ``metric``, as text."""
     info, runs, _ = sweep_results(store, name)
     spec = SweepSpec.from_dict(info["spec"])
     table = cell_table(spec, runs)
     counts = runs["status"].value_counts().to_dict() if len(runs) else {}
     lines = [f"sweep {info['name']!r} ({info['status']}): {spec.describe()}",
              "runs: " + (", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "none yet"), ""]
-    head = ["cell", "seeds", "accuracy", "95 % CI", "NMI", "ARI", "s / run"]
+    head = ["cell", "seeds", "accuracy", "95 % CI", "NMI", "ARI", "held-out acc", "95 % CI", "held-out NMI",
+            "s / run"]
     rows = []
 
     def ms(m, r):
-        n = r["n"]
-        if n == 0:
+        mean, std = r[m + " mean"], r[m + " std"]
+        if r["n"] == 0 or not np.isfinite(mean):
             return "-"
-        return f"{r[m + ' mean']:.3f}" + (f" ± {r[m + ' std']:.3f}" if n > 1 else "")
+        return f"{mean:.3f}" + (f" ± {std:.3f}" if np.isfinite(std) else "")
+
+    def ci(m, r):
+        lo, hi = r[m + " ci low"], r[m + " ci high"]
+        return "-" if not (np.isfinite(lo) and np.isfinite(hi)) else f"[{lo:.3f}, {hi:.3f}]"
 
     for _, r in table.iterrows():
-        ci = "-" if r["n"] < 2 else f"[{r['accuracy ci low']:.3f}, {r['accuracy ci high']:.3f}]"
         secs = "-" if r["n"] == 0 else f"{r['s / run']:.0f}" if r["s / run"] >= 10 else f"{r['s / run']:.1f}"
         rows.append([r["cell"], r["seeds done"] + (f" ({r['failed']} failed)" if r["failed"] else ""),
-                     ms("accuracy", r), ci, ms("nmi", r), ms("ari", r), secs])
+                     ms("accuracy", r), ci("accuracy", r), ms("nmi", r), ms("ari", r), ms("heldout_accuracy", r),
+                     ci("heldout_accuracy", r), ms("heldout_nmi", r), secs])
     widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
     lines.append("  ".join(h.ljust(w) for h, w in zip(head, widths)))
     for row in rows:

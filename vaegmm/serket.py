@@ -14,6 +14,12 @@
 Learning modules are numbered in creation order (``module001_vae``, ``module002_gmm``) as Serket does, and each
 update writes the module's files at the top of its folder and in a numbered sub-folder (``001/``, ``002/``...).
 Folders go to the working directory, or under :func:`set_save_dir` / the ``save_dir`` argument.
+
+Recognition (Serket's recognition mode: the trained modules label new data, nothing learns)::
+
+    z = vae1.recog(test_images)              # encoder means of new images (M, D); writes z_recog.txt
+    classes = gmm1.recog(category=test_labels)  # the fitted GMM's classes of those codes; writes class_recog.txt
+                                                # and acc_recog.txt (matched to digits on the training images)
 """
 from __future__ import annotations
 
@@ -27,6 +33,7 @@ import torch
 from vaegmm.model.config import CODE_KINDS
 from vaegmm.model.gmm import make_gmm
 from vaegmm.model.metrics import clustering_accuracy
+from vaegmm.model.recognition import digit_matching
 from vaegmm.model.vae import VAE as _VAEModel
 from vaegmm.model.vae import encode_all, make_optimizer, resolve_device, train_epochs
 
@@ -98,6 +105,7 @@ class VAE(_Module):
         self.optimizer = make_optimizer(self.model, self.lr)
         self.prior_mu: Optional[np.ndarray] = None  # backward message: (N, D) class means
         self.codes: Optional[np.ndarray] = None  # forward message: (N, D)
+        self.recog_codes: Optional[np.ndarray] = None  # codes of the last recog() data: (M, D)
         self.losses = []
 
     def get_forward_msg(self) -> np.ndarray:
@@ -127,6 +135,19 @@ class VAE(_Module):
                        header="recon kl (mean per image, per epoch)")
         return self.codes
 
+    def recog(self, data) -> np.ndarray:
+        """Recognition: encode new images ``data (M, 784)`` with the trained encoder (its means; nothing learns)
+        and keep them for the connected GMM's :meth:`GMM.recog`. Writes ``z_recog.txt``; returns ``(M, D)``."""
+        if self.codes is None:
+            raise RuntimeError(f"{self.name} has not been trained yet: call update() first")
+        x = torch.from_numpy(np.asarray(data, dtype=np.float32)).to(self.device)
+        if x.ndim != 2 or x.shape[1] != self.model.enc_hidden.in_features:
+            raise ValueError(f"recog data must be (M, {self.model.enc_hidden.in_features}), got {tuple(x.shape)}")
+        self.recog_codes, _ = encode_all(self.model, x)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        np.savetxt(self.folder / "z_recog.txt", self.recog_codes, fmt="%.6f")
+        return self.recog_codes
+
 
 class GMM(_Module):
     """Serket's GMM module: ``GMM(K, itr=sweeps, category=labels)``; by default Serket's own sampler
@@ -141,6 +162,9 @@ class GMM(_Module):
                             random_state=np.random.default_rng(seed))
         self.classes: Optional[np.ndarray] = None
         self.accuracy: Optional[float] = None
+        self.digit_of_class: Optional[np.ndarray] = None  # (K,) matching learned on the training data
+        self.recog_classes: Optional[np.ndarray] = None
+        self.recog_accuracy: Optional[float] = None
 
     def update(self) -> np.ndarray:
         """Cluster the parent's codes, send each point's class mean back; returns the classes ``(N,)``."""
@@ -154,9 +178,36 @@ class GMM(_Module):
         self.n_updates += 1
         if self.category is not None:
             self.accuracy = clustering_accuracy(self.classes, self.category)
+            self.digit_of_class = digit_matching(self.classes, self.category, self.gmm.n_components)
         for folder in self._folders():
             np.savetxt(folder / "class_learn.txt", self.classes, fmt="%d")
             np.savetxt(folder / "mu_learn.txt", self.gmm.means_, fmt="%.6f")
             if self.accuracy is not None:
                 np.savetxt(folder / "acc_learn.txt", [self.accuracy], fmt="%.6f")
         return self.classes
+
+    def recog(self, codes=None, category=None) -> np.ndarray:
+        """Recognition: classify new codes with the fitted GMM, nothing learns (EM: its posterior; the samplers:
+        each class's Student-t posterior predictive times its weight, as Serket's recognition mode). ``codes
+        (M, D)``: default the connected VAE's last :meth:`VAE.recog` codes. ``category (M,)``: their labels, scored
+        with the class -> digit matching learned on the training data (never re-matched). Writes
+        ``class_recog.txt`` (and ``acc_recog.txt`` with labels); returns the classes ``(M,)``."""
+        if self.classes is None:
+            raise RuntimeError(f"{self.name} has not been trained yet: call update() first")
+        if codes is None:
+            codes = getattr(self.parent, "recog_codes", None)
+            if codes is None:
+                raise RuntimeError("no codes to recognise: call the VAE's recog(data) first, or pass codes")
+        self.recog_classes = self.gmm.predict(codes)
+        self.recog_accuracy = None
+        self.folder.mkdir(parents=True, exist_ok=True)
+        np.savetxt(self.folder / "class_recog.txt", self.recog_classes, fmt="%d")
+        if category is not None:
+            if self.digit_of_class is None:
+                raise RuntimeError("scoring recognition needs the training labels: GMM(..., category=labels)")
+            category = np.asarray(category).astype(np.int64)
+            if category.shape != self.recog_classes.shape:
+                raise ValueError(f"{len(category)} labels for {len(self.recog_classes)} codes")
+            self.recog_accuracy = float(np.mean(self.digit_of_class[self.recog_classes] == category))
+            np.savetxt(self.folder / "acc_recog.txt", [self.recog_accuracy], fmt="%.6f")
+        return self.recog_classes

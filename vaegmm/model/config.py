@@ -16,14 +16,15 @@ GMM_SELECTS = ("likelihood", "consensus", "previous")  # GMMConfig.select: which
 CODE_KINDS = ("mean", "sample")  # RunConfig.codes
 DEVICES = ("auto", "cpu", "cuda")  # VAEConfig.device
 PRECISIONS = ("auto", "bf16", "fp32")  # VAEConfig.precision (vaegmm.model.vae.compute_dtype)
-DATA_SOURCES = ("auto", "bundled", "openml")  # DataConfig.source, besides "idx:<folder>"
+DATA_SOURCES = ("auto", "bundled", "openml")  # DataConfig.source, besides the prefixed ones below
+DATA_SOURCE_PREFIXES = ("idx:", "serket:", "upload:")  # "idx:<folder>", "serket:<folder>", "upload:<id>"
 
 
 @dataclass
 class DataConfig:
     n: int = 3000  # number of images, split evenly over the digits
     digits: tuple[int, ...] = ALL_DIGITS  # which MNIST digits to include
-    source: str = "auto"  # "auto", "bundled", "openml" or "idx:<folder>"
+    source: str = "auto"  # "auto", "bundled", "openml", "idx:<folder>", "serket:<folder>" or "upload:<id>"
 
 
 @dataclass
@@ -80,8 +81,10 @@ class RunConfig:
         bad = [x for x in digits if not isinstance(x, int) or not 0 <= x <= 9]
         _check(not bad, f"digits must be integers 0..9, got {bad!r}")
         _check(len(set(digits)) == len(digits), f"digits must not repeat, got {digits!r}")
-        _check(isinstance(d.source, str) and (d.source in DATA_SOURCES or d.source.startswith("idx:")),
-               f"source must be 'auto', 'bundled', 'openml' or 'idx:<folder>', got {d.source!r}")
+        _check(isinstance(d.source, str) and (d.source in DATA_SOURCES or any(
+            d.source.startswith(p) and len(d.source) > len(p) for p in DATA_SOURCE_PREFIXES)),
+            "source must be 'auto', 'bundled', 'openml', 'idx:<folder>', 'serket:<folder>' or 'upload:<id>', "
+            f"got {d.source!r}")
         _check(isinstance(v.latent_dim, int) and 1 <= v.latent_dim <= 256, f"latent_dim must be 1..256, got {v.latent_dim!r}")
         _check(isinstance(v.hidden, int) and v.hidden >= 1, f"hidden must be >= 1, got {v.hidden!r}")
         _check(isinstance(v.epochs, int) and v.epochs >= 1, f"epochs must be >= 1, got {v.epochs!r}")

@@ -1,7 +1,9 @@
 """Three Gaussian mixtures with one interface (scikit-learn style).
 
 ``fit(z (N, D))`` returns self; fitted state: ``labels_ (N,)`` (the classes reported and scored),
-``means_ (K, D)``, ``point_means_ (N, D)`` (the message sent back to the VAE), ``resp_ (N, K)``.
+``means_ (K, D)``, ``point_means_ (N, D)`` (the message sent back to the VAE), ``resp_ (N, K)``, ``posterior_``
+(a dict of arrays, :mod:`vaegmm.model.predictive`). ``predict_proba(z)`` / ``predict(z)`` classify new codes with
+the fitted state and learn nothing (Serket's recognition mode).
 
 * :class:`CollapsedGibbsGMM` - Serket's own sampler (``naka-lab/Serket`` ``gmm/gmm.py``): per-point collapsed
   Gibbs sampling of the Bayesian GMM (Gauss-Wishart prior: m0 = data mean, S0 = 0.1 I, nu0 = D + 2, r0 = 1;
@@ -11,7 +13,8 @@
 * :class:`EMGMM` - scikit-learn's ``GaussianMixture`` (EM, full covariance). Backend ``"em"``.
 
 What they share sits in base classes, as scikit-learn's ``BaseMixture`` holds its mixtures' common parameters and
-checks: :class:`BaseGMM` (``n_components``, ``n_init``, ``warm_start``, ``random_state`` and their validation) and,
+checks: :class:`BaseGMM` (``n_components``, ``n_init``, ``warm_start``, ``random_state``, their validation, and
+``predict_proba`` / ``predict``) and,
 for the two samplers, :class:`GaussWishartGMM` (the prior ``s0``, ``r0``, ``nu0``, ``n_sweeps``, ``init`` and the
 starting labels). ``__init__`` only stores; ``_validate`` raises ``ValueError`` naming the bad value.
 """
@@ -22,6 +25,7 @@ from typing import Optional
 import numpy as np
 
 from vaegmm.model import em as batched_em
+from vaegmm.model import predictive
 from vaegmm.model.config import GMM_BACKENDS, GMM_INITS, GMM_SELECTS
 from vaegmm.model.metrics import clustering_accuracy
 
@@ -60,6 +64,15 @@ def _check_positive(name: str, v) -> None:
         raise ValueError(f"{name} must be a finite number > 0, got {v!r}")
 
 
+def _fitted_posterior(gmm) -> dict:
+    posterior = getattr(gmm, "posterior_", None)
+    if posterior is None:
+        from sklearn.exceptions import NotFittedError
+
+        raise NotFittedError(f"this {type(gmm).__name__} is not fitted yet: call fit(z) first")
+    return posterior
+
+
 class BaseGMM:
     """The parameters every mixture here has, stored by ``__init__`` and checked by :meth:`_validate` (then each
     class's own :meth:`_check_parameters`), as scikit-learn's ``BaseMixture``. Fitted state (set by ``fit``):
@@ -80,6 +93,16 @@ class BaseGMM:
 
     def _check_parameters(self) -> None:
         """The subclass's own parameters (``ValueError`` naming the bad value)."""
+
+    def predict_proba(self, z) -> np.ndarray:
+        """Class probabilities ``(M, K)`` of new codes ``z (M, D)`` under the fitted state; nothing learns. EM: the
+        mixture's posterior; the Gibbs samplers: each class's posterior predictive (a Student-t) times its weight
+        (:mod:`vaegmm.model.predictive`)."""
+        return predictive.predict_proba(_fitted_posterior(self), z)
+
+    def predict(self, z) -> np.ndarray:
+        """The most probable class ``(M,) int64`` of new codes ``z (M, D)`` (the argmax of :meth:`predict_proba`)."""
+        return predictive.predict(_fitted_posterior(self), z)
 
 
 class GaussWishartGMM(BaseGMM):
@@ -199,9 +222,13 @@ class CollapsedGibbsGMM(GaussWishartGMM):
         resp = np.exp(log_pdz - top)
         self.resp_ = resp / resp.sum(axis=1, keepdims=True)
         self.labels_ = np.argmax(log_pdz, axis=1).astype(np.int64)
+        with np.errstate(divide="ignore"):  # a class that died has weight N_k = 0, as in Serket
+            log_counts = np.log(self.counts_.astype(np.float64))
+        self.posterior_ = predictive.gauss_wishart_posterior(z, labels, k, m0, s0, r0, nu0, log_counts)
         self.moves_ = moves
         self.n_iter_ = int(self.n_sweeps)
         return self
+
 
     @staticmethod
     def _log_pdz(z, labels, k, m0, s0, r0, nu0) -> np.ndarray:
@@ -341,7 +368,11 @@ class GibbsGMM(GaussWishartGMM):
         self.counts_ = counts
         self.n_iter_ = int(self.n_sweeps)
         self.log_joint_ = self._log_joint(z, zz, self.labels_, k, m0, s0, r0, nu0)
+        a = float(self.dirichlet)  # the weights' Dirichlet posterior mean
+        self.posterior_ = predictive.gauss_wishart_posterior(z, self.labels_, k, m0, float(self.s0), r0, nu0,
+                                                             np.log((counts + a) / (n + k * a)))
         return self
+
 
     def log_joint(self, z, labels) -> float:
         """Collapsed log joint ``log p(z, c)`` of ``z (N, D)`` and labels ``c (N,)`` under this model's prior
@@ -494,7 +525,9 @@ class EMGMM(BaseGMM):
         self.means_ = gm.means_.copy()
         self.point_means_ = self.means_[self.labels_]
         self.n_iter_ = int(gm.n_iter_)
+        self.posterior_ = predictive.gaussian_posterior(gm.weights_, gm.means_, gm.precisions_cholesky_)
         return self
+
 
     def _previous_fit(self, em, z: np.ndarray, previous: Optional[np.ndarray], seed):
         """With ``keep_previous``: EM started from the previous partition's class means on ``z`` (None when there

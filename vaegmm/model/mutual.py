@@ -14,9 +14,12 @@ import torch
 
 from vaegmm.model.config import RunConfig
 from vaegmm.model.control import RunControl
+from vaegmm.model.data import HeldOut
 from vaegmm.model.gmm import make_gmm
 from vaegmm.model.metrics import ari, clustering_accuracy, nmi
+from vaegmm.model.predictive import predict
 from vaegmm.model.projection import Projection2D, fit_pca2d
+from vaegmm.model.recognition import TrainedIteration, ask, digit_matching, recognition_scores
 from vaegmm.model.vae import (VAE, EpochLoss, TrainingDiverged, encode_all, make_optimizer, resolve_device,
                               train_epochs)
 
@@ -38,7 +41,10 @@ class ProgressEvent:
 
 @dataclass
 class IterationResult:
-    """One finished iteration. ``N`` images, ``D`` latent dims, ``K`` classes, ``E`` epochs."""
+    """One finished iteration. ``N`` images, ``D`` latent dims, ``K`` classes, ``E`` epochs, ``M`` held-out
+    images. Without labels the accuracy, NMI and ARI are None. What answering needs (:mod:`vaegmm.model.recognition`:
+    ``TrainedIteration.from_result``) is kept too: the encoder's and decoder's weights, the PCA, the GMM's
+    posterior and the training matching; a run saved before these were kept has them empty."""
 
     iteration: int  # 0 = untrained encoder, 1.. = after each mutual iteration
     codes: np.ndarray  # (N, D) float32: the codes the GMM clustered
@@ -48,19 +54,32 @@ class IterationResult:
     class_means: np.ndarray  # (K, D) float32: GMM class means (the messages to the VAE)
     class_means_2d: np.ndarray  # (K, 2) float32: class means in the same 2-D projection
     class_counts: np.ndarray  # (K,) int64
-    accuracy: float  # Hungarian accuracy against the true digits
-    nmi: float
-    ari: float
+    accuracy: Optional[float]  # Hungarian accuracy against the true digits (None: no labels)
+    nmi: Optional[float]
+    ari: Optional[float]
     recon: list = field(default_factory=list)  # (E,) mean BCE per image per epoch
     kl: list = field(default_factory=list)  # (E,) mean KL per image per epoch (unweighted)
     seconds_vae: float = 0.0
     seconds_gmm: float = 0.0
     decoder_state: dict = field(default_factory=dict, repr=False)  # numpy copies of the decoder's weights
     pca: Optional[Projection2D] = field(default=None, repr=False)
+    encoder_state: dict = field(default_factory=dict, repr=False)  # numpy copies of the encoder's weights
+    gmm_posterior: dict = field(default_factory=dict, repr=False)  # the GMM's fitted state (vaegmm.model.predictive)
+    digit_of_class: Optional[np.ndarray] = None  # (K,) int64: the training matching class -> digit (-1: none)
+    heldout_codes: Optional[np.ndarray] = field(default=None, repr=False)  # (M, D) float32: held-out encoder means
+    heldout_classes: Optional[np.ndarray] = field(default=None, repr=False)  # (M,) int64: their GMM classes
+    heldout_accuracy: Optional[float] = None  # held-out accuracy by the training matching (None: no held-out labels)
+    heldout_nmi: Optional[float] = None
+    # the training images recognised as the held-out ones are (encoder means, the fitted GMM's most probable
+    # class, the same matching): the like-for-like baseline of heldout_accuracy when the GMM clustered sampled codes
+    recognised_accuracy: Optional[float] = None
 
     def metrics(self) -> dict:
         """The scalar summary kept in ``history.json``."""
         return {"iteration": self.iteration, "accuracy": self.accuracy, "nmi": self.nmi, "ari": self.ari,
+                "heldout_accuracy": self.heldout_accuracy, "heldout_nmi": self.heldout_nmi,
+                "heldout_n": 0 if self.heldout_classes is None else int(len(self.heldout_classes)),
+                "recognised_accuracy": self.recognised_accuracy,
                 "seconds_vae": self.seconds_vae, "seconds_gmm": self.seconds_gmm,
                 "recon": [float(v) for v in self.recon], "kl": [float(v) for v in self.kl],
                 "class_counts": [int(c) for c in self.class_counts]}
@@ -72,19 +91,23 @@ Callback = Callable[[ProgressEvent], None]
 class MutualLearner:
     """Holds the VAE, its optimiser (both carry over between updates), the GMM and the prior means.
 
-    ``images (N, 784) float32 in [0, 1]``, ``labels (N,)`` (used only for the metrics). Call :meth:`begin`
+    ``images (N, 784) float32 in [0, 1]``, ``labels (N,)`` (used only for the metrics; None: unlabelled, the
+    metrics are None). ``heldout``: images training never sees (:class:`~vaegmm.model.data.HeldOut`), recognised
+    after every iteration (Serket's recognition mode) and scored with the training matching. Call :meth:`begin`
     for iteration 0 (the untrained picture), then :meth:`step` once per mutual iteration.
     """
 
-    def __init__(self, config: RunConfig, images: np.ndarray, labels: np.ndarray,
-                 callbacks: Optional[list[Callback]] = None, control: Optional[RunControl] = None):
+    def __init__(self, config: RunConfig, images: np.ndarray, labels: Optional[np.ndarray],
+                 callbacks: Optional[list[Callback]] = None, control: Optional[RunControl] = None,
+                 heldout: Optional[HeldOut] = None):
         self.config = config.validate()
         images = np.asarray(images, dtype=np.float32)
         if images.ndim != 2 or images.shape[1] != 784:
             raise ValueError(f"images must be (N, 784), got {images.shape}")
-        if len(labels) != len(images):
+        if labels is not None and len(labels) != len(images):
             raise ValueError(f"{len(images)} images but {len(labels)} labels")
-        self.labels = np.asarray(labels)
+        self.labels = None if labels is None else np.asarray(labels)
+        self.heldout = heldout
         self.callbacks = list(callbacks or [])
         self.control = control or RunControl()
         self.device = resolve_device(config.vae.device)
@@ -130,17 +153,38 @@ class MutualLearner:
         previous = self.history[-1].projection if self.history else None
         pca = fit_pca2d(codes, previous)
         k = self.config.gmm.n_classes
+        labels = self.labels
         result = IterationResult(
             iteration=iteration, codes=codes.astype(np.float32), encoder_mean=mean.astype(np.float32),
             projection=pca.transform(codes), classes=classes, class_means=means,
             class_means_2d=pca.transform(means), class_counts=np.bincount(classes, minlength=k),
-            accuracy=clustering_accuracy(classes, self.labels), nmi=nmi(classes, self.labels),
-            ari=ari(classes, self.labels), recon=[l.recon for l in losses], kl=[l.kl for l in losses],
+            accuracy=None if labels is None else clustering_accuracy(classes, labels),
+            nmi=None if labels is None else nmi(classes, labels), ari=None if labels is None else ari(classes, labels),
+            recon=[l.recon for l in losses], kl=[l.kl for l in losses],
             seconds_vae=seconds_vae, seconds_gmm=seconds_gmm,
-            decoder_state={k_: v.detach().cpu().numpy().copy() for k_, v in self.model.state_dict().items()
-                           if k_.startswith("dec_")},
-            pca=pca)
+            decoder_state=self._weights("dec_"), pca=pca, encoder_state=self._weights("enc_"),
+            gmm_posterior=self.gmm.posterior_,
+            digit_of_class=None if labels is None else digit_matching(classes, labels, k))
+        self._recognise_heldout(result)
         return result
+
+    def _weights(self, prefix: str) -> dict:
+        """Numpy copies of the VAE's weights whose names start with ``prefix`` ("enc_" or "dec_")."""
+        return {k: v.detach().cpu().numpy().copy() for k, v in self.model.state_dict().items() if k.startswith(prefix)}
+
+    def _recognise_heldout(self, result: IterationResult) -> None:
+        """Serket's recognition of the held-out images with this iteration's encoder and GMM (nothing learns),
+        scored with the matching learned on the training images; and of the training images the same way."""
+        if result.digit_of_class is not None:
+            recognised = predict(result.gmm_posterior, result.encoder_mean)
+            result.recognised_accuracy = float(np.mean(result.digit_of_class[recognised] == self.labels))
+        if self.heldout is None:
+            return
+        trained = TrainedIteration(result.encoder_state, result.decoder_state, result.gmm_posterior, result.pca,
+                                   result.digit_of_class, vae=self.model)
+        answer = ask(trained, self.heldout.images, neighbours=0, reconstruct=False)
+        result.heldout_codes, result.heldout_classes = answer.codes, answer.classes
+        result.heldout_accuracy, result.heldout_nmi = recognition_scores(answer, self.heldout.labels)
 
     def begin(self) -> IterationResult:
         """Iteration 0: the untrained encoder's codes, clustered. The prior stays N(0, I) for iteration 1, as in

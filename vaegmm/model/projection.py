@@ -19,6 +19,13 @@ class Projection2D:
     def transform(self, x: np.ndarray) -> np.ndarray:
         return ((np.asarray(x, dtype=np.float64) - self.center) @ self.components @ self.rotation).astype(np.float32)
 
+    def inverse_transform(self, xy: np.ndarray) -> np.ndarray:
+        """The codes ``(M, D) float32`` at the points ``xy (M, 2)`` of this view: ``center + xy R^T C^T`` (the
+        components are orthonormal and R orthogonal, so ``transform(inverse_transform(xy)) == xy``); the other
+        D - 2 directions are at the mean."""
+        xy = np.atleast_2d(np.asarray(xy, dtype=np.float64))
+        return (self.center + xy @ self.rotation.T @ self.components.T).astype(np.float32)
+
 
 def fit_pca2d(z: np.ndarray, previous: Optional[np.ndarray] = None) -> Projection2D:
     """PCA of ``z (N, D)`` to 2-D. With ``previous (N, 2)`` (the same points' last plot), the 2-D result is

@@ -4,8 +4,12 @@ A run is a row in the results store (:mod:`vaegmm.store`: settings, status, timi
 a folder next to the database, ``<db folder>/runs/<run id>/``::
 
     data.npz            labels (N,) and the images as uint8 (N, 784): what the Latent explorer shows
-    iterations/NNN.npz  one file per finished iteration: the explorer's arrays (codes and encoder means as
-                        float16, the 2-D projection, classes, class means, the decoder's weights as float16)
+    iterations/NNN.npz  one file per finished iteration: the explorer's arrays (codes as float16, encoder
+                        means as float32, the 2-D projection, classes, class means, the decoder's weights as float16)
+                        and what answering needs (the encoder's weights as float32, so a saved run's codes
+                        and classes are the live run's; the GMM's posterior, the training matching, the PCA;
+                        the held-out codes and classes). Files saved before these were kept still open: their
+                        iterations cannot be asked (vaegmm.model.recognition.NotAnswerable)
     serket/             the Serket-layout export (module001_vae/..., module002_gmm/..., history.json, pca.png),
                         written when the run ends
 
@@ -65,38 +69,74 @@ def cap_mb() -> float:
     return env_float(CAP_ENV, DEFAULT_CAP_MB, lo=0.0)
 
 
+def _nan_if_none(x) -> float:
+    return float("nan") if x is None else float(x)
+
+
+def _none_if_nan(x) -> Optional[float]:
+    x = float(x)
+    return None if np.isnan(x) else x
+
+
 def iteration_arrays(r: IterationResult) -> dict:
-    """What the explorer needs of one iteration, as arrays (float16 where precision does not show)."""
+    """What the explorer and answering need of one iteration, as arrays (float16 where precision does not show;
+    a metric that is None, e.g. without labels, is stored as NaN)."""
     out = {
         "iteration": np.int64(r.iteration), "codes": to_half(r.codes),
-        "encoder_mean": to_half(r.encoder_mean), "projection": r.projection.astype(np.float32),
+        # encoder means in float32: the nearest training images of an asked image are the live run's
+        "encoder_mean": np.asarray(r.encoder_mean, dtype=np.float32), "projection": r.projection.astype(np.float32),
         "classes": r.classes.astype(np.int16), "class_means": r.class_means.astype(np.float32),
         "class_means_2d": r.class_means_2d.astype(np.float32), "class_counts": r.class_counts.astype(np.int64),
-        "metrics": np.array([r.accuracy, r.nmi, r.ari, r.seconds_vae, r.seconds_gmm], dtype=np.float64),
+        "metrics": np.array([_nan_if_none(v) for v in (r.accuracy, r.nmi, r.ari, r.seconds_vae, r.seconds_gmm)]),
+        "heldout_metrics": np.array([_nan_if_none(v) for v in (r.heldout_accuracy, r.heldout_nmi,
+                                                                  r.recognised_accuracy)]),
         "recon": np.asarray(r.recon, dtype=np.float32), "kl": np.asarray(r.kl, dtype=np.float32),
     }
     for k, v in (r.decoder_state or {}).items():
         out[f"decoder.{k}"] = to_half(v)
+    for k, v in (r.encoder_state or {}).items():
+        out[f"encoder.{k}"] = np.asarray(v, dtype=np.float32)
+    for k, v in (r.gmm_posterior or {}).items():
+        out[f"gmm.{k}"] = np.asarray(v)
+    if r.digit_of_class is not None:
+        out["digit_of_class"] = np.asarray(r.digit_of_class, dtype=np.int64)
+    if r.heldout_codes is not None:
+        out["heldout_codes"] = to_half(r.heldout_codes)
+        out["heldout_classes"] = np.asarray(r.heldout_classes, dtype=np.int16)
     if r.pca is not None:
         out.update({"pca.center": r.pca.center, "pca.components": r.pca.components, "pca.rotation": r.pca.rotation,
                     "pca.explained": r.pca.explained})
     return out
 
 
+def _prefixed(a, prefix: str, dtype=None) -> dict:
+    """The arrays of ``a`` whose names start with ``prefix``, under the rest of their names."""
+    return {k[len(prefix):]: (np.asarray(a[k], dtype=dtype) if dtype else np.asarray(a[k]))
+            for k in a.files if k.startswith(prefix)}
+
+
 def iteration_from_arrays(a) -> IterationResult:
-    """The inverse of :func:`iteration_arrays` (float16 arrays come back as float32)."""
+    """The inverse of :func:`iteration_arrays` (float16 arrays come back as float32). Files from before the
+    answering state was kept give empty ``encoder_state`` and ``gmm_posterior``."""
     acc, nmi, ari, s_vae, s_gmm = (float(x) for x in a["metrics"])
-    decoder = {k[len("decoder."):]: np.asarray(a[k], dtype=np.float32) for k in a.files if k.startswith("decoder.")}
     pca = None
     if "pca.center" in a.files:
         pca = Projection2D(a["pca.center"], a["pca.components"], a["pca.rotation"], a["pca.explained"])
+    held_acc, held_nmi, recognised = (_none_if_nan(x) for x in a["heldout_metrics"]) \
+        if "heldout_metrics" in a.files else (None, None, None)
     return IterationResult(
         iteration=int(a["iteration"]), codes=np.asarray(a["codes"], dtype=np.float32),
         encoder_mean=np.asarray(a["encoder_mean"], dtype=np.float32), projection=np.asarray(a["projection"]),
         classes=np.asarray(a["classes"], dtype=np.int64), class_means=np.asarray(a["class_means"]),
         class_means_2d=np.asarray(a["class_means_2d"]), class_counts=np.asarray(a["class_counts"]),
-        accuracy=acc, nmi=nmi, ari=ari, recon=[float(x) for x in a["recon"]], kl=[float(x) for x in a["kl"]],
-        seconds_vae=s_vae, seconds_gmm=s_gmm, decoder_state=decoder, pca=pca)
+        accuracy=_none_if_nan(acc), nmi=_none_if_nan(nmi), ari=_none_if_nan(ari),
+        recon=[float(x) for x in a["recon"]], kl=[float(x) for x in a["kl"]],
+        seconds_vae=s_vae, seconds_gmm=s_gmm, decoder_state=_prefixed(a, "decoder.", np.float32), pca=pca,
+        encoder_state=_prefixed(a, "encoder.", np.float32), gmm_posterior=_prefixed(a, "gmm."),
+        digit_of_class=np.asarray(a["digit_of_class"]) if "digit_of_class" in a.files else None,
+        heldout_codes=np.asarray(a["heldout_codes"], dtype=np.float32) if "heldout_codes" in a.files else None,
+        heldout_classes=np.asarray(a["heldout_classes"], dtype=np.int64) if "heldout_classes" in a.files else None,
+        heldout_accuracy=held_acc, heldout_nmi=held_nmi, recognised_accuracy=recognised)
 
 
 class RunRecorder:
@@ -118,6 +158,8 @@ class RunRecorder:
         self.folder: Optional[Path] = None  # the library folder (None with export_dir)
         self.error = ""
         self._labels: Optional[np.ndarray] = None
+        self._has_data = False
+        self._heldout: Optional[dict] = None
         self._history: list[IterationResult] = []
         self._t0 = time.monotonic()
 
@@ -139,14 +181,20 @@ class RunRecorder:
 
         self._safe("begin", go)
 
-    def data(self, labels: np.ndarray, images_u8: Optional[np.ndarray]) -> None:
-        self._labels = np.asarray(labels)
+    def data(self, labels: Optional[np.ndarray], images_u8: Optional[np.ndarray]) -> None:
+        """The run's labels (None: unlabelled) and images as uint8 ``(N, 784)`` (None: not kept)."""
+        self._labels = None if labels is None else np.asarray(labels)
+        self._has_data = True
         if self.folder is None:
             return
-        arrays = {"labels": np.asarray(labels, dtype=np.int64)}
+        arrays = {} if labels is None else {"labels": np.asarray(labels, dtype=np.int64)}
         if images_u8 is not None:
             arrays["images_u8"] = np.asarray(images_u8, dtype=np.uint8)
         self._safe("images", atomic_savez, self.folder / "data.npz", **arrays)
+
+    def heldout(self, summary: dict) -> None:
+        """The run's held-out set (:func:`vaegmm.model.data.heldout_summary`), kept in the row's ``extra``."""
+        self._heldout = dict(summary)
 
     def iteration(self, result: IterationResult) -> None:
         self._history.append(result)
@@ -163,10 +211,11 @@ class RunRecorder:
             return
         status = state if state in ENDED else FAILED
         self._safe("status", self.store.finish_run, self.run_id, status, message or "",
-                   time.monotonic() - self._t0 if seconds is None else seconds)
+                   time.monotonic() - self._t0 if seconds is None else seconds,
+                   {"heldout": self._heldout} if self._heldout is not None else None)
         if self.folder is None:
             return
-        if self._history and self._labels is not None:
+        if self._history and self._has_data:
             self._safe("Serket export", write_run, self.folder / "serket", self.config, self._history,
                        self._labels, status, plot=False)  # the pages draw it; no matplotlib in the server
         self._safe("size cap", enforce_cap, self.store)
@@ -190,6 +239,7 @@ class SavedRun:
     created: Optional[float] = None
     source: str = ""
     saved: bool = True
+    heldout: Optional[dict] = None  # the held-out set (vaegmm.model.data.heldout_summary); None: not recorded
 
     def __post_init__(self):
         self.views = RunViews(seed=self.config.seed)  # LDA axes, t-SNE embeddings, axis ranges, as a live run's
@@ -240,11 +290,12 @@ def load_run(store, run_id: int) -> SavedRun:
                 history.append(iteration_from_arrays(a))
         if (folder / "data.npz").exists():
             with np.load(folder / "data.npz") as d:
-                labels = d["labels"]
+                labels = d["labels"] if "labels" in d.files else None
                 images = d["images_u8"] if "images_u8" in d.files else None
     name = row.get("label") or f"saved run {row['id']}"
     return SavedRun(int(row["id"]), f"#{row['id']} {name}".strip(), config, row["status"], row.get("message") or "",
-                    history, labels, images, row.get("seconds"), row.get("created"), row.get("source", ""))
+                    history, labels, images, row.get("seconds"), row.get("created"), row.get("source", ""),
+                    heldout=(row.get("extra") or {}).get("heldout"))
 
 
 def folder_size_mb(path: Path) -> float:

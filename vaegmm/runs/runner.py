@@ -107,6 +107,17 @@ def start_watchdog(run: "TrainingRun") -> Callable[[], None]:
     return end
 
 
+def keep_snapshot(run: RunState, replay_log: SnapshotLog, views: RunViews, snap) -> None:
+    """Keep an in-update snapshot as ``run``'s live picture, and its 2-D pictures in ``replay_log``."""
+    history = run.on_live(snap)
+    if history is None:  # late: its iteration has already finished
+        return
+    if not replay_log.wants_next():
+        replay_log.skip()
+        return
+    replay_log.add(replay_frame(snap, views, history))
+
+
 class TrainingRun:
     """One mutual-learning run, trained in its own worker process (:mod:`vaegmm.runs.worker`). Thread-safe; every
     public method returns at once.
@@ -138,6 +149,7 @@ class TrainingRun:
         self.recorder = None  # a vaegmm.runs.library.RunRecorder: the run is saved as it goes (set before start())
         self.labels: Optional[np.ndarray] = None
         self.images_u8: Optional[np.ndarray] = None  # (N, 784) uint8, for the explorer
+        self.heldout: Optional[dict] = None  # the held-out set (vaegmm.model.data.heldout_summary), once known
         self.slot_owner = None  # whose run this is in the slot queue (fair share; set before start())
         self.time_limit: Optional[float] = None  # training seconds before the watchdog stops it (set before start())
         self.time_limit_message = ""  # the stop message then
@@ -282,7 +294,7 @@ class TrainingRun:
         if kind == "progress":
             run.on_progress(msg[1], msg[2], msg[3])
         elif kind == "snapshot":
-            self._on_snapshot(msg[1])
+            keep_snapshot(run, self.replay_log, self.views, msg[1])
         elif kind == "result":
             run.on_result(msg[1], msg[2])
             tell_recorder(self.recorder, "iteration", msg[1])
@@ -291,19 +303,12 @@ class TrainingRun:
         elif kind == "data":
             self.labels, self.images_u8 = msg[1], msg[2]
             tell_recorder(self.recorder, "data", msg[1], msg[2])
+        elif kind == "heldout":
+            self.heldout = msg[1]
+            tell_recorder(self.recorder, "heldout", msg[1])
         elif kind == "mark":
             run.mark(msg[1])
         elif kind == "end":
             run.finish(msg[1], msg[2] or (run.stop_message() if msg[1] == STOPPED else ""))
             return True
         return False
-
-    def _on_snapshot(self, snap) -> None:
-        """Keep the latest snapshot for the live picture, and its 2-D pictures in the replay log."""
-        history = self._run.on_live(snap)
-        if history is None:  # late: its iteration has already finished
-            return
-        if not self.replay_log.wants_next():
-            self.replay_log.skip()
-            return
-        self.replay_log.add(replay_frame(snap, self.views, history))

@@ -21,11 +21,12 @@ from threadpoolctl import threadpool_limits
 
 from vaegmm.model.config import RunConfig
 from vaegmm.model.control import RunControl, StopRequested
-from vaegmm.model.data import load_mnist
+from vaegmm.model.data import DataSplit, HeldOut, heldout_summary, load_mnist, load_split
 from vaegmm.model.mutual import IterationResult, MutualLearner
 from vaegmm.runs.state import FAILED, FINISHED, STOPPED
 
 Loader = Callable[..., tuple]  # (n, digits, seed, source) -> (images (N, 784) float32 in [0, 1], labels (N,))
+AUTO = "auto"  # train_run's heldout: the config's own held-out set (vaegmm.model.data.load_split)
 
 
 @dataclass
@@ -43,6 +44,8 @@ class TrainedRun:
     iteration: Optional[int] = None
     load_seconds: float = 0.0  # loading the data (0 when it failed)
     train_seconds: float = 0.0  # building the learner and training, until the end (finished or not)
+    heldout: Optional[HeldOut] = None  # the images set aside (None: no held-out set)
+    no_heldout: str = ""  # why there is no held-out set, in words
 
     def error_text(self) -> str:
         """The error's message, or its type's name when it has none ("" without an error)."""
@@ -51,12 +54,18 @@ class TrainedRun:
         return str(self.error) or type(self.error).__name__
 
 
-def load_data(config: RunConfig, loader: Optional[Loader] = None) -> tuple[np.ndarray, np.ndarray]:
-    """``(images (N, 784) float32, labels (N,))`` of ``config.data`` from ``loader`` (default
+def load_data(config: RunConfig, loader: Optional[Loader] = None) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    """``(images (N, 784) float32, labels (N,) or None)`` of ``config.data`` from ``loader`` (default
     :func:`~vaegmm.model.data.load_mnist`). A source that cannot deliver raises ``ValueError``."""
     loader = load_mnist if loader is None else loader
     images, labels = loader(config.data.n, config.data.digits, config.seed, config.data.source)
-    return images, np.asarray(labels)
+    return images, None if labels is None else np.asarray(labels)
+
+
+def load_data_split(config: RunConfig) -> DataSplit:
+    """The training images and labels of ``config.data`` and its held-out set
+    (:func:`~vaegmm.model.data.load_split`). A source that cannot deliver raises ``ValueError``."""
+    return load_split(config.data.n, config.data.digits, config.seed, config.data.source)
 
 
 @contextlib.contextmanager
@@ -79,7 +88,8 @@ def pinned_threads(threads: Optional[int]) -> Iterator[None]:
 def train_run(config: RunConfig | Mapping, callbacks: Sequence[Callable] = (), control: Optional[RunControl] = None,
               loader: Optional[Loader] = None, data: Optional[tuple] = None, threads: Optional[int] = None,
               on_data: Optional[Callable] = None, on_learner: Optional[Callable] = None,
-              on_result: Optional[Callable] = None, stop_on_interrupt: bool = False) -> TrainedRun:
+              on_result: Optional[Callable] = None, stop_on_interrupt: bool = False,
+              heldout: Optional[HeldOut] | str = AUTO, on_heldout: Optional[Callable] = None) -> TrainedRun:
     """Train one run of ``config`` (a :class:`~vaegmm.model.config.RunConfig` or its ``to_dict()``) and return
     its :class:`TrainedRun`; never raises for a failed run (bad settings included).
 
@@ -90,6 +100,10 @@ def train_run(config: RunConfig | Mapping, callbacks: Sequence[Callable] = (), c
     the data is loaded, ``on_learner(learner)`` before iteration 0 (to add callbacks that need the learner),
     ``on_result(result, seconds)`` after each finished iteration (0 first; ``seconds`` is its wall time).
     ``stop_on_interrupt``: a Ctrl-C (``KeyboardInterrupt``) ends the run as stopped instead of propagating.
+    ``heldout``: the images recognised after each iteration (:class:`~vaegmm.model.data.HeldOut`), None for none,
+    or ``"auto"``: the config's held-out set when the data comes from the config's source (no ``data``, no
+    ``loader``), else none. ``on_heldout(summary)`` is called once after ``on_data`` with
+    :func:`~vaegmm.model.data.heldout_summary` (how many held-out images, from where, or why there are none).
     """
     out = TrainedRun(config if isinstance(config, RunConfig) else None)
     control = control if control is not None else RunControl()
@@ -104,17 +118,27 @@ def train_run(config: RunConfig | Mapping, callbacks: Sequence[Callable] = (), c
             control.checkpoint()
             if data is None:
                 try:
-                    data = load_data(config, loader)
+                    if loader is None and heldout == AUTO:
+                        split = load_data_split(config)
+                        data, heldout, out.no_heldout = (split.images, split.labels), split.heldout, split.no_heldout
+                    else:
+                        data = load_data(config, loader)
                 except ValueError:  # a DataSourceError is a ValueError
                     out.failed_loading = True
                     raise
+            if isinstance(heldout, str):  # "auto" with data or a loader given: no held-out set
+                heldout, out.no_heldout = None, out.no_heldout or "the run's data was given without a held-out set"
+            out.heldout = heldout
             images, labels = data
-            out.labels = np.asarray(labels)
+            out.labels = None if labels is None else np.asarray(labels)
             out.load_seconds, loaded = time.perf_counter() - t0, True
             if on_data is not None:
                 on_data(images, out.labels)
+            if on_heldout is not None:
+                on_heldout(heldout_summary(out.heldout, out.no_heldout))
             control.checkpoint()
-            learner = MutualLearner(config, images, out.labels, callbacks=list(callbacks), control=control)
+            learner = MutualLearner(config, images, out.labels, callbacks=list(callbacks), control=control,
+                                    heldout=heldout)
             out.history = learner.history
             if on_learner is not None:
                 on_learner(learner)

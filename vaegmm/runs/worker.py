@@ -1,10 +1,10 @@
 """Training in a worker process: the child side of a :class:`~vaegmm.runs.runner.TrainingRun`.
 
-Why a process and not a thread (measured, ``python bench/script_latency.py``; issue 8): six runs training as
-threads inside the Streamlit server made one script run of the live page 4x slower at the median and up to 10x
-at the 90th percentile (the training loop's Python holds the GIL), and under that load the browser pages fell
-apart. Six runs in processes at ``nice 10`` left the script runs as fast as on an idle server, because the OS
-schedules the server first and there is no shared GIL.
+Why a process and not a thread (measured in issue 8 by ``bench/script_latency.py``, in git history since issue 27):
+six runs training as threads inside the Streamlit server made one script run of the live page 4x slower at the
+median and up to 10x at the 90th percentile (the training loop's Python holds the GIL), and under that load the
+browser pages fell apart. Six runs in processes at ``nice 10`` left the script runs as fast as on an idle server,
+because the OS schedules the server first and there is no shared GIL.
 
 Each run gets a fresh process forked from a *fork server* (``multiprocessing``'s ``forkserver`` context) that has
 already imported torch, scikit-learn and this package and built one optimiser, so a worker is ready in tens of
@@ -17,7 +17,8 @@ Protocol (two one-way pipes, so neither side ever reads what it wrote):
 * server -> worker, on ``commands``: ``("pause",)``, ``("resume",)``, ``("stop",)``, ``("pause_after", i)``.
   A listener thread in the worker applies them to a :class:`~vaegmm.model.control.RunControl`, which the training loop
   checks between mini-batches. If the pipe closes (the server died, even by ``kill -9``), the worker exits at once.
-* worker -> server, on ``events``: ``("mark", name)``, ``("data", labels, images_u8)``,
+* worker -> server, on ``events``: ``("mark", name)``, ``("data", labels, images_u8)`` (labels None when
+  unlabelled), ``("heldout", summary)`` (the held-out set: :func:`vaegmm.model.data.heldout_summary`),
   ``("progress", event, recon, kl)`` (at most ~10 a second; ``recon``/``kl`` are the epochs since the last one),
   ``("result", IterationResult, seconds)``, ``("snapshot", ...)`` (a CodeSnapshot of the codes during a VAE update, see
   :mod:`vaegmm.runs.snapshots`), ``("paused", iteration)`` (a Step finished), and last ``("end", state, message)``.
@@ -128,7 +129,8 @@ def _train(job: Job, control, steps: dict, send) -> tuple[str, str]:
             send("paused", result.iteration)
 
     trained = train_run(job.config, callbacks=[progress], control=control, loader=job.loader, threads=job.threads,
-                        on_data=on_data, on_learner=on_learner, on_result=on_result)
+                        on_data=on_data, on_learner=on_learner, on_result=on_result,
+                        on_heldout=lambda summary: send("heldout", summary))
     if trained.status == STOPPED:
         return STOPPED, ""
     if trained.status == FAILED:

@@ -16,7 +16,7 @@ from typing import Iterator, Optional, Sequence
 
 from vaegmm.core.env import env_str
 from vaegmm.model.data import cache_dir
-from vaegmm.store.schema import APP_ID, SCHEMA, SCHEMA_VERSION
+from vaegmm.store.schema import APP_ID, MIGRATIONS, SCHEMA, SCHEMA_VERSION
 
 DB_ENV = "VAEGMM_DB"
 _SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -111,7 +111,18 @@ def check_schema(conn: sqlite3.Connection, path: Path, readonly: bool) -> bool:
                          "was left untouched")
     if not readonly and conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
         conn.execute("PRAGMA journal_mode = WAL")
+    if stored < SCHEMA_VERSION and not readonly:
+        migrate(conn, path, stored)
     return True
+
+
+def migrate(conn: sqlite3.Connection, path: Path, version: int) -> None:
+    """Bring a file of schema ``version`` up to :data:`SCHEMA_VERSION` (:data:`MIGRATIONS`), in one transaction:
+    all steps or none. A file opened read-only is read as it is (the new columns read as NULL)."""
+    steps = "".join(MIGRATIONS[v] for v in range(version + 1, SCHEMA_VERSION + 1))
+    with conn:  # rolled back on an error: the file stays at its version
+        conn.executescript(f"BEGIN IMMEDIATE; {steps} PRAGMA user_version = {SCHEMA_VERSION}; "
+                           f"UPDATE meta SET value = '{SCHEMA_VERSION}' WHERE key = 'schema';")
 
 
 def create_schema(conn: sqlite3.Connection, path: Path) -> None:

@@ -1,9 +1,9 @@
 """What the results file holds: the tables (SQL), the schema version and the app id that mark the file as ours,
-and the allowed values of the status and source columns."""
+the allowed values of the status and source columns, and the migrations that bring an older file up to date."""
 from __future__ import annotations
 
 APP_ID = "vaegmm-runs"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SOURCES = ("sweep", "dashboard", "cli")
 RUN_STATES = ("running", "finished", "failed", "stopped", "interrupted")
 SWEEP_STATES = ("running", "finished", "stopped", "interrupted", "failed")
@@ -43,5 +43,13 @@ CREATE TABLE iterations (
     run_id INTEGER NOT NULL REFERENCES runs(id), iteration INTEGER NOT NULL,
     accuracy REAL, nmi REAL, ari REAL, seconds_vae REAL, seconds_gmm REAL,
     extra TEXT NOT NULL DEFAULT '{{}}',  -- class_counts, per-epoch recon / kl
+    heldout_accuracy REAL, heldout_nmi REAL,  -- recognition of the held-out images (schema 2)
     PRIMARY KEY (run_id, iteration));
 """
+
+# version -> the SQL that brings a file of the version before it up to that version (run in one transaction).
+# Only columns are added, so an older vaegmm's rows stay as they were and read back with NULL in the new columns.
+MIGRATIONS = {
+    2: "ALTER TABLE iterations ADD COLUMN heldout_accuracy REAL; "
+       "ALTER TABLE iterations ADD COLUMN heldout_nmi REAL;",
+}

@@ -11,11 +11,15 @@ from vaegmm.model.params import FIELDS, format_value, parse_values
 from vaegmm.sweeps.spec import Cell, SweepError, SweepSpec, parse_cell
 from vaegmm.sweeps.stats import paired, summarize
 
+FINAL_METRICS = ("accuracy", "nmi", "ari", "heldout_accuracy", "heldout_nmi")  # of the last iteration, per run
+METRIC_WORDS = {"heldout_accuracy": "held-out accuracy", "heldout_nmi": "held-out NMI"}  # in the sentences
+
 
 def sweep_results(store, sweep: str | int):
     """The sweep's spec and its runs as a pandas DataFrame, one row per run linked to the sweep: ``cell``, the
     axis values (one column per axis), ``seed``, ``run_id``, ``status``, ``message``, ``seconds``, and the final
-    ``accuracy``, ``nmi``, ``ari`` (of the last iteration) plus ``iterations_done``. Also returns the
+    ``accuracy``, ``nmi``, ``ari``, ``heldout_accuracy``, ``heldout_nmi`` (of the last iteration; the held-out ones
+    on the images the run set aside, None for runs without them) plus ``iterations_done``. Also returns the
     per-iteration frame. ``(sweep_dict, runs_df, iterations_df)``; raises ``SweepError`` for an unknown sweep."""
     info = store.get_sweep(sweep)
     if info is None:
@@ -34,12 +38,12 @@ def sweep_results(store, sweep: str | int):
                "source": r["source"], "host": r["host"]}
         if last is not None and r["run_id"] in last.index:
             row = last.loc[r["run_id"]]
-            rec.update(iterations_done=int(row["iteration"]), accuracy=row["accuracy"], nmi=row["nmi"], ari=row["ari"])
+            rec.update(iterations_done=int(row["iteration"]), **{m: row[m] for m in FINAL_METRICS})
         else:
-            rec.update(iterations_done=0, accuracy=None, nmi=None, ari=None)
+            rec.update(iterations_done=0, **{m: None for m in FINAL_METRICS})
         recs.append(rec)
     cols = ["cell"] + [a.name for a in spec.axes] + ["seed", "run_id", "status", "message", "seconds", "source",
-                                                      "host", "iterations_done", "accuracy", "nmi", "ari"]
+                                                      "host", "iterations_done", *FINAL_METRICS]
     runs = pd.DataFrame(recs, columns=cols)
     if len(runs):
         runs["_order"] = runs["cell"].map(order).fillna(len(order))
@@ -47,7 +51,7 @@ def sweep_results(store, sweep: str | int):
     return info, runs, its
 
 
-def cell_table(spec: SweepSpec, runs, metrics=("accuracy", "nmi", "ari")):
+def cell_table(spec: SweepSpec, runs, metrics=FINAL_METRICS):
     """Per cell: runs finished / planned, and for each metric (final iteration, finished runs only) the mean,
     std, 95 % CI over seeds; plus mean seconds per run. A pandas DataFrame in the grid's order."""
     out = []
@@ -58,7 +62,7 @@ def cell_table(spec: SweepSpec, runs, metrics=("accuracy", "nmi", "ari")):
         rec = {"cell": cell.name, **cell.labels, "seeds done": f"{len(sub)}/{len(spec.seeds)}", "n": len(sub),
                "failed": failed}
         for m in metrics:
-            s = summarize(sub[m].astype(float).tolist() if len(sub) else [])
+            s = summarize(pd.to_numeric(sub[m], errors="coerce").tolist() if len(sub) else [])
             rec.update({f"{m} mean": s.mean, f"{m} std": s.std, f"{m} ci low": s.ci_low, f"{m} ci high": s.ci_high})
         rec["s / run"] = float(sub["seconds"].astype(float).mean()) if len(sub) else float("nan")
         out.append(rec)
@@ -66,14 +70,15 @@ def cell_table(spec: SweepSpec, runs, metrics=("accuracy", "nmi", "ari")):
 
 
 def compare_cells(spec: SweepSpec, runs, a: str | Mapping, b: str | Mapping, metric: str = "accuracy"):
-    """Paired comparison of two cells over the seeds both finished (:func:`vaegmm.sweeps.stats.paired`)."""
+    """Paired comparison of two cells over the seeds both finished (:func:`vaegmm.sweeps.stats.paired`) and both
+    have ``metric`` for (runs stored before the held-out set existed have no held-out metrics)."""
     ca, cb = resolve_cell(spec, a), resolve_cell(spec, b)
     fin = runs[runs["status"] == "finished"]
-    va = fin[fin["cell"] == ca.name].set_index("seed")[metric]
-    vb = fin[fin["cell"] == cb.name].set_index("seed")[metric]
+    va = pd.to_numeric(fin[fin["cell"] == ca.name].set_index("seed")[metric], errors="coerce").dropna()
+    vb = pd.to_numeric(fin[fin["cell"] == cb.name].set_index("seed")[metric], errors="coerce").dropna()
     seeds = sorted(set(va.index) & set(vb.index))
     return paired([float(va[s]) for s in seeds], [float(vb[s]) for s in seeds], _differing_labels(ca, cb),
-                  _differing_labels(cb, ca), seeds=seeds, metric=metric)
+                  _differing_labels(cb, ca), seeds=seeds, metric=METRIC_WORDS.get(metric, metric))
 
 
 def _differing_labels(c: Cell, other: Cell) -> str:

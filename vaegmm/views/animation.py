@@ -55,7 +55,8 @@ class Frame:
     xy: np.ndarray
     groups: np.ndarray
     means: Optional[np.ndarray]
-    accuracy: float  # of the GMM classes shown (this iteration's when finished, else the previous one's)
+    accuracy: Optional[float]  # of the GMM classes shown (this iteration's when finished, else the previous
+    # one's); None without labels
     title: str = ""
     label: str = ""  # short name for a slider step
 
@@ -109,7 +110,10 @@ def replay_frames(history: Sequence, log_frames: Sequence, labels: np.ndarray, k
     if not history:
         raise ValueError("the run has no finished iteration yet")
     views = views or RunViews()
-    labels = np.asarray(labels)
+    if labels is None:  # an unlabelled run: its points are coloured by GMM class
+        colour_by = "class"
+    else:
+        labels = np.asarray(labels)
     by_it = {r.iteration: r for r in history}
     last = max(by_it)
     snaps = [f for f in log_frames if (f.iteration - 1) in by_it and (f.iteration <= last + 1)]
@@ -136,7 +140,7 @@ def replay_frames(history: Sequence, log_frames: Sequence, labels: np.ndarray, k
             frames.append(_snapshot_frame(pending.pop(0), by_it, kind, views, history, groups_of))
         v = views.iteration(history, r.iteration, kind)
         frames.append(Frame(r.iteration, len(r.recon), len(r.recon), True, v.xy, groups_of(r), v.means,
-                            float(r.accuracy)))
+                            r.accuracy))
     for f in pending:  # a stopped run's unfinished update
         frames.append(_snapshot_frame(f, by_it, kind, views, history, groups_of))
     groups = np.unique(np.concatenate([f.groups for f in frames]))
@@ -152,7 +156,7 @@ def _snapshot_frame(f, by_it, kind, views, history, groups_of) -> Frame:
         xy, means = np.asarray(f.lda, dtype=np.float32), axes.transform(base.class_means)
     else:
         xy, means = np.asarray(f.pca, dtype=np.float32), np.asarray(base.class_means_2d, dtype=np.float32)
-    return Frame(f.iteration, f.epoch, f.epochs, False, xy, groups_of(base), means, float(base.accuracy))
+    return Frame(f.iteration, f.epoch, f.epochs, False, xy, groups_of(base), means, base.accuracy)
 
 
 # ---------------------------------------------------------------------------------------------- drawing

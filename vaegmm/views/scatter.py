@@ -41,9 +41,15 @@ def group_name(g: int, colour_by: str) -> str:
     return f"class {g}" if colour_by == "class" else f"digit {g}"
 
 
-def groups_of(labels: np.ndarray, classes: np.ndarray, colour_by: str) -> np.ndarray:
-    """The group of each point, ``(N,)``: its GMM class (``colour_by="class"``) or its digit."""
-    return np.asarray(classes if colour_by == "class" else labels)
+def groups_of(labels: Optional[np.ndarray], classes: np.ndarray, colour_by: str) -> np.ndarray:
+    """The group of each point, ``(N,)``: its GMM class (``colour_by="class"``, or when there are no labels) or
+    its digit."""
+    return np.asarray(classes if colour_by == "class" or labels is None else labels)
+
+
+def accuracy_text(accuracy: Optional[float]) -> str:
+    """``"accuracy 0.753"``, or ``"no labels"`` for a run without labels (its accuracy is None)."""
+    return "no labels" if accuracy is None else f"accuracy {accuracy:.3f}"
 
 
 # ---------------------------------------------------------------------------------------------- Plotly
@@ -82,9 +88,9 @@ def replay_title(frame) -> str:
     """The one-line title of a replay frame (the dashboard's Replay; ``frame`` a
     :class:`vaegmm.views.animation.Frame`)."""
     if frame.finished:
-        return f"iteration {frame.iteration} · accuracy {frame.accuracy:.3f}"
-    return (f"iteration {frame.iteration}, VAE epoch {frame.epoch} of {frame.epochs} · accuracy "
-            f"{frame.accuracy:.3f} (GMM of iteration {frame.iteration - 1})")
+        return f"iteration {frame.iteration} · {accuracy_text(frame.accuracy)}"
+    return (f"iteration {frame.iteration}, VAE epoch {frame.epoch} of {frame.epochs} · "
+            f"{accuracy_text(frame.accuracy)} (GMM of iteration {frame.iteration - 1})")
 
 
 def frame_titles(frame) -> tuple[str, str]:
@@ -92,9 +98,9 @@ def frame_titles(frame) -> tuple[str, str]:
     if frame.finished:
         title = ("Iteration 0: the untrained encoder" if frame.iteration == 0
                  else f"Iteration {frame.iteration}: VAE and GMM updated")
-        return title, f"accuracy {frame.accuracy:.3f} (GMM classes of iteration {frame.iteration})"
+        return title, f"{accuracy_text(frame.accuracy)} (GMM classes of iteration {frame.iteration})"
     return (f"Iteration {frame.iteration}: VAE epoch {frame.epoch} of {frame.epochs}",
-            f"accuracy {frame.accuracy:.3f} (GMM classes of iteration {frame.iteration - 1}; "
+            f"{accuracy_text(frame.accuracy)} (GMM classes of iteration {frame.iteration - 1}; "
             f"crosses: the means the codes are pulled toward)")
 
 
@@ -103,6 +109,6 @@ def frame_caption(kind: str) -> str:
     return f"VAE + GMM mutual learning · {LABELS[kind]} of the latent codes"
 
 
-def pca_panel_title(iteration: int, role: str, accuracy: float) -> str:
+def pca_panel_title(iteration: int, role: str, accuracy: Optional[float]) -> str:
     """A panel of ``pca.png``: ``role`` "before" or "after"."""
-    return f"iteration {iteration} ({role}): accuracy {accuracy:.3f}"
+    return f"iteration {iteration} ({role}): {accuracy_text(accuracy)}"
