@@ -17,8 +17,9 @@ from vaegmm.model.control import RunControl
 from vaegmm.model.gmm import make_gmm
 from vaegmm.model.metrics import ari, clustering_accuracy, nmi
 from vaegmm.model.projection import Projection2D, fit_pca2d
+from vaegmm.model.compiled_step import use_compiled
 from vaegmm.model.vae import (VAE, EpochLoss, TrainingDiverged, encode_all, make_optimizer, resolve_device,
-                              train_epochs)
+                              train_epochs, warm_compiled_step)
 
 
 @dataclass
@@ -69,6 +70,25 @@ class IterationResult:
 Callback = Callable[[ProgressEvent], None]
 
 
+def training_steps(config: RunConfig) -> int:
+    """Mini-batch steps of a whole run: batches per epoch x epochs x iterations (what decides whether its step is
+    compiled, :func:`vaegmm.model.compiled_step.use_compiled`)."""
+    n, batch = config.data.n, max(1, min(config.vae.batch_size, config.data.n))
+    return -(-n // batch) * config.vae.epochs * config.iterations
+
+
+def step_shapes(config: RunConfig) -> set[tuple]:
+    """The arguments of :func:`~vaegmm.model.vae.warm_compiled_step` for every mini-batch shape of ``config``'s
+    updates (the full batch, and the last one when ``n`` is not a multiple of it); empty when its runs train
+    eagerly."""
+    device = resolve_device(config.vae.device)
+    if not use_compiled(training_steps(config), device):
+        return set()
+    n, batch = config.data.n, min(config.vae.batch_size, config.data.n)
+    return {(config.vae.latent_dim, config.vae.hidden, rows, config.vae.precision, device.type)
+            for rows in (batch, n % batch or batch)}
+
+
 class MutualLearner:
     """Holds the VAE, its optimiser (both carry over between updates), the GMM and the prior means.
 
@@ -100,6 +120,12 @@ class MutualLearner:
                             warm_start=g.warm_start, random_state=self._np_rng, reg_covar=g.reg_covar,
                             chains=g.chains, select=g.select, keep_previous=g.keep_previous)
         self.history: list[IterationResult] = []
+        # compiled or not: decided from the config and the machine only, so a seed gives the same numbers every time
+        # (runs/reuse.py); the compile (or its load from disk) happens here, not inside the first update's seconds
+        shapes = step_shapes(config.replace(data__n=len(images)))
+        self.compiled = bool(shapes)
+        for shape in shapes:
+            warm_compiled_step(*shape)
 
     # ------------------------------------------------------------------------------------------------
     @property
@@ -172,7 +198,8 @@ class MutualLearner:
             losses = train_epochs(self.model, self.optimizer, self.x, self.prior_mu, cfg.alpha_at(it), cfg.vae.epochs,
                                   cfg.vae.batch_size, self._torch_gen, on_epoch, self.control.checkpoint,
                                   prior_var=cfg.vae.message_var if message else 1.0,
-                                  warmup=cfg.vae.warmup_epochs if it == 1 else 0, precision=cfg.vae.precision)
+                                  warmup=cfg.vae.warmup_epochs if it == 1 else 0, precision=cfg.vae.precision,
+                                  compiled=self.compiled)
         except TrainingDiverged as e:
             raise TrainingDiverged(f"iteration {it}: {e}") from None
         seconds_vae = time.perf_counter() - t0
