@@ -18,17 +18,10 @@ from tqdm import tqdm
 from vaegmm.core.threads import configure_torch_threads
 from vaegmm.model.config import CODE_KINDS, DEVICES, GMM_BACKENDS, PRECISIONS, PRESETS, RunConfig, preset
 from vaegmm.model.params import FIELDS
-from vaegmm.model.vae import precision_note, resolve_device
-from vaegmm.runs.library import RunRecorder
-from vaegmm.sweeps.budget import limit_refusal
-from vaegmm.runs.train import FAILED, FINISHED, STOPPED, load_data, train_run
-from vaegmm.store import RunStore, StoreError
-from vaegmm.sweeps.driver import default_sweep_name, run_sweep
-from vaegmm.sweeps.executors import ExecutorError, make_executor
-from vaegmm.sweeps.results import (cell_table, common_labels, compare_cells, default_comparisons, resolve_cell,
-                                   sweep_results)
 from vaegmm.sweeps.spec import MAX_RUNS, SweepError, SweepSpec, parse_seeds
-from vaegmm.views.export import write_run
+
+# The modules that import torch, scikit-learn or pandas (2-3 s together) are imported by the commands that use
+# them, so that ``python -m vaegmm --help`` answers in well under a second.
 
 
 class _Parser(argparse.ArgumentParser):
@@ -139,6 +132,8 @@ def main(argv=None) -> int:
 
 def _open_store(path, note: bool = True):
     """The results store for ``run``; on a problem, a one-line warning and None (the run goes on)."""
+    from vaegmm.store import RunStore, StoreError
+
     try:
         return RunStore(path)
     except StoreError as e:
@@ -151,6 +146,11 @@ def run_main(args) -> int:
     """``python -m vaegmm run``: train one run with :func:`~vaegmm.runs.train.train_run`, record it, write the
     Serket-layout folder and print the per-iteration table. Exit 0 finished, 130 interrupted, 1 failed, 2 bad
     arguments or data."""
+    from vaegmm.model.vae import precision_note, resolve_device
+    from vaegmm.runs.train import FAILED, FINISHED, STOPPED, train_run
+    from vaegmm.sweeps.budget import limit_refusal
+    from vaegmm.views.export import write_run
+
     try:
         cfg = config_from_args(args)
         note = precision_note(cfg.vae.precision, resolve_device(cfg.vae.device))
@@ -191,6 +191,8 @@ def run_main(args) -> int:
 
 def _load_data(cfg: RunConfig):
     """The run's images and labels (ValueError when the source cannot deliver), torch set up for one run."""
+    from vaegmm.runs.train import load_data
+
     configure_torch_threads(capacity=1)  # one run: all cores, or $VAEGMM_TORCH_THREADS
     return load_data(cfg)
 
@@ -214,6 +216,8 @@ class _ProgressBar:
 def _recorder(args, cfg: RunConfig):
     """A :class:`~vaegmm.runs.library.RunRecorder` of this run in the results store, its row begun; None (and
     a one-line warning) when the store cannot take it. The run's files are the ``--out`` folder."""
+    from vaegmm.runs.library import RunRecorder
+
     store = _open_store(args.db)
     if store is None:
         return None
@@ -255,6 +259,10 @@ def _grid(items: list[str]) -> list[tuple[str, str]]:
 
 
 def sweep_main(args) -> int:
+    from vaegmm.store import RunStore, StoreError
+    from vaegmm.sweeps.driver import default_sweep_name, run_sweep
+    from vaegmm.sweeps.executors import ExecutorError, make_executor
+
     try:
         if args.jobs is not None and args.jobs < 1:
             raise SweepError(f"--jobs must be >= 1, got {args.jobs}")
@@ -318,6 +326,9 @@ def sweep_main(args) -> int:
 def format_report(store, name: str, compare=None, metric: str = "accuracy") -> str:
     """The summary table of a sweep (per cell: seeds, mean ± std and 95 % CI of the final accuracy, NMI, ARI)
     and its paired comparisons, as text."""
+    from vaegmm.sweeps.results import (cell_table, common_labels, compare_cells, default_comparisons, resolve_cell,
+                                       sweep_results)
+
     info, runs, _ = sweep_results(store, name)
     spec = SweepSpec.from_dict(info["spec"])
     table = cell_table(spec, runs)
@@ -357,6 +368,9 @@ def format_report(store, name: str, compare=None, metric: str = "accuracy") -> s
 
 
 def report_main(args) -> int:
+    from vaegmm.store import RunStore, StoreError
+    from vaegmm.sweeps.results import sweep_results
+
     try:
         with RunStore(args.db, readonly=True) as store:
             if not args.name:

@@ -78,15 +78,16 @@ def training_steps(config: RunConfig) -> int:
 
 
 def step_shapes(config: RunConfig) -> set[tuple]:
-    """The arguments of :func:`~vaegmm.model.vae.warm_compiled_step` for every mini-batch shape of ``config``'s
-    updates (the full batch, and the last one when ``n`` is not a multiple of it); empty when its runs train
-    eagerly."""
+    """The arguments of :func:`~vaegmm.model.vae.warm_compiled_step` for every step shape of ``config``'s updates
+    (the full batch, and the last one when ``n`` is not a multiple of it; the message's variance from iteration 2
+    on); empty when its runs train eagerly."""
     device = resolve_device(config.vae.device)
     if not use_compiled(training_steps(config), device):
         return set()
-    n, batch = config.data.n, min(config.vae.batch_size, config.data.n)
-    return {(config.vae.latent_dim, config.vae.hidden, rows, config.vae.precision, device.type)
-            for rows in (batch, n % batch or batch)}
+    n, batch, v = config.data.n, min(config.vae.batch_size, config.data.n), config.vae
+    variances = {1.0, float(v.message_var)} if config.feedback and config.iterations > 1 else {1.0}
+    return {(v.latent_dim, v.hidden, rows, v.precision, device.type, var)
+            for rows in (batch, n % batch or batch) for var in variances}
 
 
 class MutualLearner:
@@ -122,10 +123,9 @@ class MutualLearner:
         self.history: list[IterationResult] = []
         # compiled or not: decided from the config and the machine only, so a seed gives the same numbers every time
         # (runs/reuse.py); the compile (or its load from disk) happens here, not inside the first update's seconds
-        shapes = step_shapes(config.replace(data__n=len(images)))
-        self.compiled = bool(shapes)
-        for shape in shapes:
+        for shape in step_shapes(config.replace(data__n=len(images))):
             warm_compiled_step(*shape)
+        self.compiled = use_compiled(training_steps(config), self.device)  # False if a compile failed just now
 
     # ------------------------------------------------------------------------------------------------
     @property

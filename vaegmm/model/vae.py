@@ -9,17 +9,18 @@ We minimise ``-L`` averaged over the mini-batch.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional
 
 import numpy as np
 import torch
 from torch import nn
 import torch.nn.functional as F
 
-from vaegmm.model.compiled_step import compiled as compiled_fn
+from vaegmm.model import compiled_step
 from vaegmm.model.config import PRECISIONS
 
 
@@ -200,32 +201,46 @@ def precision_note(precision: str, device: torch.device | str = "cpu") -> Option
 
 
 def elbo_loss(model: VAE, x: torch.Tensor, prior_mu: torch.Tensor, eps: torch.Tensor, alpha: torch.Tensor,
-              prior_var: float, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+              prior_var: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """What one mini-batch step minimises: :func:`negative_elbo` of the model's forward pass on ``x (B, 784)``
     with noise ``eps (B, D)`` and the prior N(``prior_mu (B, D)``, ``prior_var`` I); ``alpha`` a 0-d tensor (a
     compiled step is then not compiled again when the KL weight changes). Returns (loss, mean recon, mean KL).
 
-    ``dtype`` is the matrix multiplies' dtype: bfloat16 runs the forward pass under autocast (the Linear layers
-    multiply bf16 copies of their float32 weights and inputs, accumulating in float32); the loss terms are always
-    computed in float32 (:func:`reconstruction_nll` reads bf16 logits and images itself), so the sums keep float32's
+    Under bf16 autocast (:func:`train_epochs`, as in PyTorch's mixed-precision recipe) the Linear layers multiply
+    bf16 copies of their float32 weights and inputs, accumulating in float32; the loss terms are computed in
+    float32 all the same (:func:`reconstruction_nll` reads bf16 logits itself), so their sums keep float32's
     precision."""
-    with torch.autocast(x.device.type, dtype=dtype, enabled=dtype != torch.float32):
-        logits, mu, logvar = model(x, eps)
+    logits, mu, logvar = model(x, eps)
     return negative_elbo(logits, x, mu.float(), logvar.float(), prior_mu, alpha, prior_var)
 
 
+@contextlib.contextmanager
+def matmul_precision(dtype: torch.dtype, device: torch.device) -> Iterator[None]:
+    """bf16 autocast on ``device`` (its type: CPU or CUDA) when ``dtype`` is bfloat16; nothing for float32."""
+    with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
+        yield
+
+
 def warm_compiled_step(latent_dim: int, hidden: int, batch_size: int, precision: str,
-                       device: torch.device | str = "cpu") -> None:
+                       device: torch.device | str = "cpu", prior_var: float = 1.0) -> None:
     """Compile :func:`elbo_loss` and its backward for one shape now: from Inductor's on-disk cache when it holds
-    them (about a second), else compiled (20-40 s of CPU, once per machine). Runs of that shape in this process,
-    and in processes forked from it (the dashboard's fork server calls this for the presets), then train at once."""
+    them (a second or two), else compiled (20-40 s of CPU, once per machine). Runs of that shape in this process,
+    and in processes forked from it (the dashboard's fork server calls this for the presets), then train at once.
+    A compile that fails makes this process train eagerly (:func:`vaegmm.model.compiled_step.give_up`)."""
     device = torch.device(device)
     dtype = compute_dtype(precision, device)
+    if not compiled_step.new_shape((latent_dim, hidden, batch_size, dtype, device.type, float(prior_var))):
+        return
     model = VAE(latent_dim, hidden).to(device)
     x = torch.zeros(batch_size, 784, dtype=dtype, device=device)
     prior_mu, eps = (torch.zeros(batch_size, latent_dim, device=device) for _ in range(2))  # two: no aliasing
-    loss, _, _ = compiled_fn(elbo_loss)(model, x, prior_mu, eps, torch.tensor(1.0, device=device), 1.0, dtype)
-    loss.backward()
+    try:
+        with matmul_precision(dtype, device):
+            loss, _, _ = compiled_step.compiled(elbo_loss)(model, x, prior_mu, eps, torch.tensor(1.0, device=device),
+                                                           float(prior_var))
+        loss.backward()
+    except Exception as e:  # noqa: BLE001 - whatever the compiler raised, the run goes on eagerly
+        compiled_step.give_up(e)
 
 
 def train_epochs(model: VAE, optimizer: torch.optim.Optimizer, x: torch.Tensor, prior_mu: torch.Tensor,
@@ -249,7 +264,10 @@ def train_epochs(model: VAE, optimizer: torch.optim.Optimizer, x: torch.Tensor, 
     batch_size = min(batch_size, n)
     on_cpu = x.device.type == "cpu"
     dtype = compute_dtype(precision, x.device)
-    loss_terms = compiled_fn(elbo_loss) if compiled else elbo_loss
+    if compiled:  # compiled now unless this process has it already (MutualLearner compiles before the first update)
+        for rows in {batch_size, n % batch_size or batch_size}:
+            warm_compiled_step(d, model.enc_hidden.out_features, rows, precision, x.device, prior_var)
+    loss_terms = compiled_step.compiled(elbo_loss) if compiled and compiled_step.works() else elbo_loss
     x = x.to(dtype)  # the images as the first multiply reads them (bf16: pixels k/255 to 8 significant bits), once
     losses = []
     for epoch in range(1, epochs + 1):
@@ -262,8 +280,9 @@ def train_epochs(model: VAE, optimizer: torch.optim.Optimizer, x: torch.Tensor, 
                 checkpoint()
             idx = perm[start:start + batch_size]
             # index_select, not x[idx]: the same rows, ~5x faster (advanced indexing's general path)
-            loss, recon, kl = loss_terms(model, x.index_select(0, idx), prior_mu.index_select(0, idx),
-                                         eps[start:start + batch_size], epoch_alpha, prior_var, dtype)
+            with matmul_precision(dtype, x.device):
+                loss, recon, kl = loss_terms(model, x.index_select(0, idx), prior_mu.index_select(0, idx),
+                                             eps[start:start + batch_size], epoch_alpha, prior_var)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
