@@ -309,27 +309,31 @@ def load_part(a, base: Path) -> dict:
 
 # ------------------------------------------------------------------------------------------------ precision check
 def precision_part(dbs: list[str]) -> dict:
-    """Per preset: the paired comparison of the sweep cell ``precision=auto`` against ``precision=fp32``."""
+    """Per preset: ``precision=auto`` against ``precision=fp32`` over the seeds both finished, from every sweep
+    of the stores with a ``precision`` axis (a check run in chunks of seeds is several sweeps)."""
     from vaegmm.store import RunStore
-    from vaegmm.sweeps.results import compare_cells, sweep_results
-    from vaegmm.sweeps.spec import SweepSpec
+    from vaegmm.sweeps.results import sweep_results
+    from vaegmm.sweeps.stats import paired
 
-    out = {}
+    acc, secs = {}, {}
     for db in dbs:
-        store = RunStore(db)
-        try:
+        with RunStore(db, readonly=True) as store:
             for sweep in store.list_sweeps():
                 info, runs, _ = sweep_results(store, sweep["name"])
                 if "precision" not in runs.columns:
                     continue
-                res = compare_cells(SweepSpec.from_dict(info["spec"]), runs, "precision=auto", "precision=fp32")
-                fin = runs[runs["status"] == "finished"]
-                secs = {p: float(fin[fin["precision"] == p]["seconds"].astype(float).median()) for p in ("auto", "fp32")}
-                out[info["spec"]["preset"]] = {"n": res.n, "fp32": res.mean_b, "auto": res.mean_a, "diff": res.mean_diff,
-                                               "lo": res.ci_low, "hi": res.ci_high, "seconds": secs,
-                                               "sweep": info["name"], "db": db}
-        finally:
-            store.close()
+                for r in runs[runs["status"] == "finished"].itertuples():
+                    key = (info["spec"]["preset"], r.precision)
+                    acc.setdefault(key, {})[int(r.seed)] = float(r.accuracy)
+                    secs.setdefault(key, []).append(float(r.seconds))
+    out = {}
+    for preset in sorted({p for p, _ in acc}):
+        auto, fp32 = acc.get((preset, "auto"), {}), acc.get((preset, "fp32"), {})
+        seeds = sorted(set(auto) & set(fp32))
+        res = paired([auto[s] for s in seeds], [fp32[s] for s in seeds], seeds=seeds)
+        out[preset] = {"n": res.n, "fp32": res.mean_b, "auto": res.mean_a, "diff": res.mean_diff, "lo": res.ci_low,
+                       "hi": res.ci_high, "seconds": {p: med(secs.get((preset, p), [])) for p in ("auto", "fp32")},
+                       "pairs": [[s, fp32[s], auto[s]] for s in seeds]}
     return out
 
 
