@@ -12,12 +12,12 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
+from vaegmm.model import compiled_step
 from vaegmm.model.config import RunConfig
 from vaegmm.model.control import RunControl
 from vaegmm.model.gmm import make_gmm
 from vaegmm.model.metrics import ari, clustering_accuracy, nmi
 from vaegmm.model.projection import Projection2D, fit_pca2d
-from vaegmm.model.compiled_step import use_compiled
 from vaegmm.model.vae import (VAE, EpochLoss, TrainingDiverged, encode_all, make_optimizer, resolve_device,
                               train_epochs, warm_compiled_step)
 
@@ -82,7 +82,7 @@ def step_shapes(config: RunConfig) -> set[tuple]:
     (the full batch, and the last one when ``n`` is not a multiple of it; the message's variance from iteration 2
     on); empty when its runs train eagerly."""
     device = resolve_device(config.vae.device)
-    if not use_compiled(training_steps(config), device):
+    if not compiled_step.use_compiled(training_steps(config), device):
         return set()
     n, batch, v = config.data.n, min(config.vae.batch_size, config.data.n), config.vae
     variances = {1.0, float(v.message_var)} if config.feedback and config.iterations > 1 else {1.0}
@@ -122,10 +122,9 @@ class MutualLearner:
                             chains=g.chains, select=g.select, keep_previous=g.keep_previous)
         self.history: list[IterationResult] = []
         # compiled or not: decided from the config and the machine only, so a seed gives the same numbers every time
-        # (runs/reuse.py); the compile (or its load from disk) happens here, not inside the first update's seconds
-        for shape in step_shapes(config.replace(data__n=len(images))):
-            warm_compiled_step(*shape)
-        self.compiled = use_compiled(training_steps(config), self.device)  # False if a compile failed just now
+        # (runs/reuse.py); compiled in the first step(), after iteration 0's picture and before the update's clock
+        self._to_compile = step_shapes(config.replace(data__n=len(images)))
+        self.compiled = bool(self._to_compile)
 
     # ------------------------------------------------------------------------------------------------
     @property
@@ -186,6 +185,9 @@ class MutualLearner:
             self.begin()
         cfg = self.config
         it = self.iteration + 1
+        for shape in self._to_compile:  # the compile (or its load from Inductor's disk cache), once per run
+            warm_compiled_step(*shape)
+        self._to_compile, self.compiled = set(), self.compiled and compiled_step.works()
         t0 = time.perf_counter()
 
         def on_epoch(rec: EpochLoss) -> None:

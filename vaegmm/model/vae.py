@@ -192,7 +192,8 @@ def precision_note(precision: str, device: torch.device | str = "cpu") -> Option
     """A warning for ``precision`` on ``device``, or None: ``"bf16"`` on a CPU without native bf16 multiplies
     (no AVX512-BF16/AMX, e.g. an AVX2-only AMD EPYC) is emulated by oneDNN and many times slower than float32
     (measured on a 2-core AMD EPYC (Zen 3): a Serket-classic run took over 10 CPU minutes in bf16 against ~2.8 in
-    float32; BENCHMARKS.md "Speed (issue 17)"). ``"auto"`` already falls back to float32 there."""
+    float32; BENCHMARKS.md "Speed", the past measurement on another CPU). ``"auto"`` already falls back to float32
+    there."""
     device = torch.device(device)
     if precision == "bf16" and device.type == "cpu" and not _cpu_has_bf16_gemm():
         return ("this CPU has no native bf16 matrix multiplies (AVX512-BF16 or AMX): bf16 is emulated and many "
@@ -231,7 +232,7 @@ def warm_compiled_step(latent_dim: int, hidden: int, batch_size: int, precision:
     dtype = compute_dtype(precision, device)
     if not compiled_step.new_shape((latent_dim, hidden, batch_size, dtype, device.type, float(prior_var))):
         return
-    model = VAE(latent_dim, hidden).to(device)
+    model = VAE(latent_dim, hidden, generator=torch.Generator().manual_seed(0)).to(device)  # not the global RNG
     x = torch.zeros(batch_size, 784, dtype=dtype, device=device)
     prior_mu, eps = (torch.zeros(batch_size, latent_dim, device=device) for _ in range(2))  # two: no aliasing
     try:

@@ -1,7 +1,8 @@
 """Imported once by the training fork server (:mod:`vaegmm.core.process`), before it forks any worker: the heavy
 imports and torch's first optimiser (about 2-3 s together) are paid here, once, instead of in every run; and the
-presets' compiled training steps (:func:`vaegmm.model.vae.warm_compiled_step`: about 1 s each from Inductor's
-on-disk cache; the first time on a machine 20-40 s each), so a forked run of a preset trains at once.
+presets' compiled training steps (:func:`vaegmm.model.vae.warm_compiled_step`: a few seconds in all from
+Inductor's on-disk cache; the first time on a machine 20-40 s of CPU per step shape), so a forked run of a preset
+trains at once.
 
 The fork server keeps one torch thread and runs only tiny operations, so no OpenMP thread pool exists when it
 forks; each worker then sets its own thread count.
