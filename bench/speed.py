@@ -1,468 +1,519 @@
-"""Speed benchmark (issue 4): the classic setting, measured in one process, printed as a table and written into the
-"## Speed" section of BENCHMARKS.md (the other sections are left as they are). Issue 17's measurements (bf16 vs fp32
-GEMM rates, the VAE update per precision and thread/wait policy in fresh processes, batched EM, whole runs before and
-after, under load) are ``bench/speed17.py``, section "## Speed (issue 17)"; the paired quality check of the bf16 path
-is ``bench/precision_quality.py``.
+"""Speed (issues 4, 17, 26), measured on the machine it runs on and written into BENCHMARKS.md's "## Speed".
 
-    python bench/speed.py                   # full run: 3000 images, D=18, K=10, alpha=1, 200 epochs, batch 500
-    python bench/speed.py --quick --out -   # tiny sizes, prints only (the smoke test runs this)
+    python bench/speed.py                          # every part below, 3 repeats (~30 min on 2 cores)
+    python bench/speed.py --only gemm update       # some parts; the others keep their last results
+    python bench/speed.py --quick --out -          # tiny sizes, prints only (the smoke test)
 
-What it measures (wall seconds, median of ``--repeats``; CPU seconds of this process alongside, because the
-machine is shared and wall time includes the time other processes held the cores):
+Parts (each part's results are kept in ``bench/results/speed.json``; the section is written from all of them):
 
-* our VAE update (``vaegmm.model.vae.train_epochs``, 200 epochs) and, interleaved with it, the naive reference update
-  of ``bench/naive_vae.py`` (pytorch/examples style) with a ``DataLoader`` and with a plain Python loop;
-* the matmul limit: the float32 GEMM rate of every matrix multiply of one mini-batch step, each timed at its own
-  shape and transposition as the step calls it, plus a large square GEMM for the peak; the exact FLOPs of one
-  VAE update; the fastest possible update at those rates; ours as a percentage of it;
-* the whole classic run (``MutualLearner.run()``: iteration 0 + 5 iterations);
-* GMM updates on the codes of that run's last iteration, written into their own "## GMM speed" section:
-  CollapsedGibbsGMM (Serket's sampler, 100 sweeps), GibbsGMM (blocked, 100 sweeps), EMGMM (scikit-learn), the
-  plain per-point sampler of ``tests/gibbs_reference.py`` timed for a few sweeps and scaled to 100, optionally
-  Serket's own ``gmm.train`` (``--serket-gmm``), and the collapsed sampler's one-time costs in a fresh process
-  (numba's import and loading the cached compiled loop; compiling it where no cache can be written).
+* ``machine``: CPU model and flags (AVX512-BF16, AMX), cores, torch, C++ compiler, GPU.
+* ``gemm``: GFLOP/s of each matrix multiply of one training step (batch 500) in fp32 and bf16, 1 and 2 threads;
+  the floor: one classic update's 627 GFLOP at the fastest native precision.
+* ``update``: one classic VAE update (3000 images, batch 500; ``--epochs`` timed, scaled to 200) in a fresh
+  process per variant, 1 and 2 threads, interleaved, medians: the naive fp32 loop with torch's defaults, the
+  hand-written step of main before issue 26 (``--base``), the readable path (model + ``negative_elbo`` +
+  autograd + fused Adam) eager and compiled, fp32 and bf16, and compiled without the fused ``BernoulliNLL``.
+* ``runs``: whole commands from the shell (``/usr/bin/time python -m vaegmm run --preset P ... --no-store``),
+  this code and ``--base`` interleaved; and ``python -m vaegmm --help``.
+* ``load``: two classic runs side by side, and one next to a busy process, this code and ``--base``.
+* ``precision``: the paired check of ``precision=auto`` against fp32, from sweep stores (``--precision-db``) made
+  by ``python -m vaegmm sweep --preset P --grid precision=fp32,auto --seeds 0-29 --name precision-P --db FILE``.
 
-    python bench/speed.py --gmm-only        # only the "## GMM speed" section, on the iteration-1 codes of the
-                                            # serket-classic preset (one VAE update, ~10 s), not the 30-min run
-
-``--snapshots-only`` (issue 11) measures only the cost of the live snapshots and writes its own "## Live snapshots"
-section: the classic VAE update with and without a :class:`vaegmm.runs.snapshots.SnapshotTaker` (every 0.5 s it
-encodes all 3000 images and sends codes and projection through a pipe, as a training worker does), interleaved in
-this process, CPU seconds; and how many snapshots a second that gives.
-
-    python bench/speed.py --snapshots-only                 # classic, 3 repeats of each, into BENCHMARKS.md
-    python bench/speed.py --snapshots-only --quick --out -  # smoke test
+``--gmm-only`` writes "## GMM speed" (the GMMs on the codes of one classic update); ``--snapshots-only`` writes
+"## Live snapshots" (the cost of the dashboard's in-update snapshots).
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
+import resource
+import shutil
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-sys.path[:0] = [str(ROOT), str(HERE), str(ROOT / "tests")]  # tests/gibbs_reference.py: Serket's sampler re-typed
+# a child timing the hand-written step imports the package of the --base checkout
+sys.path[:0] = [os.environ.get("VAEGMM_BENCH_CODE", str(ROOT)), str(HERE), str(ROOT / "tests")]  # tests/gibbs_reference.py
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from gibbs_reference import collapsed_gibbs, collapsed_gibbs_numpy  # noqa: E402
-from markdown_section import write_section  # noqa: E402
-from naive_vae import NaiveVAE, train_naive  # noqa: E402
-from vaegmm.model.config import serket_classic  # noqa: E402
-from vaegmm.model.data import load_mnist  # noqa: E402
-from vaegmm.model.gmm import EMGMM, CollapsedGibbsGMM, GibbsGMM  # noqa: E402
-from vaegmm.model.mutual import MutualLearner  # noqa: E402
-from vaegmm.model.vae import VAE, make_optimizer, train_epochs  # noqa: E402
-
-TARGETS = {"vae_vs_naive": 2.0, "pct_of_limit": 60.0, "whole_run_s": 30.0, "collapsed_s": 2.0}
-GMM_SECTION = "## GMM speed"
-
-
-# ------------------------------------------------------------------------------------------------ timing helpers
-def timed(fn):
-    """(wall s, CPU s of this process) of one call."""
-    w, c = time.perf_counter(), time.process_time()
-    fn()
-    return time.perf_counter() - w, time.process_time() - c
+BASE = "86603c0"  # main before issue 26: the hand-written step (_Step), fp32 by default
+RESULTS = ROOT / "bench" / "results" / "speed.json"
+N, D, H, P, BATCH, EPOCHS = 3000, 18, 128, 784, 500, 200
+PARTS = ("machine", "gemm", "update", "runs", "load", "precision")
+VARIANTS = [  # key, label, code ("base": --base checkout), precision, compiled, naive loop, plain BCE
+    ("naive", "naive fp32 loop, torch's defaults", "this", "fp32", False, True, False),
+    ("step32", "hand-written step (main), fp32", "base", "fp32", False, False, False),
+    ("step16", "hand-written step (main), bf16", "base", "bf16", False, False, False),
+    ("eager32", "readable, eager, fp32", "this", "fp32", False, False, False),
+    ("eager16", "readable, eager, bf16 autocast", "this", "bf16", False, False, False),
+    ("comp32", "readable, compiled, fp32", "this", "fp32", True, False, False),
+    ("comp16", "readable, compiled, bf16 autocast", "this", "bf16", True, False, False),
+    ("comp16plain", "the same without the fused BernoulliNLL", "this", "bf16", True, False, True),
+]
+COMMANDS = [("serket-classic --gmm em", ["--preset", "serket-classic", "--gmm", "em"], 10.0),  # the issue's targets
+            ("serket-classic (collapsed sampler)", ["--preset", "serket-classic"], 10.0),  # (s, for an AMX Xeon)
+            ("quick-demo", ["--preset", "quick-demo"], 4.0), ("feedback-lesson", ["--preset", "feedback-lesson"], 6.0)]
+RUNS = [(f"{label}, {p}", ["run", *args, "--precision", p]) for label, args, _ in COMMANDS for p in ("fp32", "auto")]
+RUNS.append(("`python -m vaegmm --help`", ["--help"]))
+TARGETS = {**{f"{label}, auto": t for label, _, t in COMMANDS}, "`python -m vaegmm --help`": 1.0}
+PAST_AVX2 = (
+    "**Past measurement on another CPU** (2026-12-02, issue 17's second session): a 2-core AMD EPYC Zen 3, AVX2 + "
+    "FMA only, no native bf16. There fp32 GEMMs at these shapes ran 46-58 GFLOP/s on one core and bf16 was "
+    "emulated at 4-8 GFLOP/s (10x slower: `--precision auto` resolves to fp32 on such CPUs, and `bf16` warns); a "
+    "classic update's 627 GFLOP took at least 12.5 s of one core, a classic run (`--gmm em`, fp32, 2 threads) "
+    "120 s wall. On such a CPU the floor is the fp32 one and the issue's wall targets are out of reach.")
 
 
 def med(xs):
     return statistics.median(xs) if xs else float("nan")
 
 
-# ------------------------------------------------------------------------------------------------ FLOPs and GEMMs
-def step_gemms(b: int, p: int, h: int, d: int):
-    """Every matrix multiply of one mini-batch step of ``vaegmm.model.vae._Step`` as (name, M, K, N, how): forward
-    ``addmm`` with bias, weight gradients ``addmm(beta=0, out=grad)`` of a transposed operand, input gradients
-    ``mm``. The first layer has no input gradient."""
-    return [
-        ("fwd enc_hidden x@W1^T", b, p, h, "fwd"),
-        ("fwd enc_head h1@W2^T", b, h, 2 * d, "fwd"),
-        ("fwd dec_hidden z@W3^T", b, d, h, "fwd"),
-        ("fwd dec_out h2@W4^T", b, h, p, "fwd"),
-        ("dW dec_out g^T@h2", p, b, h, "wgrad"),
-        ("dX dec_out g@W4", b, p, h, "xgrad"),
-        ("dW dec_hidden dh2^T@z", h, b, d, "wgrad"),
-        ("dX dec_hidden dh2@W3", b, h, d, "xgrad"),
-        ("dW enc_head de^T@h1", 2 * d, b, h, "wgrad"),
-        ("dX enc_head de@W2", b, 2 * d, h, "xgrad"),
-        ("dW enc_hidden dh1^T@x", h, b, p, "wgrad"),
-    ]
+def table(header, rows) -> str:
+    return "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+                     + ["| " + " | ".join(str(c) for c in r) + " |" for r in rows])
 
 
-def update_flops(n: int, epochs: int, batch: int, p: int, h: int, d: int) -> int:
-    """FLOPs (2 per multiply-add) of the Linear layers, forward and backward, of every mini-batch of one update."""
-    total = 0
-    for start in range(0, n, batch):
-        b = min(batch, n - start)
-        total += sum(2 * m * k * nn for _, m, k, nn, _ in step_gemms(b, p, h, d))
-    return total * epochs
+# ------------------------------------------------------------------------------------------------ machine
+def machine() -> dict:
+    import torch
+
+    info = dict(line.split(":", 1) for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+                .splitlines() if ":" in line) if shutil.which("lscpu") else {}
+    flags = set(info.get("Flags", "").split())
+    return {"cpu": info.get("Model name", platform.processor()).strip(),
+            "family_model": f"family {info.get('CPU family', '?').strip()} model {info.get('Model', '?').strip()}",
+            "cores": os.cpu_count(), "avx512": "avx512f" in flags, "avx512_bf16": "avx512_bf16" in flags,
+            "amx": "amx_bf16" in flags, "hypervisor": info.get("Hypervisor vendor", "").strip(),
+            "torch": torch.__version__, "compiler": shutil.which(os.environ.get("CXX") or "g++") or "none",
+            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none",
+            "date": time.strftime("%Y-%m-%d", time.gmtime())}
 
 
-def macs_per_image(d: int, h: int, p: int):
-    """Multiply-adds per image per epoch by kind: forward, weight gradients, input gradients."""
-    out = {"forward": 0, "weight gradients": 0, "input gradients": 0}
-    names = {"fwd": "forward", "wgrad": "weight gradients", "xgrad": "input gradients"}
-    for _, m, k, n, how in step_gemms(1, p, h, d):  # every GEMM is linear in the batch size
-        out[names[how]] += m * k * n
-    out["total"] = sum(out.values())
-    return list(out.items())
+# ------------------------------------------------------------------------------------------------ GEMMs and floor
+def step_gemms(b: int = BATCH, p: int = P, h: int = H, d: int = D):
+    """Every matrix multiply of one mini-batch step as (name, M, K, N, how): forward with bias, weight gradients of
+    a transposed operand, input gradients (none for the first layer)."""
+    return [("fwd enc_hidden x@W1^T", b, p, h, "fwd"), ("fwd enc_head h1@W2^T", b, h, 2 * d, "fwd"),
+            ("fwd dec_hidden z@W3^T", b, d, h, "fwd"), ("fwd dec_out h2@W4^T", b, h, p, "fwd"),
+            ("dW dec_out g^T@h2", p, b, h, "w"), ("dX dec_out g@W4", b, p, h, "x"),
+            ("dW dec_hidden dh2^T@z", h, b, d, "w"), ("dX dec_hidden dh2@W3", b, h, d, "x"),
+            ("dW enc_head de^T@h1", 2 * d, b, h, "w"), ("dX enc_head de@W2", b, 2 * d, h, "x"),
+            ("dW enc_hidden dh1^T@x", h, b, p, "w")]
 
 
-def gemm_callable(m: int, k: int, n: int, how: str):
-    """The multiply as the training step issues it, on random float32 operands: returns a no-argument callable."""
+def gemm_seconds(m, k, n, how, dtype, rounds: int) -> float:
+    """Best seconds per call of one multiply as the step issues it, on random operands of ``dtype``."""
+    import torch
+
     g = torch.Generator().manual_seed(0)
-    if how == "fwd":  # out (m, n) = bias + A (m, k) @ W^T, W (n, k)
-        a, w, bias, out = torch.randn(m, k, generator=g), torch.randn(n, k, generator=g), torch.randn(n), torch.empty(m, n)
-        return lambda: torch.addmm(bias, a, w.t(), out=out)
-    if how == "wgrad":  # out (m, n) = G^T @ A / B, G (k, m), A (k, n)
-        gg, a, out = torch.randn(k, m, generator=g), torch.randn(k, n, generator=g), torch.empty(m, n)
-        return lambda: torch.addmm(out, gg.t(), a, beta=0, alpha=1.0 / k, out=out)
-    a, w, out = torch.randn(m, k, generator=g), torch.randn(k, n, generator=g), torch.empty(m, n)  # xgrad
-    return lambda: torch.mm(a, w, out=out)
-
-
-def measure_gemms(b, p, h, d, rounds: int, min_seconds: float):
-    """Median seconds per call of each step GEMM and of a large square one, interleaved over ``rounds``."""
-    shapes = step_gemms(b, p, h, d)
-    sq = 2048 if min_seconds >= 0.05 else 256
-    calls = [gemm_callable(m, k, n, how) for _, m, k, n, how in shapes] + [gemm_callable(sq, sq, sq, "xgrad")]
-    flops = [2 * m * k * n for _, m, k, n, _ in shapes] + [2 * sq ** 3]
-    reps = []
-    for f, fl in zip(calls, flops):  # warm up and size the repetitions to about min_seconds each
-        f()
-        t = time.perf_counter()
-        f()
-        reps.append(max(1, int(min_seconds / max(time.perf_counter() - t, 1e-6))))
-    times = [[] for _ in calls]
-    cpu = [[] for _ in calls]
+    r = lambda *s: torch.randn(*s, generator=g).to(dtype)  # noqa: E731
+    if how == "fwd":  # bias + A (m, k) @ W^T, W (n, k)
+        a, w, bias = r(m, k), r(n, k), r(n)
+        f = lambda: torch.addmm(bias, a, w.t())  # noqa: E731
+    else:  # a weight gradient G^T @ A, G (k, m), A (k, n); an input gradient A (m, k) @ W (k, n)
+        a, w = (r(k, m).t(), r(k, n)) if how == "w" else (r(m, k), r(k, n))
+        f = lambda: a @ w  # noqa: E731
+    reps = max(3, int(1e8 / (2 * m * k * n)))
+    clock = time.process_time if torch.get_num_threads() == 1 else time.perf_counter  # one thread: its CPU time
+    f()
+    best = float("inf")
     for _ in range(rounds):
-        for i, f in enumerate(calls):
-            t, c = time.perf_counter(), time.process_time()
-            for _ in range(reps[i]):
-                f()
-            times[i].append((time.perf_counter() - t) / reps[i])
-            cpu[i].append((time.process_time() - c) / reps[i])
-    return shapes, flops, [med(t) for t in times], [med(c) for c in cpu], sq
+        t = clock()
+        for _ in range(reps):
+            f()
+        best = min(best, (clock() - t) / reps)
+    return best
 
 
-# ------------------------------------------------------------------------------------------------ the runs
-def make_ours(x, prior, cfg, seed):
-    def run():
-        g = torch.Generator().manual_seed(seed)
-        model = VAE(cfg.vae.latent_dim, cfg.vae.hidden, generator=g)
-        opt = make_optimizer(model, cfg.vae.lr)
-        train_epochs(model, opt, x, prior, cfg.vae.alpha, cfg.vae.epochs, cfg.vae.batch_size, g)
-    return run
+def gemm_part(a) -> dict:
+    import torch
+
+    from vaegmm.model.vae import compute_dtype
+
+    out = {"rows": [], "native": "bf16" if compute_dtype("auto", "cpu") == torch.bfloat16 else "fp32"}
+    steps, secs = -(-N // BATCH) * EPOCHS, {}
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        for name, m, k, n, how in step_gemms():
+            for dt in ("fp32", "bf16"):
+                secs[threads, dt, name] = gemm_seconds(m, k, n, how, getattr(torch, {"fp32": "float32", "bf16":
+                                                                                     "bfloat16"}[dt]), 2 if a.quick else 7)
+            if threads == 1:
+                out["rows"].append([name, f"{m}x{k}x{n}", *(2 * m * k * n / secs[1, dt, name] / 1e9
+                                                            for dt in ("fp32", "bf16"))])
+    out["gflop"] = steps * sum(2 * m * k * n for _, m, k, n, _ in step_gemms()) / 1e9
+    out["floor"] = {str(t): {dt: steps * sum(v for (tt, d, _), v in secs.items() if (tt, d) == (t, dt))
+                             for dt in ("fp32", "bf16")} for t in (1, 2)}
+    return out
 
 
-def make_naive(x, prior, cfg, seed, loader):
-    def run():
-        torch.manual_seed(seed)
-        model = NaiveVAE(cfg.vae.latent_dim, cfg.vae.hidden)
-        opt = torch.optim.Adam(model.parameters(), lr=cfg.vae.lr)
-        train_naive(model, opt, x, prior, cfg.vae.alpha, cfg.vae.epochs, cfg.vae.batch_size, loader)
-    return run
+# ------------------------------------------------------------------------------------------------ one update
+def naive_update(x, prior, epochs: int) -> None:
+    """The plain way, as pytorch/examples ``vae/main.py``: separate mu/logvar heads, sigmoid + BCE summed over the
+    batch, a Python loop over a ``randperm``, ``torch.optim.Adam`` with its defaults, float32, nothing tuned."""
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    fc1, fc21, fc22, fc3, fc4 = nn.Linear(P, H), nn.Linear(H, D), nn.Linear(H, D), nn.Linear(D, H), nn.Linear(H, P)
+    params = [q for layer in (fc1, fc21, fc22, fc3, fc4) for q in layer.parameters()]
+    opt = torch.optim.Adam(params, lr=1e-3)
+    for _ in range(epochs):
+        perm = torch.randperm(len(x))
+        for i in range(0, len(x), BATCH):
+            xb, pb = x[perm[i:i + BATCH]], prior[perm[i:i + BATCH]]
+            opt.zero_grad()
+            h = F.relu(fc1(xb))
+            mu, logvar = fc21(h), fc22(h)
+            z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+            recon = torch.sigmoid(fc4(F.relu(fc3(z))))
+            kld = 0.5 * torch.sum(logvar.exp() + (mu - pb).pow(2) - 1 - logvar)
+            loss = F.binary_cross_entropy(recon, xb, reduction="sum") + kld
+            loss.backward()
+            opt.step()
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--repeats", type=int, default=3, help="repeats of every timing (median reported)")
-    ap.add_argument("--threads", type=int, default=1, help="torch.set_num_threads for the whole benchmark")
-    ap.add_argument("--ref-sweeps", type=int, default=2, help="sweeps of the per-point Gibbs reference (scaled to 100)")
-    ap.add_argument("--quick", action="store_true", help="tiny sizes (smoke test): 300 images, 2 epochs, 1 iteration")
-    ap.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"),
-                    help="markdown file whose '## Speed' section is (re)written; '-' writes nothing")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--thread-check", type=int, default=10, metavar="EPOCHS",
-                    help="also time our VAE update for EPOCHS epochs (scaled to the full update) at 1 and 2 threads, "
-                         "with OpenMP's default and passive wait policy, each in a fresh process; 0 skips it")
-    ap.add_argument("--gmm-only", action="store_true",
-                    help="only the GMM timings ('## GMM speed'), on the serket-classic preset's iteration-1 codes")
-    ap.add_argument("--serket-gmm", type=Path, default=None,
-                    help="also time Serket's own gmm.train from this copy of naka-lab/Serket's gmm/gmm.py")
-    ap.add_argument("--vae-only", type=int, default=0, metavar="EPOCHS", help=argparse.SUPPRESS)  # thread-check child
-    ap.add_argument("--snapshots-only", action="store_true",
-                    help="only the live-snapshot overhead (issue 11), into its own '## Live snapshots' section")
-    ap.add_argument("--snapshot-every", type=float, default=None, help="seconds between snapshots (default: the "
-                    "dashboard's, vaegmm.runs.snapshots.DEFAULT_EVERY)")
-    a = ap.parse_args(argv)
-    if a.vae_only:
-        return vae_only(a)
-    if a.snapshots_only:
-        return snapshot_overhead(a, argv)
-    torch.set_num_threads(a.threads)
-    try:  # numpy's BLAS (GMMs, PCA) at the same thread count
-        from threadpoolctl import threadpool_limits
-        threadpool_limits(a.threads)
-    except ImportError:  # pragma: no cover
-        pass
-    command = "python bench/speed.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    if a.gmm_only:
-        return gmm_only(a, command)
+def update_child(key: str, threads: int, epochs: int, images: str) -> dict:
+    """One VAE update of ``epochs`` epochs, after a warm-up epoch, in this fresh process: wall and CPU s."""
+    _, _, _, precision, compiled, naive, plain = next(v for v in VARIANTS if v[0] == key)
+    if not naive:
+        import vaegmm  # noqa: F401  (before torch: the package's OpenMP wait policy)
+    import numpy as np
+    import torch
 
-    cfg = serket_classic().replace(seed=a.seed)
-    ref_points = None
-    if a.quick:
-        cfg = cfg.replace(data__n=300, vae__epochs=2, iterations=1, gmm__sweeps=5)
-        ref_points = 30
-    v, n = cfg.vae, cfg.data.n
-    d, h, p = v.latent_dim, v.hidden, 784
-    images, labels = load_mnist(n, cfg.data.digits, cfg.seed, cfg.data.source)
-    x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32))
-    prior = torch.zeros(n, d)
-    print(f"speed benchmark: N={n} D={d} K={cfg.gmm.n_classes} alpha={v.alpha} epochs={v.epochs} "
-          f"batch={v.batch_size} iterations={cfg.iterations}; torch {torch.__version__}, {a.threads} thread(s), "
-          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}", flush=True)
+    if threads:
+        torch.set_num_threads(threads)
+    x = torch.from_numpy(np.load(images))
+    prior = torch.zeros(len(x), D)
+    if naive:
+        run = lambda e: naive_update(x, prior, e)  # noqa: E731
+    else:
+        import vaegmm.model.vae as vae
 
-    # --- 1. VAE update: ours and the naive reference, interleaved (after one short warm-up of each)
-    warm = cfg.replace(vae__epochs=1)
-    for fn in (make_ours(x, prior, warm, a.seed), make_naive(x, prior, warm, a.seed, "dataloader"),
-               make_naive(x, prior, warm, a.seed, "loop")):
-        fn()
-    runs = {"ours": make_ours(x, prior, cfg, a.seed),
-            "naive (DataLoader)": make_naive(x, prior, cfg, a.seed, "dataloader"),
-            "naive (Python loop)": make_naive(x, prior, cfg, a.seed, "loop")}
-    vae = {k: ([], []) for k in runs}
-    for r in range(a.repeats):
-        for name, fn in runs.items():
-            w, c = timed(fn)
-            vae[name][0].append(w)
-            vae[name][1].append(c)
-            print(f"  repeat {r + 1}: VAE update {name}: {w:.2f} s wall, {c:.2f} s CPU", flush=True)
+        if plain:  # the reconstruction term as torch writes it: no fused function
+            vae.reconstruction_nll = lambda l, o: torch.nn.functional.binary_cross_entropy_with_logits(
+                l.float(), o.float(), reduction="none").sum(1)
+        g = torch.Generator().manual_seed(0)
+        model = vae.VAE(D, H, generator=g)
+        opt = vae.make_optimizer(model, 1e-3)
+        kw = {"compiled": True} if compiled else {}
+        t = time.perf_counter()
+        if compiled:  # from Inductor's disk cache (the parent compiled it once): what a fresh process pays
+            vae.warm_compiled_step(D, H, BATCH, precision)
+        load = time.perf_counter() - t
+        run = lambda e: vae.train_epochs(model, opt, x, prior, 1.0, e, BATCH, g, precision=precision, **kw)  # noqa
+    run(1)
+    w, c = time.perf_counter(), time.process_time()
+    run(epochs)
+    return {"wall": time.perf_counter() - w, "cpu": time.process_time() - c, "threads": torch.get_num_threads(),
+            "load": load if not naive and compiled else 0.0}
 
-    # --- 2. matmul limit
-    b = min(v.batch_size, n)
-    shapes, flops, per_call, per_call_cpu, sq = measure_gemms(b, p, h, d, rounds=max(3, a.repeats), min_seconds=0.01 if a.quick else 0.1)
-    batches = [min(v.batch_size, n - s) for s in range(0, n, v.batch_size)]
-    assert all(bb == b for bb in batches) or a.quick, "the limit assumes equal mini-batches"
-    steps = len(batches) * v.epochs
-    total_flops = update_flops(n, v.epochs, v.batch_size, p, h, d)
-    limit_s = sum(per_call[:-1]) * steps  # every GEMM of every step at its own measured rate
-    step_rate = sum(flops[:-1]) / sum(per_call[:-1]) / 1e9
-    peak_rate = flops[-1] / per_call[-1] / 1e9
-    peak_s = total_flops / (peak_rate * 1e9)
-    # the same from CPU seconds (what the cores could do, without the time other processes held them)
-    limit_c = sum(per_call_cpu[:-1]) * steps
-    step_rate_c = sum(flops[:-1]) / sum(per_call_cpu[:-1]) / 1e9
-    peak_rate_c = flops[-1] / per_call_cpu[-1] / 1e9
-    peak_c = total_flops / (flops[-1] / per_call_cpu[-1])
 
-    # --- 3. whole classic run (its last codes feed the GMM timings)
-    whole, whole_cpu, parts = [], [], []
-    history = None
-    for r in range(a.repeats):
-        learner = MutualLearner(cfg, images, labels)
-        w, c = timed(learner.run)
-        history = learner.history
-        whole.append(w)
-        whole_cpu.append(c)
-        parts.append((sum(it.seconds_vae for it in history), sum(it.seconds_gmm for it in history)))
-        print(f"  repeat {r + 1}: whole run {w:.2f} s wall ({c:.2f} s CPU), final accuracy {history[-1].accuracy:.4f}",
-              flush=True)
-    codes = history[-1].codes
+def update_part(a, base: Path) -> dict:
+    import numpy as np
 
-    # --- 5. threads: fresh processes (OpenMP reads its wait policy at start-up), interleaved
-    threads_rows = thread_check(a.thread_check, a.repeats, cfg.vae.epochs) if a.thread_check and not a.quick else []
+    from vaegmm.model.data import load_mnist
 
-    # --- report
-    ours_s, naive_dl, naive_loop = (med(vae[key][0]) for key in runs)
-    naive_best = min(naive_dl, naive_loop)
-    ours_c = med(vae["ours"][1])
-    rows = [
-        ("VAE update, ours (`train_epochs`)", f"{ours_s:.2f}", f"{med(vae['ours'][1]):.2f}", ""),
-        ("VAE update, naive (DataLoader)", f"{naive_dl:.2f}", f"{med(vae['naive (DataLoader)'][1]):.2f}",
-         f"ours {naive_dl / ours_s:.2f}x faster"),
-        ("VAE update, naive (Python loop)", f"{naive_loop:.2f}", f"{med(vae['naive (Python loop)'][1]):.2f}",
-         f"ours {naive_loop / ours_s:.2f}x faster"),
-        ("VAE update, matmul limit (GEMMs at the model's shapes)", f"{limit_s:.2f}", f"{limit_c:.2f}",
-         f"ours at {100 * limit_s / ours_s:.0f}% of it (wall), {100 * limit_c / ours_c:.0f}% (CPU)"),
-        ("VAE update, matmul limit (all FLOPs at the square-GEMM peak)", f"{peak_s:.2f}", f"{peak_c:.2f}",
-         f"ours at {100 * peak_s / ours_s:.0f}% of it (wall), {100 * peak_c / ours_c:.0f}% (CPU)"),
-        (f"whole run (iteration 0 + {cfg.iterations}, `MutualLearner.run`)", f"{med(whole):.2f}", f"{med(whole_cpu):.2f}",
-         f"of which VAE {med([q[0] for q in parts]):.2f} s, GMM {med([q[1] for q in parts]):.2f} s"),
-        (f"whole run floor: {cfg.iterations} VAE updates at the square-GEMM peak", "", f"{cfg.iterations * peak_c:.2f}",
-         f"at {a.threads} thread(s): the matrix multiplies alone, at the cores' measured peak"),
-    ]
-    cpu_ratio = min(med(vae["naive (DataLoader)"][1]), med(vae["naive (Python loop)"][1])) / med(vae["ours"][1])
-    gemm_rows = [(name, f"{m}x{kk}x{nn}", f"{1e6 * t:.0f}", f"{fl / t / 1e9:.1f}", f"{fl / c / 1e9:.1f}")
-                 for (name, m, kk, nn, _), fl, t, c in zip(shapes + [("square peak", sq, sq, sq, "")], flops, per_call,
-                                                           per_call_cpu)]
-    def verdict(wall_ok, cpu_ok):
-        return "met" if wall_ok and cpu_ok else "NOT met" if not (wall_ok or cpu_ok) else \
-            ("met on wall time only" if wall_ok else "met on CPU time only")
+    images = tempfile.NamedTemporaryFile(suffix=".npy", delete=False).name
+    np.save(images, load_mnist(300 if a.quick else N, seed=0)[0])
+    epochs = 1 if a.quick else a.epochs
+    keys = ["naive", "eager32"] if a.quick else [v[0] for v in VARIANTS]  # quick: no base checkout, no compile
+    times = {}
+    for _ in range(a.repeats):
+        for threads in ((1,) if a.quick else (1, 2)):
+            for key in keys:
+                code = base if next(v for v in VARIANTS if v[0] == key)[2] == "base" else ROOT
+                cmd = [sys.executable, str(HERE / "speed.py"), "--child", key, "--threads", str(threads),
+                       "--epochs", str(epochs), "--images", images]
+                env = {**os.environ, "VAEGMM_BENCH_CODE": str(code)}
+                for var in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_NUM_THREADS", "VAEGMM_TORCH_THREADS"):
+                    env.pop(var, None)
+                out = subprocess.run(cmd, env=env, capture_output=True, text=True)
+                if out.returncode:
+                    raise RuntimeError(f"{key}: {out.stderr[-1500:]}")
+                r = json.loads(out.stdout.strip().splitlines()[-1])
+                times.setdefault(f"{key} {threads}", []).append([r["wall"] * EPOCHS / epochs,
+                                                                  r["cpu"] * EPOCHS / epochs, r["load"]])
+                print(f"  {key} {threads} thread(s): {times[f'{key} {threads}'][-1][0]:.2f} s wall", flush=True)
+    os.unlink(images)
+    return {"epochs": epochs, "repeats": a.repeats, "times": times}
 
-    ratio_w, ratio_c = naive_best / ours_s, cpu_ratio
-    met = {
-        f"VAE update >= 2x faster than the faster naive ({ratio_w:.2f}x wall, {ratio_c:.2f}x CPU)":
-            verdict(ratio_w >= TARGETS["vae_vs_naive"], ratio_c >= TARGETS["vae_vs_naive"]),
-        f"VAE update >= 60% of the matmul limit at the model's shapes ({100 * limit_c / ours_c:.0f}% CPU; "
-        f"{100 * limit_s / ours_s:.0f}% wall, but the wall limit was timed under another moment's load)":
-            verdict(100 * limit_c / ours_c >= TARGETS["pct_of_limit"], 100 * limit_c / ours_c >= TARGETS["pct_of_limit"]),
-        f"VAE update >= 60% of the square-peak limit ({100 * peak_c / ours_c:.0f}% CPU)":
-            verdict(100 * peak_c / ours_c >= TARGETS["pct_of_limit"], 100 * peak_c / ours_c >= TARGETS["pct_of_limit"]),
-        f"whole classic run <= 30 s ({med(whole):.1f} s wall, {med(whole_cpu):.1f} s CPU; floor at {a.threads} "
-        f"thread(s) {cfg.iterations * peak_c:.1f} s)":
-            verdict(med(whole) <= TARGETS["whole_run_s"], med(whole_cpu) <= TARGETS["whole_run_s"]),
-    }
-    naive_loop_c = med(vae["naive (Python loop)"][1])
-    reading = [
-        f"Reading: one VAE update is {total_flops / 1e9:.0f} GFLOP of matrix multiplies, which at this thread count's "
-        f"measured GEMM rates take {limit_c:.2f} s of CPU; ours takes {ours_c:.2f} s, so {ours_c - limit_c:.2f} s "
-        f"({100 * (ours_c - limit_c) / ours_c:.0f}%) is everything else: the same multiplies running slower inside "
-        f"the loop than timed alone (operands no longer in cache), the elementwise loss and gradient terms, Adam, the "
-        f"mini-batch gather, Python. The naive loop does the same multiplies; the most any implementation could "
-        f"gain over it here is {naive_loop_c:.2f} / {limit_c:.2f} = {naive_loop_c / limit_c:.1f}x, and 2x needs ours "
-        f"<= {naive_loop_c / 2:.2f} s CPU.",
-        f"The whole classic run needs {cfg.iterations} such updates: {cfg.iterations} x {peak_c:.2f} s = "
-        f"{cfg.iterations * peak_c:.1f} s of multiplies alone at {a.threads} thread(s) (square-GEMM peak)"
-        + (f", so {TARGETS['whole_run_s']:.0f} s is out of reach at this thread count." if
-           cfg.iterations * peak_c > TARGETS["whole_run_s"] else "."),
-    ]
-    if threads_rows:
-        reading.append(
-            "Threads (table above): with OpenMP's default wait policy, two threads next to other busy processes "
-            "spin-wait at every barrier for a thread that is descheduled, and are many times slower than one; "
-            "with OMP_WAIT_POLICY=PASSIVE they cost about what one does. On this shared 2-core machine run 1 "
-            "thread (or set OMP_WAIT_POLICY=PASSIVE before torch starts); two threads only pay on an idle machine.")
-    md = render(command, a, cfg, rows, gemm_rows, total_flops, steps, (step_rate, step_rate_c),
-                (peak_rate, peak_rate_c), met, vae, whole,
-                threads_rows, reading)
-    print()
-    print(md)
-    gmm_md = gmm_speed(command, a, cfg, codes, f"the codes of the whole run's last iteration (seed {a.seed})")
-    if a.out != "-":
-        write_section(Path(a.out), md)
-        write_section(Path(a.out), gmm_md)
-        print(f"wrote the Speed and GMM speed sections of {a.out}")
-    return 0
+
+def _update_targets(t: dict, floor: dict | None, native: str) -> list[str]:
+    """The issue's per-update targets, from the medians ``t[key threads] = (wall, CPU)``."""
+    best = min(("comp16", "comp32") if native == "bf16" else ("comp32",), key=lambda k: t[f"{k} 1"][1])
+    out = []
+    if floor:
+        ratio = t[f"{best} 1"][1] / floor["1"][native]
+        out.append(f"one update within 2x of its floor on one core: {ratio:.2f}x (best readable path, "
+                   f"{t[f'{best} 1'][1]:.2f} s against {floor['1'][native]:.2f} s) **{'met' if ratio <= 2 else 'NOT met'}**")
+    ratio = t["naive 2"][0] / t[f"{best} 2"][0]
+    out.append(f"at least 4x the naive fp32 loop (2 threads, torch's default here): {ratio:.1f}x "
+               f"**{'met' if ratio >= 4 else 'NOT met'}**")
+    step = min(("step16", "step32"), key=lambda k: t[f"{k} 1"][1])
+    gains = [t[f"{best} {n}"][0] / t[f"{step} {n}"][0] - 1 for n in (1, 2)]
+    out.append(f"the hand-written step stays only if >= 20 % faster than the best readable path: it is "
+               f"{100 * gains[0]:+.0f} % (1 thread) and {100 * gains[1]:+.0f} % (2 threads) faster, so "
+               f"**{'it stays' if min(gains) >= 0.2 else 'it is gone'}**")
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ whole commands
+def timed_command(args: list[str], code: Path, env: dict | None = None) -> tuple[float, float]:
+    """(wall s, CPU s) of ``python -m vaegmm ARGS`` from checkout ``code``, as ``/usr/bin/time`` measures it."""
+    out = tempfile.mkdtemp()
+    if args[0] == "run":
+        args = [*args, "--quiet", "--no-store", "--out", out]
+    env = {**(env or os.environ), "PYTHONPATH": str(code)}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "vaegmm", *args], cwd=code, env=env, check=True, capture_output=True)
+    wall = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    shutil.rmtree(out, ignore_errors=True)
+    return wall, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+
+
+def quick_args(args: list[str], quick: bool) -> list[str]:
+    return [*args, "--n", "300", "--epochs", "2", "--iterations", "1"] if quick and args[0] == "run" else args
+
+
+def runs_part(a, base: Path) -> dict:
+    from vaegmm.model.config import PRESETS, preset
+    from vaegmm.model.mutual import step_shapes
+    from vaegmm.model.vae import warm_compiled_step
+
+    for shape in set().union(*(step_shapes(preset(name)) for name in PRESETS)):  # the compile, once per machine:
+        warm_compiled_step(*shape)  # into Inductor's disk cache before anything is timed
+    times = {}
+    for _ in range(1 if a.quick else a.repeats):
+        for label, args in RUNS:
+            for name, code in (("this", ROOT), ("base", base)):
+                w, c = timed_command(quick_args(args, a.quick), code)
+                times.setdefault(label, {}).setdefault(name, []).append([w, c])
+                print(f"  {label} ({name}): {w:.2f} s wall, {c:.2f} s CPU", flush=True)
+    return times
+
+
+def load_part(a, base: Path) -> dict:
+    """Two classic runs side by side (each picks its threads from the free cores, as the CLI does), and one next
+    to a busy process (one core spinning): the wall of each case, this code and --base."""
+    args = quick_args(["run", *COMMANDS[0][1], "--precision", "auto"], a.quick)
+    out = {}
+    for _ in range(1 if a.quick else max(1, a.repeats - 1)):
+        for name, code in (("this", ROOT), ("base", base)):
+            busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+            try:
+                time.sleep(1.0)
+                out.setdefault("busy", {}).setdefault(name, []).append(timed_command(args, code)[0])
+            finally:
+                busy.kill()
+                busy.wait()
+            t = time.perf_counter()
+            pair = [subprocess.Popen([sys.executable, "-m", "vaegmm", *args, "--quiet", "--no-store", "--out",
+                                      tempfile.mkdtemp()], cwd=code, env={**os.environ, "PYTHONPATH": str(code)},
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(2)]
+            for proc in pair:
+                proc.wait()
+            out.setdefault("pair", {}).setdefault(name, []).append(time.perf_counter() - t)
+            print(f"  under load ({name}): busy {out['busy'][name][-1]:.1f} s, pair {out['pair'][name][-1]:.1f} s")
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ precision check
+def precision_part(dbs: list[str]) -> dict:
+    """Per preset: ``precision=auto`` against ``precision=fp32`` over the seeds both finished, from every sweep
+    of the stores with a ``precision`` axis (a check run in chunks of seeds is several sweeps)."""
+    from vaegmm.store import RunStore
+    from vaegmm.sweeps.results import sweep_results
+    from vaegmm.sweeps.stats import paired
+
+    acc, secs = {}, {}
+    for db in dbs:
+        with RunStore(db, readonly=True) as store:
+            for sweep in store.list_sweeps():
+                info, runs, _ = sweep_results(store, sweep["name"])
+                if "precision" not in runs.columns:
+                    continue
+                for r in runs[runs["status"] == "finished"].itertuples():
+                    key = (info["spec"]["preset"], r.precision)
+                    acc.setdefault(key, {})[int(r.seed)] = float(r.accuracy)
+                    secs.setdefault(key, []).append(float(r.seconds))
+    out = {}
+    for preset in sorted({p for p, _ in acc}):
+        auto, fp32 = acc.get((preset, "auto"), {}), acc.get((preset, "fp32"), {})
+        seeds = sorted(set(auto) & set(fp32))
+        res = paired([auto[s] for s in seeds], [fp32[s] for s in seeds], seeds=seeds)
+        out[preset] = {"n": res.n, "fp32": res.mean_b, "auto": res.mean_a, "diff": res.mean_diff, "lo": res.ci_low,
+                       "hi": res.ci_high, "seconds": {p: med(secs.get((preset, p), [])) for p in ("auto", "fp32")},
+                       "pairs": [[s, fp32[s], auto[s]] for s in seeds]}
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ the section
+def render(res: dict, command: str) -> str:
+    m, f = res.get("machine", {}), (lambda v: f"{v:.2f}")
+    gpu = "" if m.get("gpu", "none") != "none" else (" No GPU was available: the CUDA paths (autocast on the "
+                                                     "tensor's device, compiling with Triton) are not measured.")
+    lines = ["## Speed", "", f"Written by `{command}` from the parts' last results (`bench/results/speed.json`); "
+             "every timing is from the machine named here, under the exclusive CPU lock (nothing else of this project "
+             "running)." + gpu, ""]
+    if m:
+        lines += [f"**Machine** ({m['date']}): {m['cpu']} ({m['family_model']}), {m['cores']} cores, "
+                  f"{m['hypervisor'] or 'bare metal'} guest; AVX-512 {'yes' if m['avx512'] else 'no'}, AVX512-BF16 "
+                  f"{'yes' if m['avx512_bf16'] else 'no'}, AMX {'yes' if m['amx'] else 'no'}; torch {m['torch']}; "
+                  f"C++ compiler {m['compiler']}; GPU {m['gpu']}.", ""]
+    g = res.get("gemm")
+    if g:
+        fl = g["floor"]
+        nat = g["native"]
+        lines += [f"**GEMM rates and the floor.** One classic update (3000 images, 200 epochs, batch 500) is "
+                  f"{g['gflop']:.0f} GFLOP of matrix multiplies. GFLOP/s of each multiply of one step, one thread "
+                  "(best of several timings):", "",
+                  table(["multiply", "M x K x N", "fp32", "bf16"], [(r[0], r[1], f"{r[2]:.0f}", f"{r[3]:.0f}")
+                                                                    for r in g["rows"]]), "",
+                  f"The floor, the update's multiplies alone at the fastest native precision ({nat}): "
+                  f"**{fl['1'][nat]:.2f} s on one core**, {fl['2'][nat]:.2f} s on two threads (fp32: "
+                  f"{fl['1']['fp32']:.2f} s / {fl['2']['fp32']:.2f} s).", ""]
+    u = res.get("update")
+    if u:
+        t = {k: (med([x[0] for x in v]), med([x[1] for x in v])) for k, v in u["times"].items()}
+        naive = {th: t.get(f"naive {th}", (float("nan"),) * 2)[0] for th in (1, 2)}
+        floor = g["floor"] if g else None
+        rows = []
+        for key, label, *_ in VARIANTS:
+            if f"{key} 1" not in t:
+                continue
+            (w1, c1), (w2, _) = t[f"{key} 1"], t.get(f"{key} 2", (float("nan"),) * 2)
+            ratio = f"{c1 / floor['1'][g['native']]:.2f}x" if floor else ""
+            rows.append((label, f(w1), f(c1), ratio, f(w2), f"{naive[2] / w2:.1f}x"))
+        loads = [x[2] for k, v in u["times"].items() if k.startswith("comp") for x in v if len(x) > 2]
+        lines += [f"**One classic VAE update**, fresh process per variant ({u['epochs']} epoch(s) timed after one "
+                  f"warm-up epoch, scaled to 200), 1 and 2 threads, interleaved, medians of {u['repeats']}:", "",
+                  table(["variant", "1 thread wall s", "1 thread CPU s", "vs floor (1 core)", "2 threads wall s",
+                         "vs naive (2 threads)"], rows), ""]
+        if loads:
+            lines += [f"A fresh process loads the compiled step from Inductor's disk cache in {med(loads):.1f} s "
+                      f"(median; {min(loads):.1f}-{max(loads):.1f} s: importing Dynamo and Inductor, tracing, "
+                      "loading); a worker forked from the dashboard's fork server pays nothing.", ""]
+        if all(f"{k} {n}" in t for k in ("naive", "comp32", "step16", "step32") for n in (1, 2)):
+            lines += ["Targets: " + "; ".join(_update_targets(t, floor, g["native"] if g else "fp32")) + ".", ""]
+    r = res.get("runs")
+    if r:
+        rows = []
+        for label, _ in RUNS:
+            if label in r:
+                this, base = (med([w for w, _ in r[label][k]]) for k in ("this", "base"))
+                cpu = med([c for _, c in r[label]["this"]])
+                target = TARGETS.get(label)
+                rows.append((label, f(this), f(cpu), f(base), f"{base / this:.1f}x", f"{target:.0f}" if target else "",
+                             ("met" if this <= target else "NOT met") if target else ""))
+        lines += ["**Whole commands** from the shell (`/usr/bin/time python -m vaegmm run --preset P --precision Q "
+                  f"--no-store ...`; this code and main before issue 26 interleaved, medians of "
+                  f"{len(next(iter(r.values()))['this'])}; each picks its threads from the free cores, i.e. 2 here; "
+                  "`auto` is bf16 on this CPU, in both codes):", "",
+                  table(["command", "wall s", "CPU s", "main wall s", "speed-up", "issue's target s (AMX)",
+                         "target here"], rows), ""]
+    ld = res.get("load")
+    if ld:
+        lines += ["**Under load** (`serket-classic --gmm em --precision auto`, wall s, medians):", "",
+                  table(["case", "this code", "main before issue 26"],
+                        [("next to a busy process (one core spinning)", f(med(ld["busy"]["this"])),
+                          f(med(ld["busy"]["base"]))),
+                         ("two runs side by side (wall of both)", f(med(ld["pair"]["this"])),
+                          f(med(ld["pair"]["base"])))]), ""]
+    pr = res.get("precision")
+    if pr:
+        rows = [(name, v["n"], f"{100 * v['fp32']:.2f}", f"{100 * v['auto']:.2f}", f"{100 * v['diff']:+.2f}",
+                 f"[{100 * v['lo']:+.2f}, {100 * v['hi']:+.2f}]",
+                 f"{v['seconds']['auto']:.1f} / {v['seconds']['fp32']:.1f}",
+                 "yes" if v["auto"] >= v["fp32"] - 0.01 and v["lo"] >= -0.02 and v["hi"] <= 0.02 else "NO")
+                for name, v in pr.items()]
+        lines += ["**The paired precision check** (`precision=auto` = bf16 on this CPU against fp32, the same seeds; "
+                  "final accuracy; `python -m vaegmm sweep --preset P --grid precision=fp32,auto --seeds 0-29 "
+                  "--jobs 2`): pass = the auto mean at most 1 point below fp32's and the 95 % CI of the paired "
+                  "difference inside +-2 points.", "",
+                  table(["preset", "pairs", "fp32 mean acc", "auto mean acc", "auto - fp32 (points)", "95 % CI",
+                         "s per run auto / fp32 (1 thread, 2 side by side)", "pass"], rows), ""]
+    return "\n".join(lines + [PAST_AVX2, ""])
 
 
 # ------------------------------------------------------------------------------------------------ GMM speed
-def _fresh_process_cpu(code: str, deny_cache: bool = False) -> float:
-    """CPU seconds a fresh Python process spends in ``code`` (which must leave the seconds in ``dt``)."""
-    import subprocess
+def gmm_speed(a, command: str) -> str:
+    """``--gmm-only``: the GMMs on the codes of the serket-classic preset's first iteration ("## GMM speed")."""
+    import numpy as np
 
-    prefix = ""
-    if deny_cache:  # what numba does where no cache folder is writable: compile in memory
-        prefix = ("import numba.core.caching as c\n"
-                  "def deny(self):\n    raise PermissionError(13, 'read-only', self.get_cache_path())\n"
-                  "c._CacheLocator.ensure_cache_path = deny\n")
-    src = prefix + "import time\nt = time.process_time()\n" + code + "\nprint(time.process_time() - t)\n"
-    out = subprocess.run([sys.executable, "-c", src], cwd=ROOT, capture_output=True, text=True, check=True)
-    return float(out.stdout.split()[-1])
+    from gibbs_reference import collapsed_gibbs, collapsed_gibbs_numpy
+    from vaegmm.model.config import serket_classic
+    from vaegmm.model.data import load_mnist
+    from vaegmm.model.gmm import EMGMM, CollapsedGibbsGMM, GibbsGMM
+    from vaegmm.model.mutual import MutualLearner
 
-
-def serket_train_seconds(path: Path, codes: np.ndarray, k: int, sweeps: int, ref_sweeps: int):
-    """Wall and CPU seconds of Serket's own ``gmm.train`` for ``sweeps`` sweeps, from a run of ``ref_sweeps``
-    sweeps and one of 0 (its start and read-out): ``T(0) + sweeps * (T(s) - T(0)) / s``."""
-    import importlib.util
-    import random
-    import tempfile
-
-    spec = importlib.util.spec_from_file_location("serket_gmm", path)
-    serket = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(serket)
-    data = np.asarray(codes, dtype=np.float32)
-    res = []
-    for s in (0, ref_sweeps):
-        np.random.seed(0)
-        random.seed(0)
-        with tempfile.TemporaryDirectory() as tmp:
-            res.append(timed(lambda: serket.train(data, k, s, tmp, np.ones((len(data), k)) / k, None, None)))
-    (w0, c0), (ws, cs) = res
-    return w0 + sweeps * (ws - w0) / ref_sweeps, c0 + sweeps * (cs - c0) / ref_sweeps
-
-
-def gmm_speed(command: str, a, cfg, codes: np.ndarray, source: str) -> str:
-    """Time the GMMs on ``codes (N, D)``; the markdown of the "## GMM speed" section."""
-    k, sweeps = cfg.gmm.n_classes, cfg.gmm.sweeps
-    n = len(codes)
-    quick_points = 30 if a.quick else None
-    CollapsedGibbsGMM(k, n_sweeps=1, random_state=0).fit(codes)  # numba's import and compiled-loop load, once
-    gmm = {f"CollapsedGibbsGMM, Serket's sampler ({sweeps} sweeps)":
-               lambda s: CollapsedGibbsGMM(k, n_sweeps=sweeps, random_state=s).fit(codes),
-           f"GibbsGMM, blocked ({sweeps} sweeps)": lambda s: GibbsGMM(k, n_sweeps=sweeps, random_state=s).fit(codes),
-           "EMGMM (n_init=1)": lambda s: EMGMM(k, n_init=1, random_state=s).fit(codes)}
-    t = {name: ([], []) for name in gmm}
-    for r in range(max(a.repeats, 5)):  # interleaved; each repeat its own chain
-        for name, fn in gmm.items():
-            w, c = timed(lambda: fn(a.seed + r))
-            t[name][0].append(w)
-            t[name][1].append(c)
-    names = list(gmm)
-    coll_w, coll_c = med(t[names[0]][0]), med(t[names[0]][1])
-    ref_points = n if quick_points is None else min(quick_points, n)
-    ref_w, ref_c = timed(lambda: collapsed_gibbs(codes, k, a.ref_sweeps, np.random.default_rng(a.seed),
-                                                 points=quick_points))
-    ref_100 = ref_w / a.ref_sweeps / ref_points * n * sweeps
-    ref_100c = ref_c / a.ref_sweeps / ref_points * n * sweeps
-    np_w, np_c = timed(lambda: collapsed_gibbs_numpy(codes, k, a.ref_sweeps, np.random.default_rng(a.seed),
-                                                     points=quick_points))
-    np_100 = np_w / a.ref_sweeps / ref_points * n * sweeps
-    np_100c = np_c / a.ref_sweeps / ref_points * n * sweeps
-    rows = [(name, f"{med(w):.3f}", f"{med(c):.3f}", f"{', '.join(f'{x:.2f}' for x in c)}")
-            for name, (w, c) in t.items()]
-    rows.append((f"the same per point in numpy, vectorised over the K classes (`collapsed_gibbs_numpy`), scaled to "
-                 f"{sweeps} sweeps", f"{np_100:.1f}", f"{np_100c:.1f}",
-                 f"CollapsedGibbsGMM {np_100c / coll_c:.0f}x faster (CPU; timed {a.ref_sweeps} sweep(s) of "
-                 f"{ref_points} points)"))
-    rows.append((f"per-point collapsed reference (`tests/gibbs_reference.py`), scaled to {sweeps} sweeps",
-                 f"{ref_100:.1f}", f"{ref_100c:.1f}",
-                 f"CollapsedGibbsGMM {ref_100c / coll_c:.0f}x faster (CPU; timed {a.ref_sweeps} sweep(s) of "
-                 f"{ref_points} points)"))
-    if a.serket_gmm is not None:
-        sw, sc = serket_train_seconds(a.serket_gmm, codes, k, sweeps, a.ref_sweeps)
-        rows.append((f"Serket's own `gmm.train`, {sweeps} sweeps (from runs of 0 and {a.ref_sweeps})", f"{sw:.1f}",
-                     f"{sc:.1f}", f"CollapsedGibbsGMM {sc / coll_c:.0f}x faster (CPU)"))
-    tiny = ("import numpy as np\nfrom vaegmm.model.gmm import CollapsedGibbsGMM\n"
-            "CollapsedGibbsGMM(2, n_sweeps=1).fit(np.arange(8.0).reshape(4, 2))\n")
-    if a.quick:  # three fresh processes that each import torch: too slow for the smoke test
-        cached = compiled = float("nan")
-    else:
-        base = _fresh_process_cpu("import numpy as np\nimport vaegmm.model.gmm")
-        cached = _fresh_process_cpu("import numpy as np\nimport vaegmm.model.gmm\n" + tiny) - base
-        compiled = _fresh_process_cpu("import numpy as np\nimport vaegmm.model.gmm\n" + tiny, deny_cache=True) - base
-    ok_c = coll_c <= TARGETS["collapsed_s"]
-    ok_w = coll_w <= TARGETS["collapsed_s"]
-    verdict = "met" if ok_c and ok_w else ("met on CPU time" if ok_c else "NOT met")
-    lines = [GMM_SECTION, "",
-             f"Command: `{command.strip()}` (written by it; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}); "
-             f"{os.cpu_count()} CPUs, shared (load average {os.getloadavg()[0]:.1f}), one thread. Data: {n} x "
-             f"{codes.shape[1]} codes, {source}; K = {k}. Wall and CPU seconds per fit: medians of "
-             f"{len(t[names[0]][1])} fits, the three GMMs interleaved, each fit its own seed.", "",
-             table(["GMM", "wall s", "CPU s", "CPU s of each fit / note"], rows), "",
-             f"One-time costs of the collapsed sampler, CPU seconds in a fresh process (after `import vaegmm.model.gmm`): "
-             f"numba's import and loading the compiled loop from its on-disk cache {cached:.2f} s (the dashboard's "
-             f"warm-up pays it before the first Start); compiling it where no cache folder is writable "
-             f"{compiled:.2f} s (once per process).", "",
-             f"Target: CollapsedGibbsGMM {sweeps} sweeps on {n} x {codes.shape[1]} <= {TARGETS['collapsed_s']:.0f} s "
-             f"on one core ({coll_w:.2f} s wall, {coll_c:.2f} s CPU): **{verdict}**.", ""]
-    return "\n".join(lines)
-
-
-def gmm_only(a, command: str) -> int:
-    """``--gmm-only``: the "## GMM speed" section on the iteration-1 codes of the serket-classic preset."""
-    cfg = serket_classic().replace(seed=a.seed)
+    cfg = serket_classic().replace(seed=a.seed, iterations=1)
     if a.quick:
-        cfg = cfg.replace(data__n=300, vae__epochs=2, iterations=1, gmm__sweeps=5)
+        cfg = cfg.replace(data__n=300, vae__epochs=2, gmm__sweeps=5)
     images, labels = load_mnist(cfg.data.n, cfg.data.digits, cfg.seed, cfg.data.source)
-    learner = MutualLearner(cfg.replace(iterations=1), images, labels)
-    learner.run()
-    md = gmm_speed(command, a, cfg, learner.history[1].codes,
-                   f"what the serket-classic preset's GMM sees at iteration 1 (after the first VAE update; seed {a.seed})")
-    print(md)
-    if a.out != "-":
-        write_section(Path(a.out), md)
-        print(f"wrote the GMM speed section of {a.out}")
-    return 0
+    learner = MutualLearner(cfg, images, labels)
+    codes = learner.run()[1].codes
+    k, sweeps, n = cfg.gmm.n_classes, cfg.gmm.sweeps, len(codes)
+    CollapsedGibbsGMM(k, n_sweeps=1, random_state=0).fit(codes)  # numba's import and compiled-loop load, once
+    fits = {f"CollapsedGibbsGMM, Serket's sampler ({sweeps} sweeps)": lambda s: CollapsedGibbsGMM(
+                k, n_sweeps=sweeps, random_state=s).fit(codes),
+            f"GibbsGMM, blocked ({sweeps} sweeps)": lambda s: GibbsGMM(k, n_sweeps=sweeps, random_state=s).fit(codes),
+            "EMGMM (n_init=1)": lambda s: EMGMM(k, n_init=1, random_state=s).fit(codes)}
+    t = {name: [] for name in fits}
+    for r in range(max(a.repeats, 5)):  # interleaved; each repeat its own chain
+        for name, fit in fits.items():
+            c = time.process_time()
+            fit(a.seed + r)
+            t[name].append(time.process_time() - c)
+    coll = med(t[next(iter(t))])
+    points = min(30, n) if a.quick else n
+    rows = [(name, f"{med(c):.3f}", ", ".join(f"{x:.2f}" for x in c)) for name, c in t.items()]
+    for label, ref in (("the same per point in numpy, vectorised over the K classes (`collapsed_gibbs_numpy`)",
+                        collapsed_gibbs_numpy), ("per-point collapsed reference (`tests/gibbs_reference.py`)",
+                                                 collapsed_gibbs)):
+        c = time.process_time()
+        ref(codes, k, a.ref_sweeps, np.random.default_rng(a.seed), points=points if a.quick else None)
+        scaled = (time.process_time() - c) / a.ref_sweeps / points * n * sweeps
+        rows.append((f"{label}, scaled to {sweeps} sweeps", f"{scaled:.1f}",
+                     f"CollapsedGibbsGMM {scaled / coll:.0f}x faster (timed {a.ref_sweeps} sweep(s) of {points} "
+                     "points)"))
+    if a.serket_gmm:  # Serket's own gmm.train (a copy of naka-lab/Serket's gmm/gmm.py): T(0) + 100 (T(s) - T(0)) / s
+        import importlib.util
+        import random
+
+        spec = importlib.util.spec_from_file_location("serket_gmm", a.serket_gmm)
+        serket = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(serket)
+        cs = []
+        for s in (0, a.ref_sweeps):
+            np.random.seed(0)
+            random.seed(0)
+            with tempfile.TemporaryDirectory() as tmp:
+                c = time.process_time()
+                serket.train(codes.astype(np.float32), k, s, tmp, np.ones((n, k)) / k, None, None)
+                cs.append(time.process_time() - c)
+        scaled = cs[0] + sweeps * (cs[1] - cs[0]) / a.ref_sweeps
+        rows.append((f"Serket's own `gmm.train`, {sweeps} sweeps (from runs of 0 and {a.ref_sweeps})", f"{scaled:.1f}",
+                     f"CollapsedGibbsGMM {scaled / coll:.0f}x faster"))
+    verdict = "met" if coll <= 2.0 else "NOT met"
+    return "\n".join(["## GMM speed", "", f"Command: `{command}` (written by it; "
+                      f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}); {os.cpu_count()} CPUs, one thread. "
+                      f"Data: {n} x {codes.shape[1]} codes, what the serket-classic preset's GMM sees at iteration 1 "
+                      f"(seed {a.seed}); K = {k}. CPU seconds per fit: medians, the three GMMs interleaved.", "",
+                      table(["GMM", "CPU s", "CPU s of each fit / note"], rows), "",
+                      f"Target: CollapsedGibbsGMM {sweeps} sweeps on {n} x {codes.shape[1]} <= 2 s on one core "
+                      f"({coll:.2f} s CPU): **{verdict}**.", ""])
 
 
+# ------------------------------------------------------------------------------------------------ live snapshots
 def _drain(conn) -> None:
     """The reading end of the snapshot pipe, in its own process (the dashboard server's side, not timed)."""
     try:
@@ -472,197 +523,130 @@ def _drain(conn) -> None:
         pass
 
 
-def snapshot_overhead(a, argv) -> int:
-    """--snapshots-only: the classic VAE update with and without live snapshots, interleaved, CPU seconds."""
+def snapshot_overhead(a, command: str) -> str:
+    """``--snapshots-only``: the classic VAE update with and without live snapshots, interleaved, CPU seconds."""
     import multiprocessing as mp
     from types import SimpleNamespace
 
-    from vaegmm.model.mutual import ProgressEvent
+    import numpy as np
+    import torch
+
+    from vaegmm.model.compiled_step import use_compiled
+    from vaegmm.model.config import serket_classic
+    from vaegmm.model.data import load_mnist
+    from vaegmm.model.mutual import MutualLearner, ProgressEvent
+    from vaegmm.model.vae import VAE, make_optimizer, train_epochs
     from vaegmm.runs.snapshots import DEFAULT_EVERY, SnapshotTaker
 
-    torch.set_num_threads(a.threads)
-    from threadpoolctl import threadpool_limits
-    threadpool_limits(a.threads)
-    every = DEFAULT_EVERY if a.snapshot_every is None else a.snapshot_every
+    torch.set_num_threads(1)
     cfg = serket_classic().replace(seed=a.seed)
     if a.quick:
         cfg = cfg.replace(data__n=300, vae__epochs=30, vae__batch_size=100)
     v, n = cfg.vae, cfg.data.n
     images, labels = load_mnist(n, cfg.data.digits, cfg.seed, cfg.data.source)
-    x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32))
-    prior = torch.zeros(n, v.latent_dim)
+    x, prior = torch.from_numpy(np.ascontiguousarray(images)), torch.zeros(n, v.latent_dim)
     first = MutualLearner(cfg, images, labels).begin()  # iteration 0: the PCA axes the snapshots are drawn in
     ctx = mp.get_context("spawn")
-    recv, send_conn = ctx.Pipe(duplex=False)
+    recv, send = ctx.Pipe(duplex=False)
     reader = ctx.Process(target=_drain, args=(recv,), daemon=True)
     reader.start()
     recv.close()
-    print(f"snapshot overhead: N={n} D={v.latent_dim} epochs={v.epochs} batch={v.batch_size}, a snapshot every "
-          f"{every} s; load average {os.getloadavg()[0]:.1f}", flush=True)
 
     def update(snapshots: bool):
         g = torch.Generator().manual_seed(a.seed)
         model = VAE(v.latent_dim, v.hidden, generator=g)
         opt = make_optimizer(model, v.lr)
-        taker = None
-        if snapshots:
-            learner = SimpleNamespace(model=model, x=x, history=[first])
-            taker = SnapshotTaker(learner, lambda *msg: send_conn.send(msg), every=every)
+        taker = SnapshotTaker(SimpleNamespace(model=model, x=x, history=[first]), lambda *msg: send.send(msg),
+                              every=DEFAULT_EVERY) if snapshots else None
+        on_epoch = (lambda rec: taker(ProgressEvent("vae", 1, 1, rec.epoch, v.epochs, rec.recon, rec.kl))) \
+            if taker else None
+        c, w = time.process_time(), time.perf_counter()
+        train_epochs(model, opt, x, prior, v.alpha, v.epochs, v.batch_size, g, on_epoch, precision=v.precision,
+                     compiled=compiled)
+        return time.process_time() - c, time.perf_counter() - w, taker
 
-        def on_epoch(rec):
-            if taker is not None:
-                taker(ProgressEvent("vae", 1, 1, rec.epoch, v.epochs, rec.recon, rec.kl))
-        w, c = timed(lambda: train_epochs(model, opt, x, prior, v.alpha, v.epochs, v.batch_size, g, on_epoch))
-        return w, c, taker
-
-    update(False)  # warm-up
-    rows = {False: ([], []), True: ([], [])}
-    counts, spent, rates = [], [], []
+    compiled = use_compiled(-(-n // v.batch_size) * v.epochs)  # as a run of this update would
+    update(False)  # warm-up (and the compile)
+    cpu, rates, per = {False: [], True: []}, [], []
     for r in range(a.repeats):
         for snaps in ((False, True) if r % 2 == 0 else (True, False)):
-            w, c, taker = update(snaps)
-            rows[snaps][0].append(w)
-            rows[snaps][1].append(c)
-            extra = ""
+            c, w, taker = update(snaps)
+            cpu[snaps].append(c)
             if taker is not None:
-                k = taker.count
-                counts.append(k)
-                spent.append(taker.seconds_spent)
-                rates.append(k / w)
-                extra = (f", {k} snapshots ({k / w:.2f}/s of wall time), {1000 * taker.seconds_spent / max(k, 1):.1f} "
-                         f"ms CPU each")
-            print(f"  repeat {r + 1}: VAE update {'with' if snaps else 'without'} snapshots: {w:.2f} s wall, "
-                  f"{c:.2f} s CPU{extra}", flush=True)
-    send_conn.close()
+                rates.append(taker.count / w)
+                per.append(taker.seconds_spent / max(taker.count, 1))
+    send.close()
     reader.join(5)
-    w0, c0 = med(rows[False][0]), med(rows[False][1])
-    w1, c1 = med(rows[True][0]), med(rows[True][1])
-    per_snap = med([s_ / max(k, 1) for s_, k in zip(spent, counts)])
-    over_c, over_w = 100 * (c1 / c0 - 1), 100 * (w1 / w0 - 1)
-    # what the overhead would be on an idle machine: one snapshot per `every` s of the update's CPU time
-    idle_pct = 100 * per_snap / every
+    c0, c1 = med(cpu[False]), med(cpu[True])
+    over = 100 * (c1 / c0 - 1)
+    return "\n".join([
+        "## Live snapshots", "",
+        f"Command: `{command}` ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {os.cpu_count()} CPUs, torch "
+        f"{torch.__version__}, 1 thread). One VAE update ({n} images, D={v.latent_dim}, {v.epochs} epochs, batch "
+        f"{v.batch_size}, precision {v.precision}, {'compiled' if compiled else 'eager'}); with snapshots, every {DEFAULT_EVERY} s of the training thread's "
+        f"CPU time all {n} images are encoded, projected into the last iteration's PCA axes and sent through a pipe "
+        f"to another process, as a training worker does. CPU seconds, medians of {a.repeats}, interleaved.", "",
+        table(["VAE update", "CPU s"], [("without snapshots", f"{c0:.2f}"), ("with snapshots", f"{c1:.2f}")]), "",
+        f"Overhead: **{over:+.1f} % CPU** (target at most +5 %: **{'met' if over <= 5 else 'NOT met'}**); one "
+        f"snapshot costs {1000 * med(per):.1f} ms of CPU. Snapshots: **{med(rates):.2f} per second** of the update "
+        f"(target at least one per 2 s: **{'met' if med(rates) >= 0.5 else 'NOT met'}**).", ""])
+
+
+# ------------------------------------------------------------------------------------------------ main
+def base_checkout(commit: str) -> Path:
+    """The package at ``commit`` (main before issue 26), exported once into the temporary folder."""
+    path = Path(tempfile.gettempdir()) / f"vaegmm-{commit}"
+    if not (path / "vaegmm" / "__init__.py").exists():
+        path.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", commit], capture_output=True, check=True)
+        subprocess.run(["tar", "-x", "-C", str(path)], input=archive.stdout, check=True)
+    return path
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--only", nargs="+", choices=PARTS, default=list(PARTS), help="the parts to measure")
+    ap.add_argument("--repeats", type=int, default=3, help="repeats of each timing (medians reported)")
+    ap.add_argument("--epochs", type=int, default=20, help="epochs timed per update (scaled to 200)")
+    ap.add_argument("--base", default=BASE, help="the commit compared with (main before issue 26)")
+    ap.add_argument("--precision-db", nargs="*", default=[], help="sweep stores of the paired precision check")
+    ap.add_argument("--quick", action="store_true", help="tiny sizes (smoke test)")
+    ap.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"), help="markdown file to update; '-': print only")
+    ap.add_argument("--gmm-only", action="store_true", help="only '## GMM speed'")
+    ap.add_argument("--snapshots-only", action="store_true", help="only '## Live snapshots'")
+    ap.add_argument("--ref-sweeps", type=int, default=2, help="sweeps of the per-point Gibbs references")
+    ap.add_argument("--serket-gmm", type=Path, help="with --gmm-only: also time Serket's own gmm.train from this copy")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    ap.add_argument("--threads", type=int, default=0, help=argparse.SUPPRESS)
+    ap.add_argument("--images", help=argparse.SUPPRESS)
+    a = ap.parse_args(argv)
+    if a.child:
+        print(json.dumps(update_child(a.child, a.threads, a.epochs, a.images)))
+        return 0
+    from markdown_section import write_section
+
     command = "python bench/speed.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    md = "\n".join([
-        "## Live snapshots",
-        "",
-        f"Command: `{command}` ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {platform.machine()}, "
-        f"{os.cpu_count()} CPUs, torch {torch.__version__}, {a.threads} thread(s); load average "
-        f"{os.getloadavg()[0]:.1f} at the end: the machine is shared, so CPU seconds of this process are the measure).",
-        f"Setting: {n} images, D={v.latent_dim}, {v.epochs} epochs, batch {v.batch_size} (one VAE update); with "
-        f"snapshots, every {every} s of the training thread's CPU time (at most 1.5 s of wall time apart; checked after "
-        f"each epoch) all {n} images are encoded (encoder means), projected "
-        f"into the last iteration's PCA axes and sent as float16 codes + float32 projection through a pipe to another "
-        f"process, as a training worker does. Medians of {a.repeats} repeats, with and without interleaved.",
-        "",
-        "| VAE update | wall s | CPU s |",
-        "|---|---|---|",
-        f"| without snapshots | {w0:.2f} | {c0:.2f} |",
-        f"| with snapshots | {w1:.2f} | {c1:.2f} |",
-        "",
-        f"Overhead: **{over_c:+.1f} % CPU** ({over_w:+.1f} % wall; target at most +5 %: "
-        f"**{'met' if over_c <= 5 else 'NOT met'}**). One snapshot costs {1000 * per_snap:.1f} ms of CPU "
-        f"(median, measured inside the taker); at one per {every} s of training CPU that is {idle_pct:.1f} %.",
-        f"Snapshots: {med(counts):.0f} per update, **{med(rates):.2f} per second** of the update (target at least "
-        f"one per 2 s: **{'met' if med(rates) >= 0.5 else 'NOT met'}**).",
-        "",
-        f"Raw CPU seconds: without {', '.join(f'{c:.2f}' for c in rows[False][1])}; with "
-        f"{', '.join(f'{c:.2f}' for c in rows[True][1])}.",
-    ])
-    print()
+    if a.gmm_only or a.snapshots_only:
+        md = gmm_speed(a, command.strip()) if a.gmm_only else snapshot_overhead(a, command.strip())
+    else:
+        res = json.loads(RESULTS.read_text()) if RESULTS.exists() and not a.quick else {}
+        parts = set(a.only) - ({"precision"} if not a.precision_db else set())
+        base = base_checkout(a.base) if parts & {"update", "runs", "load"} and not a.quick else ROOT
+        for part in PARTS:
+            if part in parts:
+                print(f"{part} ...", flush=True)
+                res[part] = {"machine": machine, "gemm": lambda: gemm_part(a), "update": lambda: update_part(a, base),
+                             "runs": lambda: runs_part(a, base), "load": lambda: load_part(a, base),
+                             "precision": lambda: precision_part(a.precision_db)}[part]()
+        if not a.quick:
+            RESULTS.parent.mkdir(parents=True, exist_ok=True)
+            RESULTS.write_text(json.dumps(res, indent=1) + "\n")
+        md = render(res, command.strip())
     print(md)
     if a.out != "-":
         write_section(Path(a.out), md)
-        print(f"wrote the Live snapshots section of {a.out}")
     return 0
-
-
-def vae_only(a) -> int:
-    """Child of --thread-check: time our VAE update for ``--vae-only`` epochs, print 'wall cpu' (seconds)."""
-    torch.set_num_threads(a.threads)
-    cfg = serket_classic().replace(seed=a.seed, vae__epochs=a.vae_only)
-    images, _ = load_mnist(cfg.data.n, cfg.data.digits, cfg.seed, cfg.data.source)
-    x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32))
-    prior = torch.zeros(cfg.data.n, cfg.vae.latent_dim)
-    make_ours(x, prior, cfg.replace(vae__epochs=1), a.seed)()  # warm-up
-    w, c = timed(make_ours(x, prior, cfg, a.seed))
-    print(f"{w} {c}")
-    return 0
-
-
-def thread_check(epochs: int, repeats: int, full_epochs: int):
-    import subprocess
-
-    settings = [(t, pol) for t in (1, 2) for pol in ("", "PASSIVE")]
-    res = {s: ([], []) for s in settings}
-    for _ in range(repeats):
-        for t, pol in settings:
-            env = dict(os.environ)
-            env.pop("OMP_WAIT_POLICY", None)
-            if pol:
-                env["OMP_WAIT_POLICY"] = pol
-            out = subprocess.run([sys.executable, __file__, "--vae-only", str(epochs), "--threads", str(t)],
-                                 env=env, capture_output=True, text=True, check=True).stdout.split()
-            w, c = float(out[-2]), float(out[-1])
-            res[(t, pol)][0].append(w * full_epochs / epochs)
-            res[(t, pol)][1].append(c * full_epochs / epochs)
-            print(f"  threads {t} OMP_WAIT_POLICY={pol or '(default)'}: {res[(t, pol)][0][-1]:.2f} s wall, "
-                  f"{res[(t, pol)][1][-1]:.2f} s CPU per update", flush=True)
-    return [(str(t), pol or "(default)", f"{med(w):.2f}", f"{med(c):.2f}") for (t, pol), (w, c) in res.items()]
-
-
-def table(header, rows):
-    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    out += ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(out)
-
-
-def render(command, a, cfg, rows, gemm_rows, total_flops, steps, step_rate, peak_rate, met, vae, whole,
-           threads_rows, reading=()) -> str:
-    v = cfg.vae
-    lines = [
-        "## Speed",
-        "",
-        f"Command: `{command.strip()}` (written by it; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}).",
-        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
-        f"`torch.set_num_threads({a.threads})` and numpy's BLAS at {a.threads} thread(s) (threadpoolctl); load average {os.getloadavg()[0]:.1f} at the end "
-        "(the machine is shared: wall times include other processes' use of the cores; CPU = this process's CPU seconds).",
-        f"Setting: {cfg.data.n} bundled images, D={v.latent_dim}, K={cfg.gmm.n_classes}, alpha={v.alpha}, "
-        f"{v.epochs} epochs, batch {v.batch_size}, {cfg.iterations} iterations; medians of {a.repeats} repeats, "
-        "ours and the naive references interleaved.",
-        "",
-        table(["measure", "wall s", "CPU s", "note"], rows),
-        "",
-        f"One VAE update = {steps} mini-batch steps = {total_flops / 1e9:.1f} GFLOP in the Linear layers: per image "
-        "and epoch " + ", ".join(f"{kind} {macs:,} multiply-adds" for kind, macs in macs_per_image(v.latent_dim, v.hidden, 784))
-        + " (the first layer needs no input gradient), 2 FLOP each.",
-        f"Measured float32 GEMM rate at {a.threads} thread(s), by CPU time (by wall time): {step_rate[1]:.1f} "
-        f"({step_rate[0]:.1f}) GFLOP/s over one step's GEMMs, {peak_rate[1]:.1f} ({peak_rate[0]:.1f}) GFLOP/s on the "
-        "large square one. CPU-time rates are what the cores do; wall-time rates also count the time other "
-        "processes held them, at the moment of this measurement.",
-        "",
-        table(["GEMM of one step", "MxKxN", "us per call (wall)", "GFLOP/s (wall)", "GFLOP/s (CPU)"], gemm_rows),
-        "",
-    ]
-    if threads_rows:
-        lines += [
-            f"Threads: our VAE update timed for {a.thread_check} epochs in a fresh process per setting "
-            f"(scaled to {v.epochs}; medians of {a.repeats}, interleaved). CPU s counts both threads' time.",
-            "",
-            table(["torch threads", "OMP_WAIT_POLICY", "wall s per update", "CPU s per update"], threads_rows),
-            "",
-        ]
-    lines += [
-        "Targets: " + "; ".join(f"{name}: **{ok}**" for name, ok in met.items()) + ".",
-        "",
-    ]
-    for para in reading:
-        lines += [para, ""]
-    lines += [
-        "Raw wall seconds: " + "; ".join(f"{k}: {', '.join(f'{t:.2f}' for t in w)}" for k, (w, _) in vae.items())
-        + f"; whole run: {', '.join(f'{t:.2f}' for t in whole)}.",
-        "",
-    ]
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":

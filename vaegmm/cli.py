@@ -20,21 +20,11 @@ from tqdm import tqdm
 
 from vaegmm.core.threads import configure_torch_threads
 from vaegmm.model.config import DEVICES, PRESETS, RunConfig, preset
-from vaegmm.model.data import heldout_summary
 from vaegmm.model.params import FIELDS, Field, apply_settings, expected, parse_value
-from vaegmm.model.vae import precision_note, resolve_device
-from vaegmm.runs.ask import heldout_words
-from vaegmm.runs.library import RunRecorder
-from vaegmm.sweeps.budget import limit_refusal
-from vaegmm.runs.state import FAILED, FINISHED, STOPPED
-from vaegmm.runs.train import load_data_split, train_run
-from vaegmm.store import RunStore, StoreError
-from vaegmm.sweeps.driver import default_sweep_name, run_sweep
-from vaegmm.sweeps.executors import ExecutorError, make_executor
-from vaegmm.sweeps.results import (cell_table, common_labels, compare_cells, default_comparisons, resolve_cell,
-                                   sweep_results)
 from vaegmm.sweeps.spec import MAX_RUNS, SweepError, SweepSpec, parse_seeds
-from vaegmm.views.export import write_run
+
+# The modules that import torch, scikit-learn or pandas (2-3 s together) are imported by the commands that use
+# them, so that ``python -m vaegmm --help`` answers in well under a second.
 
 
 REPORT_METRICS = ("accuracy", "nmi", "ari", "heldout_accuracy", "heldout_nmi")
@@ -153,6 +143,8 @@ def main(argv=None) -> int:
 
 def _open_store(path, note: bool = True):
     """The results store for ``run``; on a problem, a one-line warning and None (the run goes on)."""
+    from vaegmm.store import RunStore, StoreError
+
     try:
         return RunStore(path)
     except StoreError as e:
@@ -165,6 +157,14 @@ def run_main(args) -> int:
     """``python -m vaegmm run``: train one run with :func:`~vaegmm.runs.train.train_run`, record it, write the
     Serket-layout folder and print the per-iteration table. Exit 0 finished, 130 interrupted, 1 failed, 2 bad
     arguments or data."""
+    from vaegmm.model.data import heldout_summary
+    from vaegmm.model.vae import precision_note, resolve_device
+    from vaegmm.runs.ask import heldout_words
+    from vaegmm.runs.state import FAILED, FINISHED, STOPPED
+    from vaegmm.runs.train import train_run
+    from vaegmm.sweeps.budget import limit_refusal
+    from vaegmm.views.export import write_run
+
     try:
         cfg = config_from_args(args)
         note = precision_note(cfg.vae.precision, resolve_device(cfg.vae.device))
@@ -213,6 +213,8 @@ def run_main(args) -> int:
 def _load_data(cfg: RunConfig):
     """The run's images, labels and held-out set (:class:`~vaegmm.model.data.DataSplit`; ValueError when the
     source cannot deliver), torch set up for one run."""
+    from vaegmm.runs.train import load_data_split
+
     configure_torch_threads(capacity=1)  # one run: all cores, or $VAEGMM_TORCH_THREADS
     return load_data_split(cfg)
 
@@ -236,6 +238,8 @@ class _ProgressBar:
 def _recorder(args, cfg: RunConfig):
     """A :class:`~vaegmm.runs.library.RunRecorder` of this run in the results store, its row begun; None (and
     a one-line warning) when the store cannot take it. The run's files are the ``--out`` folder."""
+    from vaegmm.runs.library import RunRecorder
+
     store = _open_store(args.db)
     if store is None:
         return None
@@ -265,6 +269,8 @@ def print_run(history, wall: float, out: Path, recorder=None, heldout: Optional[
     """The per-iteration table (accuracy, NMI, ARI on the training images; accuracy and NMI on the held-out
     images, matched by the training matching; seconds of the VAE and GMM updates) and where it went.
     ``heldout``: :func:`~vaegmm.model.data.heldout_summary` (its line is printed when there is a held-out set)."""
+    from vaegmm.runs.ask import heldout_words
+
     print(f"{'iter':>4} {'accuracy':>9} {'NMI':>7} {'ARI':>7} {'held-out acc':>12} {'held-out NMI':>12} "
           f"{'VAE s':>7} {'GMM s':>7}")
     for r in history:
@@ -291,6 +297,10 @@ def _grid(items: list[str]) -> list[tuple[str, str]]:
 
 
 def sweep_main(args) -> int:
+    from vaegmm.store import RunStore, StoreError
+    from vaegmm.sweeps.driver import default_sweep_name, run_sweep
+    from vaegmm.sweeps.executors import ExecutorError, make_executor
+
     try:
         if args.jobs is not None and args.jobs < 1:
             raise SweepError(f"--jobs must be >= 1, got {args.jobs}")
@@ -357,6 +367,9 @@ def format_report(store, name: str, compare=None, metric: str = "accuracy") -> s
     """The summary table of a sweep (per cell: seeds, mean ± std and 95 % CI of the final accuracy, NMI, ARI,
     and the same of the held-out accuracy and NMI: on the images each run set aside) and its paired comparisons
     of ``metric``, as text."""
+    from vaegmm.sweeps.results import (cell_table, common_labels, compare_cells, default_comparisons, resolve_cell,
+                                       sweep_results)
+
     info, runs, _ = sweep_results(store, name)
     spec = SweepSpec.from_dict(info["spec"])
     table = cell_table(spec, runs)
@@ -401,6 +414,9 @@ def format_report(store, name: str, compare=None, metric: str = "accuracy") -> s
 
 
 def report_main(args) -> int:
+    from vaegmm.store import RunStore, StoreError
+    from vaegmm.sweeps.results import sweep_results
+
     try:
         with RunStore(args.db, readonly=True) as store:
             if not args.name:
