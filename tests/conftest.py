@@ -27,10 +27,6 @@ os.environ["VAEGMM_DB"] = str(Path(_DB_DIR) / "runs.db")
 # the suite's many identical tiny runs must train, not join or replay each other (issue 18's reuse); the tests of
 # the reuse turn it on for themselves (tests/test_budget_reuse.py, test_app_reuse.py, test_browser_reuse.py)
 os.environ.setdefault("VAEGMM_REUSE", "off")
-# no compiled training steps (vaegmm/model/compiled_step.py): the suite's runs are tiny (eager anyway), and the fork
-# servers of the app tests would otherwise compile the presets' steps at start, ~30 s of CPU each in a fresh clone;
-# tests/test_vae.py compiles a step of its own
-os.environ.setdefault("VAEGMM_COMPILE", "off")
 atexit.register(shutil.rmtree, _DB_DIR, True)
 
 

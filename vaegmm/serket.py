@@ -35,7 +35,6 @@ from vaegmm.model.gmm import make_gmm
 from vaegmm.model.metrics import clustering_accuracy
 from vaegmm.model.recognition import digit_matching
 from vaegmm.model.vae import VAE as _VAEModel
-from vaegmm.model.compiled_step import use_compiled
 from vaegmm.model.vae import encode_all, make_optimizer, resolve_device, train_epochs
 
 _state = {"count": 0, "save_dir": None}
@@ -124,8 +123,7 @@ class VAE(_Module):
         x = torch.from_numpy(np.asarray(self.parent.get_forward_msg(), dtype=np.float32)).to(self.device)
         prior = np.zeros((x.shape[0], self.latent_dim), np.float32) if self.prior_mu is None else self.prior_mu
         self.losses = train_epochs(self.model, self.optimizer, x, torch.from_numpy(prior).to(self.device),
-                                   self.alpha, self.itr, self.batch_size, self._gen,
-                                   compiled=use_compiled(-(-x.shape[0] // self.batch_size) * self.itr, self.device))
+                                   self.alpha, self.itr, self.batch_size, self._gen)
         mu, logvar = encode_all(self.model, x)
         if self.codes_kind == "sample":
             mu = mu + self._rng.standard_normal(mu.shape).astype(np.float32) * np.exp(0.5 * logvar)

@@ -1,6 +1,6 @@
 """CPU threads for torch: how many a run gets, decided per run from the cores that are free when it starts.
 
-Measured on the 2-core Intel machine of issue 17 (AVX512-BF16; BENCHMARKS.md "Speed" has today's): one classic
+Measured on the 2-core machine this project targets (issue 17; its table is in git history, ``git show 86603c0:BENCHMARKS.md``, section "Speed (issue 17)"): one classic
 VAE update takes 8.7 s on 1 thread; 2 threads with OpenMP's passive waiting 8.9 s (the second thread buys nothing,
 every small parallel region pays a wake-up); 2 threads whose idle threads spin a little before they sleep
 (``GOMP_SPINCOUNT=10000``, set in ``vaegmm/__init__.py`` unless the user chose a policy) 4.7 s. But with one core

@@ -40,7 +40,8 @@ class VAEConfig:
     device: str = "auto"  # "auto" (CUDA when present), "cpu" or "cuda"
     precision: str = "fp32"  # VAE matrix multiplies: "fp32" (exact), "bf16" (mixed precision, float32 master
     # weights; ~2x faster), "auto" = bf16 where the device multiplies it natively (AVX512-BF16/AMX, CUDA), else fp32.
-    # fp32 stays the default until bf16 passes issue 17's paired quality check (BENCHMARKS.md, Speed (issue 17))
+    # fp32 stays the default: issue 26's paired check (BENCHMARKS.md "Speed") passes for project-default (30 pairs)
+    # but misses on serket-classic by 0.08 points (75 pairs: auto - fp32 = +0.34, 95 % CI -1.41 to +2.08; limit +-2)
 
 
 @dataclass

@@ -12,7 +12,6 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from vaegmm.model import compiled_step
 from vaegmm.model.config import RunConfig
 from vaegmm.model.control import RunControl
 from vaegmm.model.data import HeldOut
@@ -22,7 +21,7 @@ from vaegmm.model.predictive import predict
 from vaegmm.model.projection import Projection2D, fit_pca2d
 from vaegmm.model.recognition import TrainedIteration, ask, digit_matching, recognition_scores
 from vaegmm.model.vae import (VAE, EpochLoss, TrainingDiverged, encode_all, make_optimizer, resolve_device,
-                              train_epochs, warm_compiled_step)
+                              train_epochs)
 
 
 @dataclass
@@ -89,26 +88,6 @@ class IterationResult:
 Callback = Callable[[ProgressEvent], None]
 
 
-def training_steps(config: RunConfig) -> int:
-    """Mini-batch steps of a whole run: batches per epoch x epochs x iterations (what decides whether its step is
-    compiled, :func:`vaegmm.model.compiled_step.use_compiled`)."""
-    n, batch = config.data.n, max(1, min(config.vae.batch_size, config.data.n))
-    return -(-n // batch) * config.vae.epochs * config.iterations
-
-
-def step_shapes(config: RunConfig) -> set[tuple]:
-    """The arguments of :func:`~vaegmm.model.vae.warm_compiled_step` for every step shape of ``config``'s updates
-    (the full batch, and the last one when ``n`` is not a multiple of it; the message's variance from iteration 2
-    on); empty when its runs train eagerly."""
-    device = resolve_device(config.vae.device)
-    if not compiled_step.use_compiled(training_steps(config), device):
-        return set()
-    n, batch, v = config.data.n, min(config.vae.batch_size, config.data.n), config.vae
-    variances = {1.0, float(v.message_var)} if config.feedback and config.iterations > 1 else {1.0}
-    return {(v.latent_dim, v.hidden, rows, v.precision, device.type, var)
-            for rows in (batch, n % batch or batch) for var in variances}
-
-
 class MutualLearner:
     """Holds the VAE, its optimiser (both carry over between updates), the GMM and the prior means.
 
@@ -144,10 +123,6 @@ class MutualLearner:
                             warm_start=g.warm_start, random_state=self._np_rng, reg_covar=g.reg_covar,
                             chains=g.chains, select=g.select, keep_previous=g.keep_previous)
         self.history: list[IterationResult] = []
-        # compiled or not: decided from the config and the machine only, so a seed gives the same numbers every time
-        # (runs/reuse.py); compiled in the first step(), after iteration 0's picture and before the update's clock
-        self._to_compile = step_shapes(config.replace(data__n=len(images)))
-        self.compiled = bool(self._to_compile)
 
     # ------------------------------------------------------------------------------------------------
     @property
@@ -229,9 +204,6 @@ class MutualLearner:
             self.begin()
         cfg = self.config
         it = self.iteration + 1
-        for shape in self._to_compile:  # the compile (or its load from Inductor's disk cache), once per run
-            warm_compiled_step(*shape)
-        self._to_compile, self.compiled = set(), self.compiled and compiled_step.works()
         t0 = time.perf_counter()
 
         def on_epoch(rec: EpochLoss) -> None:
@@ -244,8 +216,7 @@ class MutualLearner:
             losses = train_epochs(self.model, self.optimizer, self.x, self.prior_mu, cfg.alpha_at(it), cfg.vae.epochs,
                                   cfg.vae.batch_size, self._torch_gen, on_epoch, self.control.checkpoint,
                                   prior_var=cfg.vae.message_var if message else 1.0,
-                                  warmup=cfg.vae.warmup_epochs if it == 1 else 0, precision=cfg.vae.precision,
-                                  compiled=self.compiled)
+                                  warmup=cfg.vae.warmup_epochs if it == 1 else 0, precision=cfg.vae.precision)
         except TrainingDiverged as e:
             raise TrainingDiverged(f"iteration {it}: {e}") from None
         seconds_vae = time.perf_counter() - t0

@@ -8,11 +8,7 @@ batch 500, 2 epochs), and ``precision="auto"`` gives exactly what ``"fp32"`` giv
 fp32 on a CPU without native bf16. So the key is the config with ``precision`` replaced by the *resolved*
 precision (``fp32`` or ``bf16``: bf16 rounds differently), ``device`` by the resolved device type, and the seed;
 the thread count is left out (it does not change the numbers here). On a CPU with native bf16, ``auto`` resolves
-to bf16 and keys with ``bf16``. Measured again on a 2-core AMD EPYC Zen 4 with AVX512-BF16 (issue 26; the
-training step is now compiled for runs of >= 1000 mini-batch steps, :mod:`vaegmm.model.compiled_step`): quick-demo
-in bf16 (compiled) gives bit-identical codes and accuracies on 1 and 2 threads, a 400-image run (eager) in bf16
-too; in fp32 the eager step's codes differ in the last bits between 1 and 2 threads (MKL's fp32 multiplies; the
-hand-written step before issue 26 did the same), its accuracies did not.
+to bf16 and keys with ``bf16``.
 """
 from __future__ import annotations
 

@@ -5,11 +5,8 @@ the encoder and decoder once per epoch), its GMM point-updates (images x sweeps 
 iteration 0 included) and the seconds both take at this server's measured rate: the rate in seconds per work
 unit of :mod:`vaegmm.sweeps.estimate` (the store's recent runs on this host, else the calibration run, else the
 benchmark's constant), plus a per-mini-batch overhead that the rate, measured at batches of hundreds, does not
-see: a run at batch 1 paid ~2.2 ms per mini-batch on the AVX2-only machine of issue 18 (quick-demo network, 400
-images x 3 epochs, one thread: 2.69 s of VAE update at batch 1, 0.31 s at batch 10, 0.055 s at batch 500); on
-issue 26's Zen 4 (AVX512-BF16) 1.2-1.5 ms (1.4-1.7 s at batch 1, 0.17-0.22 s at batch 10, eager or compiled, fp32
-or bf16). The constant keeps the slower machine's figure: an estimate too low would let the watchdog below stop
-a run that is merely on a slow CPU.
+see: a run at batch 1 pays ~2.2 ms per mini-batch here (quick-demo network, 400 images x 3 epochs, one thread:
+2.69 s of VAE update at batch 1, 0.31 s at batch 10, 0.055 s at batch 500).
 
 The limit is ``$VAEGMM_MAX_RUN_MINUTES``: the dashboard refuses a run whose estimate is above it (default 10
 minutes there, :data:`DASHBOARD_DEFAULT_MINUTES`); the CLI and sweeps have no limit unless the variable is set
@@ -32,7 +29,7 @@ OVERTIME_FACTOR = 2.0
 OVERTIME_SLACK_S = 120.0  # start-up, loading, a busy machine: a short run is not stopped in its first 2 minutes
 # (a 200-image run, estimated at 1 s, was stopped at 30 s while iteration 0 waited on 2 cores at load 5-6)
 STARTUP_SECONDS = 1.0  # a run's start-up, as in estimate_seconds
-MINIBATCH_SECONDS = 2.2e-3  # measured (module docstring): the cost of one mini-batch beyond its images
+MINIBATCH_SECONDS = 2.2e-3  # measured here (module docstring): the cost of one mini-batch beyond its images
 
 
 MIN_RATE_UNITS = 1e5  # runs smaller than this are left out of the rate: their start-up dominates (a 200 x 2 x 2 run

@@ -16,10 +16,7 @@ from vaegmm.model.config import preset as make_preset
 from vaegmm.sweeps.executors import LocalPoolExecutor
 from vaegmm.sweeps.spec import SweepSpec
 
-# BENCHMARKS.md: a classic run (3000 x 200 x 5) took ~100 s at 2 side by side on the AVX2-only machine (fp32); on
-# issue 26's Zen 4 35-39 s at the default precision (bf16) and 53-61 s in fp32 ("Speed", the precision check). The
-# constant keeps the slowest CPU's rate (a fallback: the store's runs or the calibration give this server's own)
-DEFAULT_SECONDS_PER_IMAGE_EPOCH = 3.4e-5
+DEFAULT_SECONDS_PER_IMAGE_EPOCH = 3.4e-5  # BENCHMARKS.md: a classic run (3000 x 200 x 5) ~100 s at 2 side by side
 
 
 def work_units(config: Mapping[str, Any]) -> float:
