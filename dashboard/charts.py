@@ -274,3 +274,63 @@ def placeholder(height: int = 360) -> go.Figure:
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
     return base_layout(fig, "placeholder", "", height)
+
+
+# ---------------------------------------------------------------------------------------------- asking the model
+STAR_MARKER = dict(symbol="star", size=30, color="#ffd400", line=dict(width=2, color="black"))
+DECODED_MARKER = dict(symbol="diamond-open", size=18, color="black", line=dict(width=3, color="black"))
+CLICK_GRID = 41  # the PCA view's invisible clickable points per axis (a click on empty space picks the nearest)
+
+
+def marked(fig: go.Figure, xy, what: str = "star", name: str = "your drawing") -> go.Figure:
+    """``fig`` (a latent scatter) with one more marker at ``xy (2,)``: a large star (``what="star"``, meta "star":
+    a drawn digit's place) or an open diamond (``"decoded"``: the point decoded). The axis ranges grow to show
+    it. A new frozen figure; ``fig`` is unchanged."""
+    d = fig.to_dict()
+    layout = dict(d["layout"])
+    x, y = float(xy[0]), float(xy[1])
+    for axis, v in (("xaxis", x), ("yaxis", y)):
+        span = (layout.get(axis) or {}).get("range")
+        if span is not None and not span[0] <= v <= span[1]:
+            pad = 0.06 * (span[1] - span[0])
+            layout[axis] = {**layout[axis], "range": [min(span[0], v - pad), max(span[1], v + pad)]}
+    kind = d["data"][0].get("type", "scatter") if d["data"] else "scatter"
+    marker = STAR_MARKER if what == "star" else DECODED_MARKER
+    trace = dict(type=kind, x=[x], y=[y], mode="markers", name=name, meta=what, marker=marker,
+                 hovertemplate=f"{name}<extra></extra>")
+    return FrozenFigure(data=list(d["data"]) + [trace], layout=layout)
+
+
+def click_grid(ranges: tuple, n: int = CLICK_GRID) -> dict:
+    """An invisible ``n x n`` grid of points over ``ranges ((x0, x1), (y0, y1))`` (meta "grid"): Plotly reports
+    clicks on points only, so a click on empty space picks the nearest grid point. ``customdata`` is ``-1``
+    (no image)."""
+    gx, gy = np.meshgrid(np.linspace(*ranges[0], n, dtype=np.float32), np.linspace(*ranges[1], n, dtype=np.float32))
+    return dict(type="scattergl", x=typed_array(gx.ravel()), y=typed_array(gy.ravel()), mode="markers",
+                name="decode a point", meta="grid", showlegend=False, hoverinfo="none",
+                marker=dict(size=10, color="rgba(0,0,0,0)"),
+                customdata=typed_array(np.full((n * n, 1), -1, dtype=np.int32)))
+
+
+def with_click_grid(fig: go.Figure, ranges: tuple) -> go.Figure:
+    """``fig`` (a PCA latent scatter with fixed ``ranges``) with :func:`click_grid` as its last trace."""
+    d = fig.to_dict()
+    return FrozenFigure(data=list(d["data"]) + [click_grid(ranges)], layout=d["layout"])
+
+
+def class_probability_chart(proba: np.ndarray, names: Sequence[str], height: int = 260) -> go.Figure:
+    """The GMM's class probabilities of one asked image ``proba (K,)`` as horizontal bars, one per class named by
+    ``names`` (e.g. "class 3 · mostly 7s"), in the classes' colours; the most probable class full, the others
+    pale (meta "proba")."""
+    p = np.asarray(proba, dtype=np.float64)
+    best = int(p.argmax())
+    colours = [scatter.group_colour(k) for k in range(len(p))]
+    fig = go.Figure(go.Bar(
+        x=p, y=list(names), orientation="h", meta="proba", marker=dict(color=colours, opacity=[
+            1.0 if k == best else 0.45 for k in range(len(p))]),
+        text=[f"{v:.2f}" if v >= 0.005 else "" for v in p], textposition="outside", cliponaxis=False,
+        hovertemplate="%{y}: %{x:.3f}<extra></extra>"))
+    fig.update_xaxes(range=[0, 1.15], title_text="probability", tickvals=[0, 0.5, 1])
+    fig.update_yaxes(autorange="reversed", tickfont=dict(size=11))
+    fig.update_layout(showlegend=False, bargap=0.25)
+    return base_layout(fig, "proba", "", height)

@@ -8,6 +8,7 @@ import streamlit as st
 
 from dashboard import charts
 from dashboard.components import view_fallback
+from dashboard.components.ask_panel import Asked, ask_row, askable, marked_figure
 from dashboard.components.export_buttons import export_buttons
 from dashboard.components.figure_cache import cached_figure, live_picture_key
 from dashboard.components.replay_panel import replay_panel
@@ -51,7 +52,7 @@ def charts_panel(entry: RunEntry, snap) -> None:
     if replay:
         replay_panel(entry, snap, kind, by)
     else:
-        _scatter(entry, done, shown, live, result, by)
+        _scatter(entry, done, shown, live, result, by, ask=askable(snap))
     before_after(entry, h, by)
 
 
@@ -73,12 +74,17 @@ def picture(run, snap, kind: str, result=None, latest: bool = True) -> tuple:
     return shown, live
 
 
-def _scatter(entry: RunEntry, done: dict, shown: view_fallback.Shown, live, result, by: str) -> None:
+def _scatter(entry: RunEntry, done: dict, shown: view_fallback.Shown, live, result, by: str,
+             ask: bool = False) -> None:
     """The big scatter: the codes right now (``live``, a snapshot of the VAE update in progress) in the axes of
-    the last finished iteration, or finished iteration ``result``."""
+    the last finished iteration, or finished iteration ``result``. ``ask``: the drawing canvas below it (a paused
+    or ended run), whose star is drawn into the scatter (issue 25)."""
     view_fallback.explain(shown)
-    st.plotly_chart(scatter_figure(entry, done, shown, live, result, by), key="scatter_main",
-                    config={"displaylogo": False})
+    picture = st.container()  # made before the canvas, filled after it: the star of this run's drawing
+    asked = ask_row(entry, result, shown.view.kind, "ask_main") if ask else Asked()
+    fig = scatter_figure(entry, done, shown, live, result, by)
+    picture.plotly_chart(marked_figure(fig, asked.star), key="scatter_main",
+                         config={"displaylogo": False})
 
 
 def scatter_figure(entry: RunEntry, done: dict, shown: view_fallback.Shown, live, result, by: str,
