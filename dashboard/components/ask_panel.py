@@ -28,6 +28,8 @@ from vaegmm.views.latent2d import LABELS, LDA, PCA, TSNE
 PROMPT = ("Draw a digit in the box, with the mouse or a finger: the model encodes it and the star shows where it "
           "lands.")
 
+EXACT = "The ★ in the picture above is your digit's code, projected exactly as the points are ({})."
+
 
 @dataclass
 class Asked:
@@ -54,12 +56,16 @@ def class_names(result, labels: Optional[np.ndarray]) -> list[str]:
     return [f"class {c} · mostly {d}s" if d >= 0 else f"class {c} · empty" for c, d in enumerate(major)]
 
 
+def _digest(image: np.ndarray) -> str:
+    return hashlib.sha1(np.ascontiguousarray(image, dtype=np.float32).tobytes()).hexdigest()
+
+
 def _answer(entry: RunEntry, iteration: int, image: np.ndarray) -> Answer:
-    """The run's answer for one drawing (asked once per drawing, iteration and t-SNE state)."""
+    """The run's answer for one drawing (asked once per drawing, iteration and t-SNE state: the page's polling
+    fragment reruns every half second)."""
     run = entry.run
-    digest = hashlib.sha1(np.ascontiguousarray(image, dtype=np.float32).tobytes()).hexdigest()
     ready = run.views.tsne_status(iteration) == "ready"
-    return cached_figure(entry, ("answer", iteration, digest, ready), lambda: ask_run(run, iteration, image))
+    return cached_figure(entry, ("answer", iteration, _digest(image), ready), lambda: ask_run(run, iteration, image))
 
 
 def star_place(answer: Answer, kind: str) -> tuple[Optional[np.ndarray], str]:
@@ -68,11 +74,11 @@ def star_place(answer: Answer, kind: str) -> tuple[Optional[np.ndarray], str]:
     if kind == TSNE:
         if answer.tsne_xy is None:
             return None, "The star appears when the t-SNE of this iteration is ready."
-        return answer.tsne_xy[0], ("t-SNE has no map for a new point: the star sits at the mean place of the 5 "
-                                   "training codes nearest to your digit's code.")
+        return answer.tsne_xy[0], ("t-SNE has no map for a new point: the ★ in the picture above sits at the mean "
+                                   "place of the 5 training codes nearest to your digit's code.")
     if kind == LDA and answer.lda_xy is not None:
-        return answer.lda_xy[0], "The star is your digit's code, projected exactly as the points are (LDA)."
-    return answer.pca_xy[0], f"The star is your digit's code, projected exactly as the points are ({LABELS[PCA]})."
+        return answer.lda_xy[0], EXACT.format(LABELS[LDA])
+    return answer.pca_xy[0], EXACT.format(LABELS[PCA])
 
 
 def verdict(answer: Answer, names: list[str], labelled: bool) -> str:
@@ -94,7 +100,7 @@ def ask_row(entry: RunEntry, result, kind: str, key: str) -> Asked:
     run = entry.run
     st.markdown(f"**Ask the trained model: draw a digit** (iteration {result.iteration})")
     if not answerable(run, result.iteration):
-        st.caption(f":material/info: This run cannot be asked: it was saved before runs kept their encoders. "
+        st.caption(":material/info: This run cannot be asked: it was saved before runs kept their encoders. "
                    "Train its settings again to draw digits for it.")
         return Asked()
     left, right = st.columns([1.15, 1])
@@ -113,25 +119,28 @@ def ask_row(entry: RunEntry, result, kind: str, key: str) -> Asked:
             return Asked()
         names = class_names(result, run.labels)
         st.markdown(verdict(answer, names, run.labels is not None))
-        st.plotly_chart(charts.class_probability_chart(answer.proba[0], names), key=f"{key}_proba",
+        bars = cached_figure(entry, ("proba", result.iteration, _digest(drawn.image)),
+                             lambda: charts.class_probability_chart(answer.proba[0], names))
+        st.plotly_chart(bars, key=f"{key}_proba",
                         config={"displaylogo": False, "displayModeBar": False})
         star, note = star_place(answer, kind)
         st.caption(note)
-    _pictures(run, drawn.image, answer)
+    row = cached_figure(entry, ("pictures", result.iteration, _digest(drawn.image)),
+                        lambda: _pictures(run, drawn.image, answer))
+    st.markdown(row, unsafe_allow_html=True)
     return Asked(answer, star)
 
 
-def _pictures(run, image: np.ndarray, answer: Answer) -> None:
-    """One wrapping row of small pictures: what the model saw (the drawing made MNIST-like), its reconstruction,
-    and the nearest training images with their digits."""
+def _pictures(run, image: np.ndarray, answer: Answer) -> str:
+    """One wrapping row of small pictures (HTML): what the model saw (the drawing made MNIST-like), its
+    reconstruction, and the nearest training images with their digits."""
     items = [(image, "what the model saw"), (answer.reconstruction[0], "its reconstruction")]
     if answer.nearest is not None and run.images_u8 is not None:
         for rank, i in enumerate(answer.nearest[0]):
             tag = f"digit {int(run.labels[i])}" if run.labels is not None else f"image {int(i)}"
             items.append((run.images_u8[i] / 255.0, f"nearest {rank + 1}: {tag}"))
     figures = "".join(f'<div style="width:92px">{figure_html(enlarged(img, 3), cap)}</div>' for img, cap in items)
-    st.markdown(f'<div data-testid="vaegmm-asked" style="display:flex;flex-wrap:wrap;gap:0.6rem">{figures}</div>',
-                unsafe_allow_html=True)
+    return f'<div data-testid="vaegmm-asked" style="display:flex;flex-wrap:wrap;gap:0.6rem">{figures}</div>'
 
 
 def marked_figure(fig, xy: Optional[np.ndarray], what: str = "star", name: str = "your drawing"):

@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Optional
 
-from vaegmm.model.config import CODE_KINDS, DATA_SOURCE_PREFIXES, DATA_SOURCES, GMM_BACKENDS, PRECISIONS, RunConfig, preset
+from vaegmm.model.config import (CODE_KINDS, DATA_SOURCE_PREFIXES, DATA_SOURCES, GMM_BACKENDS, PRECISIONS, RunConfig,
+                                 preset)
 from vaegmm.model.data import BUNDLED_PER_DIGIT, per_digit_counts
 
 DEFAULT_PRESET = "quick-demo"
