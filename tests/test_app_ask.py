@@ -253,3 +253,13 @@ def test_a_serket_folder_becomes_the_source_and_a_bad_one_is_one_line(tmp_path):
     # back to MNIST
     at.radio(key="data_kind").set_value("mnist").run()
     assert at.session_state["cfg_source"] == "auto" and "source" not in at.query_params
+
+
+def test_how_it_works_explains_asking_the_model():
+    at = app({})
+    at.switch_page("pages/3_How_it_works.py").run()
+    assert not at.exception
+    assert "6. Ask the trained model" in [h.value for h in at.header]
+    text = "\n".join(m.value for m in at.markdown)
+    for words in ("held-out", "draw a 7 and see which class it joins", "Decode any point", "no labels"):
+        assert words in text, words
