@@ -17,9 +17,9 @@ from dashboard.screens.follow_run import follow_run_page
 from dashboard.screens.live_run import live_training
 from dashboard.screens import pair_run  # ?pair=feedback: the same seed with and without feedback
 from dashboard.screens.saved_run import saved_run_page
+from dashboard.follow.hub import follow_hub
+from dashboard.follow.routes import follower_routes
 from dashboard.state.browser_session import session_runs
-from dashboard.state.follow_hub import follow_hub
-from dashboard.state.follow_route import follower_routes
 from dashboard.state.saved_runs import requested_run
 
 if __name__ != "__main__":  # imported by the server (`streamlit run app.py`): the app and its extra route

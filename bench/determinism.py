@@ -13,9 +13,11 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+from pathlib import Path
 
-from vaegmm.model.config import preset
-from vaegmm.runs.train import train_run
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's package
+from vaegmm.model.config import preset  # noqa: E402
+from vaegmm.runs.train import train_run  # noqa: E402
 
 
 def one(cfg, threads: int) -> dict:

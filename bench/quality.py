@@ -280,12 +280,10 @@ def main(argv=None) -> int:
                    help="results store (default /tmp/vaegmm-bench/quality.db); runs in it are not trained again")
     p.add_argument("--name", default=None, help="the sweep's name in the store (default from the mode)")
     p.add_argument("--results", type=Path, default=None, help="also write one JSON line per run here")
-    p.add_argument("--resume", action="store_true", help="(always on: runs already in --db are reused)")
     p.add_argument("--markdown", type=Path, default=None,
                    help="file whose '## Quality' section is (re)written (default BENCHMARKS.md; not with --quick "
                         "or --explore unless given)")
     p.add_argument("--note", default="", help="text placed under the tables in the markdown section")
-    p.add_argument("--note-file", type=Path, default=None, help="file whose text is placed under --note")
     p.add_argument("--export-effect", type=Path, default=None, metavar="JSON",
                    help="write the paired comparison of --effect's two variants (per-seed final metrics) to this "
                         "file, which the dashboard quotes (vaegmm/sweeps/measured_feedback.json)")
@@ -362,8 +360,6 @@ def main(argv=None) -> int:
             body += ["", "Paired over the same seeds (final accuracy):", ""] + comparisons
         if a.note:
             body += ["", a.note]
-        if a.note_file is not None:
-            body += ["", a.note_file.read_text().strip()]
         write_section(md, "## Quality\n\n" + "\n".join(body))
         print(f"wrote the Quality section of {md}")
     return 0

@@ -18,7 +18,7 @@ machine is shared and wall time includes the time other processes held the cores
 * the whole classic run (``MutualLearner.run()``: iteration 0 + 5 iterations);
 * GMM updates on the codes of that run's last iteration, written into their own "## GMM speed" section:
   CollapsedGibbsGMM (Serket's sampler, 100 sweeps), GibbsGMM (blocked, 100 sweeps), EMGMM (scikit-learn), the
-  plain per-point sampler of ``bench/gibbs_reference.py`` timed for a few sweeps and scaled to 100, optionally
+  plain per-point sampler of ``tests/gibbs_reference.py`` timed for a few sweeps and scaled to 100, optionally
   Serket's own ``gmm.train`` (``--serket-gmm``), and the collapsed sampler's one-time costs in a fresh process
   (numba's import and loading the cached compiled loop; compiling it where no cache can be written).
 
@@ -45,7 +45,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-sys.path[:0] = [str(ROOT), str(HERE)]
+sys.path[:0] = [str(ROOT), str(HERE), str(ROOT / "tests")]  # tests/gibbs_reference.py: Serket's sampler re-typed
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -412,7 +412,7 @@ def gmm_speed(command: str, a, cfg, codes: np.ndarray, source: str) -> str:
                  f"{sweeps} sweeps", f"{np_100:.1f}", f"{np_100c:.1f}",
                  f"CollapsedGibbsGMM {np_100c / coll_c:.0f}x faster (CPU; timed {a.ref_sweeps} sweep(s) of "
                  f"{ref_points} points)"))
-    rows.append((f"per-point collapsed reference (`bench/gibbs_reference.py`), scaled to {sweeps} sweeps",
+    rows.append((f"per-point collapsed reference (`tests/gibbs_reference.py`), scaled to {sweeps} sweeps",
                  f"{ref_100:.1f}", f"{ref_100c:.1f}",
                  f"CollapsedGibbsGMM {ref_100c / coll_c:.0f}x faster (CPU; timed {a.ref_sweeps} sweep(s) of "
                  f"{ref_points} points)"))

@@ -49,10 +49,6 @@ def med(xs):
     return statistics.median(xs) if xs else float("nan")
 
 
-def load_avg() -> float:
-    return os.getloadavg()[0]
-
-
 def rss_mb(field: str = "VmRSS") -> float:
     with open("/proc/self/status") as f:
         for line in f:
@@ -112,8 +108,10 @@ def start_ray(cpus: int) -> float:
     import ray
 
     # Ray starts its workers at nice 15 by default: on this shared machine they would lose the cores to every
-    # other process, while the local pool's workers run at our own niceness. Compare them on equal terms.
+    # other process, while the local pool's workers run at our own niceness. Compare them on equal terms. No token
+    # (Ray 2.60 would write ~/.ray/auth_token, which turns the user's own `ray start --head` token-on).
     os.environ.setdefault("RAY_worker_niceness", "0")
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     t0 = time.perf_counter()
     ray.init(num_cpus=cpus, num_gpus=0, include_dashboard=False, log_to_driver=False, configure_logging=False,
              runtime_env={"py_modules": [str(ROOT / "vaegmm")]})
@@ -184,7 +182,7 @@ def measure(quick: bool, work: Path) -> dict:
     out["ray_init_seconds"] = start_ray(jobs)
     pool, ray_ex = _KeepOpen(LocalPoolExecutor(jobs)), _KeepOpen(RayExecutor(jobs=jobs))
     blocks = {"sequential": [], "local": [], "ray": []}
-    la = [load_avg()]
+    la = [os.getloadavg()[0]]
     rotation = [("sequential", "local", "ray"), ("local", "ray", "sequential"), ("ray", "sequential", "local")]
     for r in range(n_runs // per_round):
         seeds = list(range(r * per_round, (r + 1) * per_round))
@@ -195,7 +193,7 @@ def measure(quick: bool, work: Path) -> dict:
             else:
                 ex = pool if how == "local" else ray_ex
                 blocks[how].append(sweep_timed(quick_cfg, seeds, ex, work / f"throughput-{how}.db", f"{how}-{r}"))
-            la.append(load_avg())
+            la.append(os.getloadavg()[0])
     out["ray_warm_seconds"] = ray_ex.first_start_seconds
     out["worker_start_seconds"] = pool.ex.worker_start_seconds
     pool.really_close()

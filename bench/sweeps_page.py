@@ -1,7 +1,7 @@
 """How soon the Sweeps page shows its first status (issue 18 part 5: at most 2 s after opening it).
 
 Starts one `streamlit run app.py` on a copy of a store with sweeps in it (default: bench/results/feedback_map.db,
-the issue 19 map: six sweeps, 300 runs), warms it with one page (the server's first script run imports the
+the issue 19 map: six sweeps, 300 runs; not in git, BENCHMARKS.md "Where feedback matters" makes it), warms it with one page (the server's first script run imports the
 package), then opens the Sweeps page ``--tries`` times, each in a fresh browser context (a new visitor), and
 times from the navigation's start to the selected sweep's status line (``[data-testid=vaegmm-sweep-status]``)
 being visible. Prints the seconds per try and the median as JSON.
@@ -57,6 +57,8 @@ def main(argv=None) -> int:
     p.add_argument("--db", type=Path, default=ROOT / "bench" / "results" / "feedback_map.db")
     p.add_argument("--tries", type=int, default=7)
     a = p.parse_args(argv)
+    if not a.db.is_file():
+        p.error(f"no store at {a.db}: make it with the commands of BENCHMARKS.md 'Where feedback matters'")
     from playwright.sync_api import sync_playwright
 
     db = Path(tempfile.mkdtemp(prefix="vaegmm-sweeps-page-")) / "runs.db"

@@ -11,21 +11,17 @@ animation" section of BENCHMARKS.md:
   start); CPU seconds of one t-SNE in this process at 1 and 2 threads;
 * the animated GIF of the run (at most ``vaegmm.views.animation.MAX_FRAMES`` frames, 960 x 720): seconds, size, frames;
   the MP4 (when an ffmpeg is installed) and a PNG;
-* optionally UMAP (``--umap-python``: an interpreter with umap-learn installed): import time in a fresh process
-  and two fits of the same codes (the first compiles numba code), to decide whether it earns its start-up cost.
+(UMAP was timed once beside t-SNE, by an option of this script removed in issue 27: BENCHMARKS.md keeps its rows.)
 
     python bench/views.py                                   # classic preset, into BENCHMARKS.md
-    python bench/views.py --umap-python /tmp/umapvenv/bin/python
     python bench/views.py --quick --out -                   # tiny run, prints only
 """
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,29 +31,12 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path[:0] = [str(ROOT), str(HERE)]
 
-import numpy as np  # noqa: E402
-
 from markdown_section import write_section  # noqa: E402
 from vaegmm.views import animation  # noqa: E402
 from vaegmm.model.config import preset  # noqa: E402
-from vaegmm.runs.runner import SlotManager, TrainingRun, warm_up  # noqa: E402
+from vaegmm.runs.runner import TrainingRun, warm_up  # noqa: E402
+from vaegmm.runs.slots import SlotManager  # noqa: E402
 from vaegmm.views.latent2d import LDA, TSNE, RunViews, TsneService, fit_lda_axes, tsne_view  # noqa: E402
-
-UMAP_CODE = r"""
-import json, sys, time
-t0 = time.perf_counter(); c0 = time.process_time()
-import numpy as np
-import umap
-imp_w, imp_c = time.perf_counter() - t0, time.process_time() - c0
-x = np.load(sys.argv[1])
-out = {"import_wall": imp_w, "import_cpu": imp_c}
-for i in range(2):
-    w, c = time.perf_counter(), time.process_time()
-    umap.UMAP(n_jobs=1, random_state=0).fit_transform(x)
-    out[f"fit{i}_wall"], out[f"fit{i}_cpu"] = time.perf_counter() - w, time.process_time() - c
-print(json.dumps(out))
-"""
-
 
 def cpu_of(fn, *args, **kw):
     c, w = time.process_time(), time.perf_counter()
@@ -69,7 +48,6 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--preset", default="serket-classic")
     ap.add_argument("--quick", action="store_true", help="a tiny run (smoke test)")
-    ap.add_argument("--umap-python", default="", help="a Python with umap-learn installed, to time UMAP")
     ap.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"), help="'-' writes nothing")
     a = ap.parse_args(argv)
     command = "python bench/views.py " + " ".join(argv if argv is not None else sys.argv[1:])
@@ -148,19 +126,6 @@ def main(argv=None) -> int:
     print(f"  GIF: {len(rp.frames)} frames in {gif_w:.1f} s ({gif_c:.1f} s CPU), {gif_bytes / 1e6:.2f} MB; in a worker "
           f"process {gw_w:.1f} s", flush=True)
 
-    # --- 5. UMAP, optional
-    umap_row = None
-    if a.umap_python:
-        with tempfile.TemporaryDirectory() as d:
-            np.save(Path(d) / "codes.npy", h[-1].codes)
-            out = subprocess.run([a.umap_python, "-c", UMAP_CODE, str(Path(d) / "codes.npy")], capture_output=True,
-                                 text=True, timeout=1800)
-            if out.returncode == 0:
-                umap_row = json.loads(out.stdout.strip().splitlines()[-1])
-                print(f"  UMAP: {umap_row}", flush=True)
-            else:
-                print(f"  UMAP failed: {out.stderr[-500:]}", flush=True)
-
     # --- report
     n, dim = cfg.data.n, cfg.vae.latent_dim
     tsne_screen = max(s for _, s in tsne_rows)
@@ -200,11 +165,6 @@ def main(argv=None) -> int:
         lines.append(f"| MP4 of the run (H.264, 10 fps, held frames repeated) | {mp4[0]:.1f} s ({mp4[1]:.1f} s CPU), "
                      f"{mp4[2] / 1e6:.2f} MB | |")
     lines.append(f"| PNG of one frame | {png_w:.2f} s, {len(png) / 1e3:.0f} kB | |")
-    if umap_row:
-        lines.append(f"| UMAP (umap-learn): import in a fresh process | {umap_row['import_wall']:.1f} s "
-                     f"({umap_row['import_cpu']:.1f} s CPU) | |")
-        lines.append(f"| UMAP fit of the same codes, first / second in that process (CPU s) | "
-                     f"{umap_row['fit0_cpu']:.1f} / {umap_row['fit1_cpu']:.1f} | |")
     lines += ["", "Reading: the t-SNE times are from asking (the page's first draw in t-SNE) to the embedding being "
               "ready, with the job in a fresh worker process forked from the training fork server (openTSNE's "
               "import there costs about 0.05 s: numpy and scikit-learn are preloaded) at nice 5 (behind the "
@@ -212,11 +172,6 @@ def main(argv=None) -> int:
               "iterations; on a busy machine most of the wall time is waiting for a core. The first picture's "
               "time is from Start to iteration 0 in the run (its worker at nice 10): it grows with the machine's "
               "load."]
-    if umap_row:
-        lines.append(f"UMAP: not offered. In a fresh process it needs {umap_row['import_wall']:.0f} s to import (31 s "
-                     f"the first time on this machine, while numba compiled its cache) and its first fit of these codes {umap_row['fit0_cpu']:.0f} s of CPU; even "
-                     f"warm it takes {umap_row['fit1_cpu']:.1f} s of CPU, against openTSNE's "
-                     f"{cpu_threads[1][0]:.1f} s, for a picture of the same kind (neighbourhoods).")
     md = "\n".join(lines)
     print()
     print(md)

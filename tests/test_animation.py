@@ -241,7 +241,8 @@ def test_a_run_keeps_its_snapshots_for_replay():
     """A tiny run with snapshots every 20 ms: the replay log spans every VAE update, bounded, with PCA and
     LDA projections; the live snapshot is dropped when its iteration finishes."""
     from test_runner import slots, tiny  # noqa: F401
-    from vaegmm.runs.runner import SlotManager, TrainingRun, warm_up
+    from vaegmm.runs.runner import TrainingRun, warm_up
+    from vaegmm.runs.slots import SlotManager
 
     warm_up(background=False)
     run = TrainingRun(tiny(vae__epochs=60, vae__batch_size=50, iterations=2), slots=SlotManager(1),

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dashboard.state.settings import parse_query, preset_settings, to_query
+from vaegmm.model.params import parse_query, preset_settings, to_query
 from vaegmm.runs import runner
 from markdown_text import shown
 

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from dashboard.state import budget as page_budget
-from dashboard.state.settings import config_from_settings, parse_query
+from vaegmm.model.params import config_from_settings, parse_query
 from markdown_text import shown
 from test_app import app  # the page of a link, run once, no exception
 from vaegmm.runs import runner

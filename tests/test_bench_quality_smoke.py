@@ -1,6 +1,7 @@
 """bench/quality.py --quick runs end to end, so the benchmark cannot rot (a smoke test, not a benchmark)."""
 import json
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -34,3 +35,7 @@ def test_quality_quick_runs_and_writes_only_its_section(tmp_path):
     assert "speed table stays" in text and "old quality text" not in text
     assert text.index("## Speed") < text.index("## Quality")
     assert "python bench/quality.py --quick" in text and "| iteration | accuracy | NMI | ARI |" in text
+    # one number: the default variant's final accuracy in the summary is the mean of its runs' last accuracies
+    last = [r["accuracy"][-1] for r in runs if r["label"] == "default"]
+    row = next(line for line in text.splitlines() if line.startswith("| (a) project default"))
+    assert row.split("|")[4].strip().startswith(f"{statistics.mean(last):.3f} ± "), row

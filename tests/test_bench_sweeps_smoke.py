@@ -1,10 +1,13 @@
 """bench/sweeps.py --quick runs end to end (local pool, local Ray, driver memory, a tiny headline) and renders its
 section, so the benchmark cannot rot (a smoke test, not a benchmark)."""
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from vaegmm.store import RunStore
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -23,3 +26,8 @@ def test_sweeps_quick_renders_the_section(tmp_path):
                    "**Ray's start-up**", "**Driver memory**", "**Headline sweep**", "| feedback | alpha |",
                    "at alpha=0.5: feedback=on"):
         assert needle in text, needle
+    # one number: every run of the tiny headline (2 feedback x 3 alpha x 2 seeds) finished, and the store agrees
+    finished, total = map(int, re.search(r"(\d+) of (\d+) runs finished", text).groups())
+    with RunStore(tmp_path / "headline.db") as store:
+        stored = [r for r in store.list_runs() if r["status"] == "finished"]
+    assert finished == total == 12 == len(stored)

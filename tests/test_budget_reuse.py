@@ -11,8 +11,9 @@ from dashboard.state.session import SessionRuns
 from vaegmm.model.config import preset
 from vaegmm.model.params import settings_from_config
 from vaegmm.runs.reuse import LiveRuns, equivalent_store_keys, resolved_precision, reuse_key
-from vaegmm.runs.runner import FINISHED, RUNNING, STOPPED, SlotManager, TrainingRun, warm_up
-from vaegmm.runs.slots import threads_per_run
+from vaegmm.runs.runner import TrainingRun, warm_up
+from vaegmm.runs.slots import SlotManager, threads_per_run
+from vaegmm.runs.state import FINISHED, RUNNING, STOPPED
 from vaegmm.sweeps import budget
 from vaegmm.sweeps.budget import max_run_seconds, overtime_seconds, refusal, run_cost
 
@@ -238,6 +239,25 @@ def test_a_run_others_follow_survives_its_owner_leaving(_warm):
     assert joined.run is mine.run
     owner.release(0.0)  # the owner's tab closed: the follower still watches, so it trains on
     assert mine.run.join(60) and mine.run.state == FINISHED
+
+
+def test_a_started_run_is_followable_by_its_library_id_until_its_record_is_final(_warm, tmp_path):
+    """Issue 27: the session registers each run it starts with the follower hub (drawing the share link changes
+    nothing on the server); ``?run=<id>`` follows it once it has a library id, until it has ended and its record
+    is written."""
+    from dashboard.follow.hub import FollowHub
+    from vaegmm.store import RunStore
+
+    hub = FollowHub()
+    with RunStore(tmp_path / "runs.db") as store:
+        session = SessionRuns(slots=SlotManager(1), live=LiveRuns(), store=store, hub=hub)
+        cfg = tiny(vae__epochs=200, vae__batch_size=50)
+        entry, _ = session.start(cfg, settings_from_config(cfg, "quick-demo"))
+        run = entry.run
+        wait_for(lambda: run.library_id is not None, 60)
+        assert hub.live(run.library_id) is run and hub.channel(run.library_id).run is run
+        assert run.join(120) and run.ended and run.state == FINISHED
+        assert hub.live(run.library_id) is None and store.get_run(run.library_id)["status"] == "finished"
 
 
 def test_the_cli_is_limited_only_when_the_variable_is_set(monkeypatch, tmp_path, capsys):

@@ -5,9 +5,9 @@ turn white (a frontend ``pageerror`` such as "Cannot set a node at a delta path"
 or its queue position (within 3 s of Start is the benchmark's goal), and every run must finish with its page showing it and its charts.
 One case, a cap of half the class (3 runs train at once on 2 cores while 3 pages queue), covers both what the
 default cap (2: most pages queue) and a cap as large as the class (every page trains) once tested separately, in
-half the suite's time; bench/load.py (the same driver) runs both caps and the 30-page lecture version. Six pages
+half the suite's time; bench/load.py (the same driver, tests/classroom.py) runs both caps and the 30-page lecture version. Six pages
 (eight until 2026-12-03: the suite's longest test, 140-190 s, on the worker that decides the suite's wall time;
-eight real pages on one server are also tests/test_follow_browser.py's, and bench/light_students.py's 30).
+eight real pages on one server are also tests/test_follow_browser.py's, and bench/load.py --students' 30).
 
 "Shown within 3 s" is timed by each page's own clock, from its click to its status line showing the run or its
 queue position (the driver's loop visiting six busy pages in turn would add its own lag). The browser runs at nice 5:
@@ -15,17 +15,13 @@ in a lecture the 30 browsers are the students' laptops, here they share the serv
 """
 from __future__ import annotations
 
-import sys
 import time
-from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
 
 from browser_support import ARTIFACTS, STATUS, streamlit_server
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-from load import CLASS_RUN, classroom, proc_status  # noqa: E402
+from classroom import CLASS_RUN, classroom, proc_status
 
 pytestmark = pytest.mark.browser
 

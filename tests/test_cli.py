@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from vaegmm.cli import build_parser, config_from_args, main
+from vaegmm.model.config import preset
 from vaegmm.views.export import read_run
 
 
@@ -21,10 +22,27 @@ def test_gmm_backends_by_name():
     assert config_from_args(build_parser().parse_args(["run", "--preset", "serket-classic"])).gmm.backend == "collapsed"
 
 
+def test_the_flags_are_the_links_settings_and_the_old_names_still_work():
+    """One vocabulary (vaegmm.model.params.FIELDS): every setting of a link is a flag of the same name, with the
+    same parser and limits; the CLI's earlier names are second names of the same settings."""
+    from vaegmm.model.params import FIELDS, format_value, preset_settings
+
+    parser = build_parser()
+    base = preset_settings("quick-demo")
+    for key in FIELDS:
+        args = parser.parse_args(["run", "--preset", "quick-demo", f"--{key}", format_value(key, base[key])])
+        assert getattr(args, key) == base[key] and config_from_args(args) == preset("quick-demo")
+    by_link = ["--k", "4", "--latent", "3", "--batch", "50", "--codes", "mean", "--feedback", "off", "--gmm", "EM"]
+    by_old = ["--classes", "4", "--latent-dim", "3", "--batch-size", "50", "--z", "mean", "--no-feedback", "--gmm", "em"]
+    one, two = (config_from_args(parser.parse_args(["run", *args])) for args in (by_link, by_old))
+    assert one == two and (one.gmm.n_classes, one.vae.latent_dim, one.vae.batch_size, one.feedback) == (4, 3, 50, False)
+
+
 @pytest.mark.parametrize("args, fragment", [
-    (["run", "--alpha", "-1"], "alpha must be"),
-    (["run", "--gmm", "dp"], "invalid choice"),
-    (["run", "--digits", "a,b"], "digits must be integers"),
+    (["run", "--alpha", "-1"], "argument --alpha: expected a number from 0 to 10, got '-1'"),
+    (["run", "--gmm", "dp"], "argument --gmm: expected collapsed or gibbs or em, got 'dp'"),
+    (["run", "--digits", "a,b"], "argument --digits: expected distinct digits 0-9"),
+    (["run", "--classes", "0"], "argument --k/--classes: expected an integer from 1 to 50, got '0'"),
     (["run", "--n", "6000", "--source", "bundled"], "holds 500 per digit"),
 ])
 def test_bad_arguments_give_one_line_and_exit_2(args, fragment):

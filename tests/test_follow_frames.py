@@ -9,8 +9,8 @@ import types
 
 import numpy as np
 
-from dashboard.state import follow_frames as ff
-from dashboard.state.follow_hub import FollowHub, FrameChannel
+from dashboard.follow import frames as ff
+from dashboard.follow.hub import FollowHub, FrameChannel
 from vaegmm.model.config import preset
 from vaegmm.model.mutual import ProgressEvent
 from vaegmm.runs.snapshots import CodeSnapshot
@@ -31,9 +31,12 @@ def result(i: int, seed: int):
 class FakeRun:
     """The reading side of a TrainingRun over a real RunState (no worker): what FrameChannel reads."""
 
-    def __init__(self, name: str = "run 3") -> None:
+    def __init__(self, name: str = "run 3", library_id: int = 5) -> None:
         self.config = config()
         self.name = name
+        self.id = id(self)  # the server's own id (TrainingRun.id)
+        self.library_id = library_id
+        self.thread_alive = True  # its pump: the library's record of the end comes after the state's
         self._run = RunState(self.config)
         self._run.start()
         self._run.slot_taken()
@@ -42,6 +45,10 @@ class FakeRun:
     @property
     def state(self):
         return self._run.state
+
+    @property
+    def ended(self):
+        return self.state in ("finished", "stopped", "failed") and not self.thread_alive
 
     def snapshot(self):
         return self._run.snapshot(3, self.name, self.config)
@@ -65,10 +72,10 @@ def test_frame_in_a_vae_update_has_the_owners_words_and_the_live_picture():
     assert f["run"] == 42 and f["v"] == 5 and f["state"] == "running" and not f["terminal"]
     assert f["status"].startswith("run 42 · iteration 2 of 5 · ")  # named by its library id, as the title
     assert f["status"].endswith("1.0 s per iteration")  # the mean of the finished iterations 1..
-    assert f["progress"] == [0.3, "iteration 2: VAE epoch 3 of 10"]
+    assert f["progress"] == [0.3, "iteration 2: VAE epoch 3 of 10"]  # the one progress line
     assert f["accuracy"] == [[0, 0.1], [1, 0.2]]
     pic = f["picture"]
-    assert pic["title"] == "iteration 2: the VAE is training (epoch 3 of 10)"
+    assert pic["title"] == "the codes right now, during the VAE update"  # what is drawn, not a second progress
     idx = ff.subset(N)
     assert len(pic["x"]) == len(pic["y"]) == len(pic["label"]) == len(idx) == 1500  # every 2nd of 3000
     np.testing.assert_allclose(pic["x"], snap.live.projection[idx, 0], atol=5e-4)  # the live codes, not iteration 1
@@ -87,8 +94,9 @@ def test_frame_between_updates_shows_the_last_iteration_and_the_end():
     assert f["picture"]["title"] == "iteration 0: accuracy 0.100"
     assert f["status"].startswith("run 1 · iteration 0 of 5 · ")
     run._run.finish(FINISHED, "")
-    f = ff.frame(run.snapshot(), run.labels, 1, 2)
-    assert f["state"] == "finished" and f["terminal"] and f["progress"] == [1.0, "epoch 10 of 10"]
+    f = ff.frame(run.snapshot(), run.labels, 1, 2, ended=False)  # its record is still being written
+    assert f["state"] == "finished" and not f["terminal"] and f["progress"] == [1.0, "epoch 10 of 10"]
+    assert ff.frame(run.snapshot(), run.labels, 1, 3, ended=True)["terminal"]
     assert ff.frame(FakeRun().snapshot(), None, 1, 1)["picture"] is None  # before iteration 0
 
 
@@ -122,16 +130,17 @@ def test_one_encode_per_change_for_fifty_followers():
     run.finish_iterations(2)
     channel = FrameChannel(9, run)
     steps = [lambda: run.epoch(2, 1, seed=1), lambda: run.epoch(2, 2, seed=2),
-             lambda: run._run.finish(FINISHED, "")]
+             lambda: run._run.finish(FINISHED, ""), lambda: setattr(run, "thread_alive", False)]
     got = drain(channel, 50, steps)
-    assert channel.encodes == channel.version == 4  # the first look, then one per change
+    assert channel.encodes == channel.version == 5  # the first look, then one per change
     first = got[0]
-    assert len(first) == 4 and all(g == first for g in got)
+    assert len(first) == 5 and all(g == first for g in got)
     assert all(a is b for g in got for a, b in zip(g, first))  # the very same bytes object: encoded once
     frames = [json.loads(c.decode().split("data: ", 1)[1]) for c in first]
-    assert [f["v"] for f in frames] == [1, 2, 3, 4]
+    assert [f["v"] for f in frames] == [1, 2, 3, 4, 5]
     assert frames[1]["picture"]["x"] != frames[2]["picture"]["x"]  # the picture moved
-    assert frames[-1]["state"] == "finished"
+    assert frames[-2]["state"] == "finished" and not frames[-2]["terminal"]  # finished, its record not yet final
+    assert frames[-1]["terminal"]  # the last frame: the follower's page turns into the saved run's
     assert channel.followers == 0  # every stream ended after the last frame
 
 
@@ -144,14 +153,17 @@ def test_an_unchanged_run_is_not_encoded_again():
     assert channel.refresh() and channel.encodes == 2
 
 
-def test_hub_follows_a_run_while_it_is_active():
-    hub, run = FollowHub(), FakeRun()
+def test_hub_follows_a_run_by_its_library_id_until_it_has_ended():
+    hub, run = FollowHub(), FakeRun(library_id=None)
     assert hub.live(5) is None and hub.live(None) is None
-    hub.register(5, run)
-    hub.register(5, run)  # again from the next page refresh: the same channel
+    hub.register(run)  # when it starts: queued, no library id yet
+    assert hub.channel(5) is None and hub.live(5) is None
+    run.library_id = 5  # it took its slot: the recorder has its id
     channel = hub.channel(5)
     assert hub.live(5) is run and hub.channel(5) is channel
     run._run.finish(FINISHED, "")
+    assert hub.live(5) is run  # finished, but its record is not final yet: still the follower page
+    run.thread_alive = False
     assert hub.live(5) is None and hub.channel(5) is channel  # its last frame is still served
 
 

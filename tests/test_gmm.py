@@ -1,7 +1,11 @@
+import re
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from vaegmm.model.gmm import EMGMM, GibbsGMM, make_gmm
+from vaegmm.model.gmm import BaseGMM, CollapsedGibbsGMM, EMGMM, GibbsGMM, make_gmm
 from vaegmm.model.metrics import clustering_accuracy
 
 
@@ -69,6 +73,23 @@ def test_bad_parameters_raise_value_error_naming_them(make, fragment):
     assert fragment in str(e.value)
 
 
+@pytest.mark.parametrize("cls", [CollapsedGibbsGMM, GibbsGMM, EMGMM])
+def test_the_three_share_one_base_that_stores_and_checks(cls):
+    """As scikit-learn's BaseMixture: __init__ only stores, the shared parameters are checked in one place with
+    one message, the same for every mixture."""
+    z, *_ = blobs(n_per=10)
+    g = cls(3, warm_start=True, random_state=7)
+    assert isinstance(g, BaseGMM) and (g.n_components, g.warm_start, g.random_state) == (3, True, 7)
+    assert not hasattr(g, "labels_")  # nothing fitted or derived by the constructor
+    for bad, fragment in ((dict(n_components=0), "n_components must be an integer >= 1, got 0"),
+                          (dict(random_state="x"), "random_state must be None, an int or a numpy Generator, got 'x'")):
+        g = cls(3)
+        for name, value in bad.items():
+            setattr(g, name, value)
+        with pytest.raises(ValueError, match=re.escape(fragment)):
+            g.fit(z)
+
+
 def test_bad_data_is_refused():
     with pytest.raises(ValueError, match="exceeds"):
         GibbsGMM(10).fit(np.zeros((5, 2)))
@@ -81,12 +102,6 @@ def test_bad_data_is_refused():
 
 
 # ---------------------------------------------------------------------------------------- CollapsedGibbsGMM
-import sys  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-from vaegmm.model.gmm import CollapsedGibbsGMM  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from gibbs_reference import collapsed_gibbs, collapsed_gibbs_numpy, serket_readout, student_t_logpdf  # noqa: E402
 
 

@@ -76,6 +76,39 @@ def test_no_import_cycles():
     assert cycles == []
 
 
+def _script_graph():
+    """Every .py file of the repository as a module (``vaegmm.x``, ``dashboard.x``; the scripts of bench/, tests/
+    and tools/ by their file name, as their ``sys.path`` makes them), with its imports, deferred ones included."""
+    files = [p for p in ROOT.rglob("*.py") if not any(part.startswith(".") or part in ("build", "artifacts")
+                                                      for part in p.relative_to(ROOT).parts)]
+    names = {}
+    for p in files:
+        parts = list(p.relative_to(ROOT).with_suffix("").parts)
+        names[parts[-1] if parts[0] in ("bench", "tests", "tools") else
+              ".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = p
+    edges = {m: set() for m in names}
+    for m, p in names.items():
+        for node in ast.walk(ast.parse(p.read_text())):
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                targets = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            else:
+                continue
+            for t in targets:
+                while t and t not in names:
+                    t = t.rpartition(".")[0]
+                if t and t != m:
+                    edges[m].add(t)
+    return type("Graph", (), {"modules": set(names), "find_modules_directly_imported_by": lambda _, m: edges[m]})()
+
+
+def test_no_import_cycles_anywhere_in_the_repository():
+    """bench/, tests/ and tools/ too (bench/load.py and bench/follow_load.py imported each other until issue 27)."""
+    cycles = [c for c in _cycles(_script_graph()) if not all(m.startswith(c[0] + ".") or m == c[0] for m in c)]
+    assert cycles == []
+
+
 def test_cycle_finder_sees_a_cycle():
     class G:
         modules = {"a", "b", "c"}

@@ -1,20 +1,16 @@
-"""The server's side of a class, without browsers (issue 18 part 4): bench/light_students.py's clients of
-Streamlit's websocket protocol, what the 30-student benchmark uses (BENCHMARKS "A class pressing Start at once").
-Not a browser test: it runs beside the other tests, outside the two browser groups."""
+"""The server's side of a class, without browsers (issue 18 part 4): light students, clients of Streamlit's
+websocket protocol (tests/light_students.py), what the 30-student benchmark uses (``bench/load.py --students``,
+BENCHMARKS "A class pressing Start at once"). Not a browser test: it runs beside the other tests, outside the two
+browser groups."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 from browser_support import streamlit_server
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-from light_students import run_classroom  # noqa: E402
-from load import CLASS_RUN  # noqa: E402
+from classroom import CLASS_RUN
+from light_students import run_classroom
 
 
 def test_light_students_are_answered_with_their_queue_positions():
-    """bench/light_students.py's clients of Streamlit's websocket protocol (what the 30-student benchmark uses,
+    """Light students, clients of Streamlit's websocket protocol (what the 30-student benchmark uses,
     BENCHMARKS "A class pressing Start at once"): four sessions press Start in the same moment against a cap of
     2; each is answered with its run's status, two train at once and the other two are told their places 1 and 2
     in the queue, and every run finishes. No browser: the server's side of a class."""

@@ -12,7 +12,9 @@ import torch
 from vaegmm.core.threads import TORCH_THREADS_ENV
 from vaegmm.model.config import preset
 from vaegmm.runs.pair import WITH, WITHOUT, Gap, PairRun, accuracy_gap, pair_configs
-from vaegmm.runs.runner import FINISHED, SlotManager, TrainingRun, warm_up
+from vaegmm.runs.runner import TrainingRun, warm_up
+from vaegmm.runs.slots import SlotManager
+from vaegmm.runs.state import FINISHED
 from vaegmm.runs.train import train_run
 
 

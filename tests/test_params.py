@@ -1,14 +1,8 @@
 """vaegmm.model.params: the one vocabulary of the URL, the sidebar, the sweep grid and the CLI's --grid."""
 import pytest
 
-import dashboard.state.settings as ds
 from vaegmm.model import params
 from vaegmm.model.config import preset
-
-
-def test_dashboard_settings_reexports_the_package_vocabulary():
-    assert ds.FIELDS is params.FIELDS and ds.parse_query is params.parse_query
-    assert ds._fmt("digits", [3, 1]) == "13" and ds._parse_value(params.FIELDS["feedback"], "off") is False
 
 
 def test_every_field_maps_to_a_config_key_and_round_trips():

@@ -10,10 +10,12 @@ import pytest
 
 from dashboard.state.session import SessionRuns
 from test_runner import wait_for
-from dashboard.state.settings import settings_from_config
 from vaegmm.model import data
 from vaegmm.model.config import preset
-from vaegmm.runs.runner import FAILED, FINISHED, QUEUED, RUNNING, STOPPED, SlotManager, TrainingRun, warm_up
+from vaegmm.model.params import settings_from_config
+from vaegmm.runs.runner import TrainingRun, warm_up
+from vaegmm.runs.slots import SlotManager
+from vaegmm.runs.state import FAILED, FINISHED, QUEUED, RUNNING, STOPPED
 
 
 def tiny(**changes):
@@ -51,6 +53,7 @@ def test_soak_start_stop_cycles_leak_no_threads_or_memory():
     normal_run_works(slots)  # first-use costs (imports, allocator pools) before the baseline
     gc.collect()
     threads0, rss0 = threading.active_count(), rss_mb()
+    names0 = {(t.name, t.ident) for t in threading.enumerate()}
     one, two = SessionRuns(slots=slots), SessionRuns(slots=slots)
     stop_times = []
     for cycle in range(30):
@@ -71,7 +74,8 @@ def test_soak_start_stop_cycles_leak_no_threads_or_memory():
     threads1, rss1 = threading.active_count(), rss_mb()
     print(f"\nsoak: 30 cycles, threads {threads0} -> {threads1}, RSS {rss0:.0f} -> {rss1:.0f} MB "
           f"(+{rss1 - rss0:.0f}), stop median {np.median(stop_times) * 1000:.0f} ms max {max(stop_times) * 1000:.0f} ms")
-    assert threads1 == threads0
+    names1 = {(t.name, t.ident) for t in threading.enumerate()}
+    assert threads1 == threads0, f"ended: {sorted(names0 - names1)}, new: {sorted(names1 - names0)}"
     assert rss1 - rss0 < 100
     assert max(stop_times) < 2.0
     assert slots.running == 0 and slots.waiting == 0

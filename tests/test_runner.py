@@ -12,8 +12,9 @@ import pytest
 
 from vaegmm.core.process import WorkerProcess, worker_context
 from vaegmm.model.config import preset
-from vaegmm.runs.runner import (FAILED, FINISHED, PAUSED, QUEUED, RUNNING, STOPPED, SlotManager, TrainingRun,
-                           max_runs_from_env, warm_up)
+from vaegmm.runs.runner import TrainingRun, warm_up
+from vaegmm.runs.slots import SlotManager, max_runs_from_env
+from vaegmm.runs.state import FAILED, FINISHED, PAUSED, QUEUED, RUNNING, STOPPED
 
 
 def tiny(**changes):

@@ -19,14 +19,15 @@ import numpy as np
 from tqdm import tqdm
 
 from vaegmm.core.threads import configure_torch_threads
-from vaegmm.model.config import CODE_KINDS, DEVICES, GMM_BACKENDS, PRECISIONS, PRESETS, RunConfig, preset
+from vaegmm.model.config import DEVICES, PRESETS, RunConfig, preset
 from vaegmm.model.data import heldout_summary
-from vaegmm.model.params import FIELDS
+from vaegmm.model.params import FIELDS, Field, apply_settings, expected, parse_value
 from vaegmm.model.vae import precision_note, resolve_device
 from vaegmm.runs.ask import heldout_words
 from vaegmm.runs.library import RunRecorder
 from vaegmm.sweeps.budget import limit_refusal
-from vaegmm.runs.train import FAILED, FINISHED, STOPPED, load_data_split, train_run
+from vaegmm.runs.state import FAILED, FINISHED, STOPPED
+from vaegmm.runs.train import load_data_split, train_run
 from vaegmm.store import RunStore, StoreError
 from vaegmm.sweeps.driver import default_sweep_name, run_sweep
 from vaegmm.sweeps.executors import ExecutorError, make_executor
@@ -44,11 +45,31 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"vaegmm: error: {message}\n")
 
 
-def _digits(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(t) for t in text.replace(",", " ").split())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"digits must be integers like 0,1,2, got {text!r}") from None
+# A run's settings are the dashboard's (vaegmm.model.params.FIELDS: the link's names, e.g. --latent, --k); the
+# flags the CLI had before under other names stay as second names of the same settings.
+FLAG_ALIASES = {"k": "--classes", "latent": "--latent-dim", "batch": "--batch-size", "codes": "--z"}
+
+
+def _setting_type(f: Field):
+    """argparse's ``type`` for field ``f``: the link's parser, with its limits and its message."""
+    def parse(text: str):
+        try:
+            return parse_value(f, text)
+        except (ValueError, TypeError):
+            raise argparse.ArgumentTypeError(f"expected {expected(f)}, got {text!r}") from None
+    return parse
+
+
+def add_setting_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per field of :data:`~vaegmm.model.params.FIELDS` (``--n``, ``--digits``, ``--k``/``--classes``,
+    ``--latent``/``--latent-dim``, ...; ``--no-feedback`` = ``--feedback off``), each default None: not given."""
+    for key, f in FIELDS.items():
+        metavar = "{" + ",".join(f.choices) + "}" if f.kind == "choice" else ("on|off" if f.kind == "bool" else None)
+        text = f"{f.label}: {f.help}" if f.help else f.label
+        parser.add_argument(f"--{key}", *([FLAG_ALIASES[key]] if key in FLAG_ALIASES else []), dest=key,
+                            type=_setting_type(f), metavar=metavar, help=text.replace("%", "%%"))
+    parser.add_argument("--no-feedback", dest="feedback", action="store_const", const=False,
+                        help="the same as --feedback off: the prior stays N(0, I) (the baseline)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,24 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     r = sub.add_parser("run", help="train and write a Serket-layout run folder")
     r.add_argument("--preset", choices=sorted(PRESETS), help="start from a named preset")
-    r.add_argument("--n", type=int, help="number of images (class-balanced)")
-    r.add_argument("--digits", type=_digits, help="digits to include, e.g. 0,1,2 (default all)")
-    r.add_argument("--classes", type=int, help="K, GMM classes (default: number of digits)")
-    r.add_argument("--latent-dim", type=int, help="D, latent dimension")
-    r.add_argument("--alpha", type=float, help="KL weight")
-    r.add_argument("--iterations", type=int, help="mutual iterations")
-    r.add_argument("--epochs", type=int, help="VAE epochs per iteration")
-    r.add_argument("--batch-size", type=int, help="VAE mini-batch size")
-    r.add_argument("--gmm", choices=list(GMM_BACKENDS),
-                   help="GMM backend: collapsed (Serket's sampler), gibbs (blocked sampler) or em")
-    r.add_argument("--z", choices=list(CODE_KINDS), help="codes sent to the GMM")
-    r.add_argument("--no-feedback", action="store_true", help="keep the prior at N(0, I) (baseline)")
-    r.add_argument("--seed", type=int, help="random seed")
+    add_setting_flags(r)
     r.add_argument("--source", help="auto, bundled, openml, idx:<folder> (MNIST IDX files), serket:<folder> (a "
                                     "Serket tutorial folder: data.txt, category.txt) or upload:<id>")
     r.add_argument("--device", choices=list(DEVICES), help="torch device")
-    r.add_argument("--precision", choices=list(PRECISIONS),
-                   help="VAE matrix multiplies: fp32 (exact, the default), bf16 (mixed precision), auto (bf16 where native)")
     r.add_argument("--out", default="runs/latest", help="output folder (default runs/latest)")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.add_argument("--db", help="results store (default $VAEGMM_DB or ~/.cache/vaegmm/runs.db)")
@@ -117,22 +124,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(a: argparse.Namespace) -> RunConfig:
+    """The run's config: the preset (or the classic defaults), the settings given (``--digits`` without ``--k``
+    sets K to the number of digits, as in a link), ``--source`` and ``--device``; validated."""
     cfg = preset(a.preset) if a.preset else RunConfig()
-    ch = {}
-    pairs = [("n", "data__n"), ("digits", "data__digits"), ("source", "data__source"),
-             ("latent_dim", "vae__latent_dim"), ("alpha", "vae__alpha"), ("epochs", "vae__epochs"),
-             ("batch_size", "vae__batch_size"), ("device", "vae__device"), ("precision", "vae__precision"),
-             ("gmm", "gmm__backend"), ("classes", "gmm__n_classes"), ("iterations", "iterations"), ("z", "codes"),
-             ("seed", "seed")]
-    for arg, key in pairs:
-        v = getattr(a, arg)
-        if v is not None:
-            ch[key] = v
-    if a.digits is not None and a.classes is None:
-        ch["gmm__n_classes"] = len(a.digits)
-    if a.no_feedback:
-        ch["feedback"] = False
-    return cfg.replace(**ch).validate() if ch else cfg.validate()
+    changes = {key: getattr(a, key) for key in FIELDS if getattr(a, key) is not None}
+    if "digits" in changes and "k" not in changes:
+        changes["k"] = len(changes["digits"])
+    cfg = apply_settings(cfg, changes)
+    extra = {path: getattr(a, arg) for arg, path in (("source", "data__source"), ("device", "vae__device"))
+             if getattr(a, arg) is not None}
+    return (cfg.replace(**extra) if extra else cfg).validate()
 
 
 def _error(message) -> int:

@@ -10,9 +10,9 @@ import streamlit as st
 from dashboard.state.budget import cost_of, dashboard_limit_s
 from dashboard.state.link import current_settings
 from dashboard.state.session import RunEntry, SessionRuns
-from dashboard.state.settings import check_settings, config_from_settings
 from dashboard.state.store import run_store
-from vaegmm.runs.runner import ACTIVE, IDLE, PAUSED, QUEUED, RUNNING, TERMINAL
+from vaegmm.model.params import check_settings, config_from_settings
+from vaegmm.runs.state import ACTIVE, IDLE, PAUSED, QUEUED, RUNNING, TERMINAL
 from vaegmm.views.export import zip_run
 
 

@@ -10,7 +10,7 @@ import numpy as np
 from dashboard.components.replay_panel import replay_of
 from dashboard.state.session import RunEntry
 from vaegmm.core.singleton import process_singleton
-from vaegmm.runs.runner import TERMINAL
+from vaegmm.runs.state import TERMINAL
 from vaegmm.views import animation
 
 

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 from typing import Optional
 
-from dashboard.state.status_words import seconds_text as fmt_seconds  # noqa: F401  ("4.2 s", "3.5 min")
-
 
 def fmt_duration(s: Optional[float]) -> str:
     """A rougher duration for estimates: ``"40 s"``, ``"12 min"``, ``"1.5 h"``; ``"–"`` when unknown."""

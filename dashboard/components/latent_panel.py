@@ -14,7 +14,7 @@ from dashboard.components.figure_cache import cached_figure, live_picture_key
 from dashboard.components.replay_panel import replay_panel
 from dashboard.components.view_selector import COLOUR_BY, view_selector
 from dashboard.state.session import RunEntry
-from vaegmm.runs.runner import ACTIVE, TERMINAL
+from vaegmm.runs.state import TERMINAL, live_picture
 
 SMALL_POINTS = 600  # points in the small "before vs after" copies (SVG, redrawn at every refresh)
 
@@ -57,13 +57,12 @@ def charts_panel(entry: RunEntry, snap) -> None:
 
 
 def picture(run, snap, kind: str, result=None, latest: bool = True) -> tuple:
-    """``(shown, live)``: what the big scatter draws in view ``kind``: the codes right now (``live``, the snapshot
-    of the VAE update in progress, while the run is active and ``latest`` is asked for), else finished iteration
-    ``result`` (default the last one) and ``live`` None. ``shown`` is the :class:`view_fallback.Shown` view."""
+    """``(shown, live)``: what the big scatter draws in view ``kind``: the codes right now (``live``,
+    :func:`~vaegmm.runs.state.live_picture`: the snapshot of the VAE update in progress, the followers' picture
+    too) when ``latest`` is asked for, else finished iteration ``result`` (default the last one) and ``live``
+    None. ``shown`` is the :class:`view_fallback.Shown` view."""
     h = snap.history
-    live = snap.live
-    if not (latest and snap.state in ACTIVE and live is not None and live.iteration == h[-1].iteration + 1):
-        live = None
+    live = live_picture(snap) if latest else None
     shown = None
     if live is not None:
         shown = view_fallback.live_view(run, h, live, kind)

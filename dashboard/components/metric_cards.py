@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard.components.formatting import fmt_seconds
+from vaegmm.runs.status_words import seconds_text
 
 
 def metric_cards(snap) -> None:
@@ -26,5 +26,5 @@ def metric_cards(snap) -> None:
     c[1].metric("NMI", f"{last.nmi:.3f}", delta=delta("nmi"), help="Normalised mutual information.")
     c[2].metric("ARI", f"{last.ari:.3f}", delta=delta("ari"), help="Adjusted Rand index.")
     c[3].metric("iterations done", f"{snap.iterations_done} / {snap.config.iterations}")
-    c[4].metric("time / iteration", fmt_seconds(snap.seconds_per_iteration))
+    c[4].metric("time / iteration", seconds_text(snap.seconds_per_iteration))
 

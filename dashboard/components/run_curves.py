@@ -6,7 +6,7 @@ import streamlit as st
 from dashboard import charts
 from dashboard.components.figure_cache import cached_figure
 from dashboard.state.session import RunEntry
-from vaegmm.runs.runner import ACTIVE
+from vaegmm.runs.state import ACTIVE
 
 
 def metrics_panel(entry: RunEntry, snap) -> None:

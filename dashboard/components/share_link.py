@@ -1,6 +1,7 @@
 """The share link of a run (issue 18 part 1): ``?run=<id>`` (its library id) as a real link and as text with a
-copy button, shown on the run's page as soon as the run has an id (when it takes its training slot). Showing it
-also makes the run followable (:func:`dashboard.state.follow_hub.follow_hub`)."""
+copy button, shown on the run's page as soon as the run has an id (when it takes its training slot). Drawing it changes
+nothing on the server: the session registered the run with the follower hub when it started it
+(:class:`dashboard.state.session.SessionRuns`)."""
 from __future__ import annotations
 
 from typing import Optional
@@ -8,16 +9,14 @@ from typing import Optional
 import streamlit as st
 
 from dashboard.components.markup import escape_html
-from dashboard.state.follow_hub import follow_hub
 from dashboard.state.saved_runs import RUN_PARAM
-from vaegmm.runs.runner import ACTIVE, TERMINAL
+from vaegmm.runs.state import ACTIVE, TERMINAL
 
 
 def share_id(entry) -> Optional[int]:
     """The run's library id (the link's ``?run=``), or None while it has none (queued, or no run library)."""
     run = entry.run
-    recorder = getattr(run, "recorder", None)
-    rid = getattr(recorder, "run_id", None)
+    rid = getattr(run, "library_id", None)
     if rid is None and entry.reused:
         rid = run.id  # a saved run of the library: its id is the library's
     return None if rid is None else int(rid)
@@ -31,7 +30,7 @@ def share_url(run_id: int) -> str:
 
 
 def share_link(entry) -> None:
-    """The link and a copy button; a note while the run has no id yet. Registers a live run with the hub."""
+    """The link and a copy button; a note while the run has no id yet."""
     if entry is None:
         return
     rid = share_id(entry)
@@ -40,8 +39,6 @@ def share_link(entry) -> None:
         if state in ACTIVE:
             st.caption("The share link appears when this run gets its training slot.")
         return
-    if state not in TERMINAL and not entry.reused:
-        follow_hub().register(rid, entry.run)
     url = share_url(rid)
     what = "watch this run live (read-only)" if state not in TERMINAL else "open this run (read-only)"
     with st.container(key="share_link"):

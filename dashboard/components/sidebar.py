@@ -6,7 +6,7 @@ import streamlit as st
 from dashboard.components.data_source import data_source
 from dashboard.components.markup import escape_markdown
 from dashboard.state.link import current_settings, init_settings, mirror_to_url, pending_link_warnings, widget_key
-from dashboard.state.settings import FIELDS, GMM_LABELS, PRESET_LABELS, preset_settings
+from vaegmm.model.params import FIELDS, GMM_LABELS, PRESET_LABELS, preset_settings
 from vaegmm.model.vae import precision_note, resolve_device
 
 _w = widget_key

@@ -11,8 +11,9 @@ from dashboard.components.formatting import fmt_duration
 from dashboard.components.markup import escape_html, escape_markdown
 from dashboard.components.metric_cards import metric_cards
 from dashboard.state.refresh import chosen_every
-from dashboard.state.status_words import iteration_text, per_iteration_text, progress_of, queue_text, run_name
-from vaegmm.runs.runner import FAILED, FINISHED, IDLE, PAUSED, QUEUED, RUNNING, STOPPED, default_slots
+from vaegmm.runs.slots import default_slots
+from vaegmm.runs.state import FAILED, FINISHED, IDLE, PAUSED, QUEUED, RUNNING, STOPPED
+from vaegmm.runs.status_words import iteration_text, per_iteration_text, progress_of, queue_text, run_name
 from vaegmm.sweeps.budget import RunCost
 
 
@@ -76,7 +77,7 @@ def idle_status(settings: dict) -> None:
 
 def status_line(snap, library_id: Optional[int] = None) -> None:
     """State, iteration i of n, a progress bar for epoch e of E, time per iteration; queue / error messages. The
-    words are :mod:`dashboard.state.status_words`' (a follower's frame says the same); the run is named by
+    words are :mod:`vaegmm.runs.status_words`' (a follower's frame says the same); the run is named by
     ``library_id`` (its share link's id) when it has one."""
     done = snap.iterations_done
     first = "" if snap.first_result_seconds is None else f"{snap.first_result_seconds:.3f}"

@@ -1,20 +1,17 @@
 """The follower page of ``?run=<id>`` while that run trains on this server (issue 18 part 1): live and read-only.
 
-The page is drawn once: a title, the run's settings, and the live view (:mod:`dashboard.components.follow_view`),
-which redraws itself from the server's push channel. The only script reruns are one fragment every
-``FINISH_CHECK`` seconds that, once the run has ended, reruns the page, which then is the saved run's page with
-the finished run's panels (:mod:`dashboard.screens.saved_run`)."""
+The page is drawn once: a title, the run's settings, and the live view (:mod:`dashboard.follow.view`), which
+redraws itself from the server's push channel. It has no fragment and runs no script while the run trains; when
+the run has ended the view reruns the page once, which then is the saved run's page with the finished run's panels
+(:mod:`dashboard.screens.saved_run`)."""
 from __future__ import annotations
 
 import streamlit as st
 
-from dashboard.components.follow_view import follow_view
 from dashboard.components.markup import escape_markdown
-from dashboard.state.settings import describe
-from vaegmm.model.params import settings_from_config
-from vaegmm.runs.runner import TERMINAL
-
-FINISH_CHECK = 5.0  # seconds between two looks at whether the followed run has ended (a script run costs ~ms)
+from dashboard.components.status import STATE_COLOURS
+from dashboard.follow.view import follow_view
+from vaegmm.model.params import describe, settings_from_config
 
 
 def follow_run_page(run_id: int, run) -> None:
@@ -26,11 +23,4 @@ def follow_run_page(run_id: int, run) -> None:
     st.title(f"Run #{run_id}, live")
     st.caption("Someone on this server is training this run; this page follows it as it trains (read-only) and "
                "shows the finished run's panels when it ends.")
-    follow_view(run_id)
-
-    @st.fragment(run_every=FINISH_CHECK)  # constant
-    def finish_check():
-        if run.state in TERMINAL:
-            st.rerun()  # the page becomes the saved run's page
-
-    finish_check()
+    follow_view(run_id, STATE_COLOURS)

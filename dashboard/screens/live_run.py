@@ -24,11 +24,11 @@ from dashboard.state.budget import cost_of, dashboard_limit_s
 from dashboard.state.link import current_settings
 from dashboard.state.refresh import live_every
 from dashboard.state.session import SessionRuns
-from dashboard.state.settings import check_settings, config_from_settings, data_note
 from dashboard.state.store import run_store, store_problem
-from vaegmm.runs.runner import TERMINAL
+from vaegmm.runs.state import TERMINAL
 from vaegmm.sweeps.budget import refusal
 from dashboard.components.markup import escape_markdown
+from vaegmm.model.params import check_settings, config_from_settings, data_note
 
 
 def live_training(runs: SessionRuns) -> None:

@@ -20,12 +20,12 @@ from dashboard.state.pair import current_pair, new_pair, pair_requested, pair_se
 from dashboard.state.refresh import live_every
 from dashboard.state.session import SessionRuns
 from dashboard.state.budget import cost_of, dashboard_limit_s
-from dashboard.state.settings import PRESET_LABELS, check_settings, config_from_settings, describe, to_query
 from dashboard.state.store import run_store, store_problem
+from vaegmm.model.params import PRESET_LABELS, check_settings, config_from_settings, describe, to_query
 from vaegmm.sweeps.budget import refusal
 from vaegmm.runs.pair import SIDES
 from vaegmm.sweeps.feedback_map import load_feedback_map
-from vaegmm.runs.runner import ACTIVE
+from vaegmm.runs.state import ACTIVE
 
 __all__ = ["pair_page", "pair_requested"]
 

@@ -9,9 +9,10 @@ from dashboard.components.run_view import run_view
 from dashboard.components.status import status_line
 from dashboard.state.refresh import live_every
 from dashboard.state.saved_runs import live_link, load_saved, saved_entries, saved_entry
-from dashboard.state.settings import describe
 from dashboard.components.markup import escape_markdown
+from vaegmm.model.params import describe
 from vaegmm.runs import library
+from vaegmm.runs.state import ENDED
 
 
 def saved_every(run_id: int, run) -> Optional[float]:
@@ -21,7 +22,7 @@ def saved_every(run_id: int, run) -> Optional[float]:
     script run per page every few seconds for nothing."""
     key = f"_vaegmm_saved_every_{int(run_id)}"
     if key not in st.session_state:
-        ended = run is not None and run.status in library.TERMINAL_STATES  # no longer changes
+        ended = run is not None and run.status in ENDED  # no longer changes
         every = live_every()  # also counts this session among the connected ones
         st.session_state[key] = None if ended else every
     return st.session_state[key]

@@ -10,7 +10,8 @@ import streamlit as st
 from dashboard.state.session import SessionRuns, reconnect_grace
 from dashboard.state.session_count import SessionCounter, connected_sessions
 from dashboard.state.store import run_store
-from vaegmm.runs.runner import default_slots, warm_up
+from vaegmm.runs.runner import warm_up
+from vaegmm.runs.slots import default_slots
 
 _RUNS_KEY = "_vaegmm_runs"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard.state.settings import KEYS, parse_query, settings_equal, to_query
+from vaegmm.model.params import KEYS, parse_query, settings_equal, to_query
 
 
 def widget_key(key: str) -> str:

@@ -10,7 +10,7 @@ from typing import Optional
 import streamlit as st
 
 from dashboard.state.session import RunEntry, SessionRuns
-from dashboard.state.settings import config_from_settings, describe, parse_query
+from vaegmm.model.params import config_from_settings, describe, parse_query
 from vaegmm.runs.library import RunRecorder
 from vaegmm.runs.pair import SIDES, WITH, WITHOUT, PairRun, pair_configs
 from vaegmm.sweeps.budget import RunCost, overtime_seconds

@@ -10,9 +10,8 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.state.session import RunEntry
-from dashboard.state.settings import describe
 from dashboard.state.store import run_store, store_problem
-from vaegmm.model.params import settings_from_config, to_query
+from vaegmm.model.params import describe, settings_from_config, to_query
 from vaegmm.runs import library
 
 RUN_PARAM = "run"

@@ -3,8 +3,9 @@
 Start (:meth:`SessionRuns.start`, issue 18) first checks the run's budget (a run estimated above the limit is
 refused and never takes a slot), then looks for the same run (:func:`vaegmm.runs.reuse.reuse_key`): one training
 now is *joined* (this session follows it, read-only), one finished in the library opens its replay; only
-otherwise is a run trained, queued fairly among the sessions (its ``slot_owner`` is this session) and watched
-against twice its estimate.
+otherwise is a run trained, queued fairly among the sessions (its ``slot_owner`` is this session), watched against
+twice its estimate, and registered with the server's follower hub (:mod:`dashboard.follow.hub`), so that its share
+link ``?run=<id>`` can be followed live once it has a library id.
 """
 from __future__ import annotations
 
@@ -13,13 +14,15 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-from dashboard.state.settings import describe
+from dashboard.follow.hub import FollowHub, follow_hub
 from vaegmm.core.env import env_float
 from vaegmm.model.config import RunConfig
+from vaegmm.model.params import describe
 from vaegmm.runs import library
 from vaegmm.runs.library import RunRecorder
 from vaegmm.runs.reuse import LiveRuns, finished_in_store, live_runs, reuse_enabled, reuse_key
-from vaegmm.runs.runner import SlotManager, TrainingRun
+from vaegmm.runs.runner import TrainingRun
+from vaegmm.runs.slots import SlotManager
 from vaegmm.sweeps.budget import RunCost, overtime_seconds, refusal
 
 GRACE_ENV = "VAEGMM_RECONNECT_GRACE"
@@ -59,7 +62,8 @@ class SessionRuns:
     """
 
     def __init__(self, keep: int = 12, slots: Optional[SlotManager] = None,
-                 factory: Optional[Callable[..., TrainingRun]] = None, store=None, live: Optional[LiveRuns] = None):
+                 factory: Optional[Callable[..., TrainingRun]] = None, store=None, live: Optional[LiveRuns] = None,
+                 hub: Optional[FollowHub] = None):
         self.keep = keep
         self.entries: list[RunEntry] = []
         self.current_entry: Optional[RunEntry] = None
@@ -67,6 +71,7 @@ class SessionRuns:
         self.factory = factory or TrainingRun
         self.store = store  # a vaegmm.store.RunStore: each new run is recorded into the run library
         self.live = live if live is not None else live_runs()  # the server's runs training now, by reuse key
+        self.hub = hub if hub is not None else follow_hub()  # the server's followable runs (share links)
         self.released = False
         self._timer: Optional[threading.Timer] = None
         self._lock = threading.Lock()
@@ -113,6 +118,8 @@ class SessionRuns:
         started = run.step() if step else run.start()
         if started is not False:
             self.live.add(key, run)
+            if getattr(run, "recorder", None) is not None:  # it gets a library id, its share link's ?run=
+                self.hub.register(run)
         return entry, ""
 
     def _join(self, key: str, settings: dict) -> Optional[RunEntry]:

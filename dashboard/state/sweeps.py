@@ -9,7 +9,7 @@ import streamlit as st
 
 from vaegmm.core.env import env_str
 from vaegmm.core.threads import cpu_count
-from vaegmm.runs.runner import default_slots
+from vaegmm.runs.slots import default_slots
 from vaegmm.store import RunStore
 from vaegmm.sweeps.executors import RAY_ADDRESS_ENV, make_executor
 from vaegmm.sweeps.results import cell_table, sweep_results

@@ -2,10 +2,10 @@
 interpreter has preloaded torch, scikit-learn and this package (:mod:`vaegmm.runs.preload`), and processes forked
 from it without re-running the parent's ``__main__`` (:class:`_WorkerPopen`).
 
-Why a fork server (measured, ``python bench/script_latency.py``; issue 8): training inside the Streamlit server
-made its page scripts 4-10x slower (the GIL); forked workers at ``nice 10`` leave them as fast as on an idle
-server, start in tens of milliseconds instead of the seconds a cold ``spawn`` needs, and give all their memory
-back when they end.
+Why a fork server (measured in issue 8 by ``bench/script_latency.py``, in git history since issue 27): training
+inside the Streamlit server made its page scripts 4-10x slower (the GIL); forked workers at ``nice 10`` leave them
+as fast as on an idle server, start in tens of milliseconds instead of the seconds a cold ``spawn`` needs, and give
+all their memory back when they end.
 """
 from __future__ import annotations
 

@@ -11,6 +11,12 @@ the fitted state and learn nothing (Serket's recognition mode).
 * :class:`GibbsGMM` - the same model with Dirichlet(1) weights, fitted by blocked Gibbs sampling. Backend
   ``"gibbs"``.
 * :class:`EMGMM` - scikit-learn's ``GaussianMixture`` (EM, full covariance). Backend ``"em"``.
+
+What they share sits in base classes, as scikit-learn's ``BaseMixture`` holds its mixtures' common parameters and
+checks: :class:`BaseGMM` (``n_components``, ``n_init``, ``warm_start``, ``random_state``, their validation, and
+``predict_proba`` / ``predict``) and,
+for the two samplers, :class:`GaussWishartGMM` (the prior ``s0``, ``r0``, ``nu0``, ``n_sweeps``, ``init`` and the
+starting labels). ``__init__`` only stores; ``_validate`` raises ``ValueError`` naming the bad value.
 """
 from __future__ import annotations
 
@@ -38,12 +44,6 @@ def _check_labels(name: str, labels, n: int, k: int) -> np.ndarray:
     return labels
 
 
-def _check_params(n_components, random_state) -> None:
-    _check_count("n_components", n_components)
-    if random_state is not None and not isinstance(random_state, (int, np.integer, np.random.Generator)):
-        raise ValueError(f"random_state must be None, an int or a numpy Generator, got {random_state!r}")
-
-
 def _check_data(z, n_components) -> np.ndarray:
     z = np.asarray(z, dtype=np.float64)
     if z.ndim != 2:
@@ -59,13 +59,9 @@ def _rng_of(random_state) -> np.random.Generator:
     return random_state if isinstance(random_state, np.random.Generator) else np.random.default_rng(random_state)
 
 
-def _check_prior(s0, r0, nu0) -> None:
-    for name, v in (("s0", s0), ("r0", r0)):
-        if isinstance(v, bool) or not isinstance(v, (int, float, np.floating)) or not np.isfinite(v) or v <= 0:
-            raise ValueError(f"{name} must be a finite number > 0, got {v!r}")
-    if nu0 is not None and (isinstance(nu0, bool) or not isinstance(nu0, (int, float, np.floating))
-                            or not np.isfinite(nu0)):
-        raise ValueError(f"nu0 must be None (D + 2) or a finite number, got {nu0!r}")
+def _check_positive(name: str, v) -> None:
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.floating)) or not np.isfinite(v) or v <= 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {v!r}")
 
 
 def _fitted_posterior(gmm) -> dict:
@@ -77,19 +73,83 @@ def _fitted_posterior(gmm) -> dict:
     return posterior
 
 
-def _predict_proba(self, z) -> np.ndarray:
-    """Class probabilities ``(M, K)`` of new codes ``z (M, D)`` under the fitted state; nothing learns. EM: the
-    mixture's posterior; the Gibbs samplers: each class's posterior predictive (a Student-t) times its weight
-    (:mod:`vaegmm.model.predictive`)."""
-    return predictive.predict_proba(_fitted_posterior(self), z)
+class BaseGMM:
+    """The parameters every mixture here has, stored by ``__init__`` and checked by :meth:`_validate` (then each
+    class's own :meth:`_check_parameters`), as scikit-learn's ``BaseMixture``. Fitted state (set by ``fit``):
+    ``labels_ (N,)``, ``means_ (K, D)``, ``point_means_ (N, D)`` (the message to the VAE), ``resp_ (N, K)``."""
+
+    def __init__(self, n_components: int, n_init: int, warm_start: bool, random_state):
+        self.n_components = n_components
+        self.n_init = n_init  # restarts (EM) or chains (blocked Gibbs); the best is kept
+        self.warm_start = warm_start
+        self.random_state = random_state  # None, an int or a numpy Generator
+
+    def _validate(self) -> None:
+        _check_count("n_components", self.n_components)
+        _check_count("n_init", self.n_init)
+        if self.random_state is not None and not isinstance(self.random_state, (int, np.integer, np.random.Generator)):
+            raise ValueError(f"random_state must be None, an int or a numpy Generator, got {self.random_state!r}")
+        self._check_parameters()
+
+    def _check_parameters(self) -> None:
+        """The subclass's own parameters (``ValueError`` naming the bad value)."""
+
+    def predict_proba(self, z) -> np.ndarray:
+        """Class probabilities ``(M, K)`` of new codes ``z (M, D)`` under the fitted state; nothing learns. EM: the
+        mixture's posterior; the Gibbs samplers: each class's posterior predictive (a Student-t) times its weight
+        (:mod:`vaegmm.model.predictive`)."""
+        return predictive.predict_proba(_fitted_posterior(self), z)
+
+    def predict(self, z) -> np.ndarray:
+        """The most probable class ``(M,) int64`` of new codes ``z (M, D)`` (the argmax of :meth:`predict_proba`)."""
+        return predictive.predict(_fitted_posterior(self), z)
 
 
-def _predict(self, z) -> np.ndarray:
-    """The most probable class ``(M,) int64`` of new codes ``z (M, D)`` (the argmax of :meth:`predict_proba`)."""
-    return predictive.predict(_fitted_posterior(self), z)
+class GaussWishartGMM(BaseGMM):
+    """The Bayesian GMM both samplers draw from: class means and precisions under a Gauss-Wishart prior (mean
+    m0 = the data mean, scale S0 = ``s0`` I, ``nu0`` (None: D + 2), ``r0``), ``n_sweeps`` Gibbs sweeps from
+    starting labels drawn by ``init`` ("random", as Serket, or each point's nearest "kmeans++" seed)."""
+
+    def __init__(self, n_components: int, n_sweeps: int, s0: float, r0: float, nu0: Optional[float], init: str,
+                 n_init: int, warm_start: bool, random_state):
+        super().__init__(n_components, n_init, warm_start, random_state)
+        self.n_sweeps = n_sweeps
+        self.s0 = s0  # S0 = s0 * I (Serket: 0.1)
+        self.r0 = r0
+        self.nu0 = nu0  # None: D + 2 (Serket)
+        self.init = init
+
+    def _check_parameters(self) -> None:
+        _check_count("n_sweeps", self.n_sweeps)
+        if self.init not in GMM_INITS:
+            raise ValueError(f"init must be 'random' (Serket) or 'kmeans++', got {self.init!r}")
+        _check_positive("s0", self.s0)
+        _check_positive("r0", self.r0)
+        if self.nu0 is not None and (isinstance(self.nu0, bool) or not isinstance(self.nu0, (int, float, np.floating))
+                                     or not np.isfinite(self.nu0)):
+            raise ValueError(f"nu0 must be None (D + 2) or a finite number, got {self.nu0!r}")
+
+    def _nu0(self, d: int) -> float:
+        nu0 = float(d + 2 if self.nu0 is None else self.nu0)
+        if nu0 <= d - 1:
+            raise ValueError(f"nu0 must be > D - 1 = {d - 1}, got {nu0!r}")
+        return nu0
+
+    def _start_labels(self, z: np.ndarray, rng: np.random.Generator, init_labels: Optional[np.ndarray],
+                      previous: Optional[np.ndarray]) -> np.ndarray:
+        """Starting labels ``(N,)``: ``init_labels``, else ``previous`` (the last fit's) when ``warm_start`` and
+        the size matches, else by ``init``."""
+        n, k = len(z), int(self.n_components)
+        if init_labels is not None:
+            return _check_labels("init_labels", init_labels, n, k).copy()
+        if self.warm_start and previous is not None and len(previous) == n:
+            return previous.copy()
+        if self.init == "kmeans++":
+            return kmeanspp_labels(z, k, rng)
+        return rng.integers(0, k, size=n)
 
 
-class CollapsedGibbsGMM:
+class CollapsedGibbsGMM(GaussWishartGMM):
     """Serket's Bayesian GMM sampler, exactly: per-point collapsed Gibbs sampling (naka-lab/Serket ``gmm/gmm.py``).
 
     Model: class ``k`` has a Gauss-Wishart prior (mean m0 = the data mean, scale S0 = ``s0`` I, nu0 = D + 2,
@@ -120,27 +180,8 @@ class CollapsedGibbsGMM:
 
     def __init__(self, n_components: int = 10, n_sweeps: int = 100, s0: float = 0.1, r0: float = 1.0,
                  nu0: Optional[float] = None, init: str = "random", warm_start: bool = False, random_state=None):
-        self.n_components = n_components
-        self.n_sweeps = n_sweeps
-        self.s0 = s0  # S0 = s0 * I (Serket: 0.1)
-        self.r0 = r0
-        self.nu0 = nu0  # None: D + 2 (Serket)
-        self.init = init  # "random" labels (Serket) or each point's nearest "kmeans++" seed
-        self.warm_start = warm_start  # start from the previous fit's sampled labels when the size matches
-        self.random_state = random_state
-
-    def _validate(self) -> None:
-        _check_params(self.n_components, self.random_state)
-        _check_count("n_sweeps", self.n_sweeps)
-        if self.init not in GMM_INITS:
-            raise ValueError(f"init must be 'random' (Serket) or 'kmeans++', got {self.init!r}")
-        _check_prior(self.s0, self.r0, self.nu0)
-
-    def _nu0(self, d: int) -> float:
-        nu0 = float(d + 2 if self.nu0 is None else self.nu0)
-        if nu0 <= d - 1:
-            raise ValueError(f"nu0 must be > D - 1 = {d - 1}, got {nu0!r}")
-        return nu0
+        # one chain, as Serket; warm_start: start from the previous fit's *sampled* labels when the size matches
+        super().__init__(n_components, n_sweeps, s0, r0, nu0, init, 1, warm_start, random_state)
 
     def fit(self, z, init_labels: Optional[np.ndarray] = None, checkpoint=None) -> "CollapsedGibbsGMM":
         """Sample ``n_sweeps`` sweeps on ``z (N, D)`` and read out as Serket does (see the class docstring).
@@ -156,15 +197,7 @@ class CollapsedGibbsGMM:
         k = int(self.n_components)
         nu0 = self._nu0(d)
         rng = _rng_of(self.random_state)
-        if init_labels is not None:
-            labels = _check_labels("init_labels", init_labels, n, k).copy()
-        elif self.warm_start and getattr(self, "sampled_labels_", None) is not None \
-                and len(self.sampled_labels_) == n:
-            labels = self.sampled_labels_.copy()
-        elif self.init == "kmeans++":
-            labels = kmeanspp_labels(z, k, rng)
-        else:
-            labels = rng.integers(0, k, size=n)
+        labels = self._start_labels(z, rng, init_labels, getattr(self, "sampled_labels_", None))
         labels = np.ascontiguousarray(labels, dtype=np.int64)
         from vaegmm.model import _collapsed  # numba is loaded on the first fit only
 
@@ -196,8 +229,6 @@ class CollapsedGibbsGMM:
         self.n_iter_ = int(self.n_sweeps)
         return self
 
-    predict_proba = _predict_proba
-    predict = _predict
 
     @staticmethod
     def _log_pdz(z, labels, k, m0, s0, r0, nu0) -> np.ndarray:
@@ -234,7 +265,7 @@ def _class_means(z, labels, k, m0, r0) -> np.ndarray:
     return (sums + r0 * m0[None]) / (r0 + np.bincount(labels, minlength=k))[:, None]
 
 
-class GibbsGMM:
+class GibbsGMM(GaussWishartGMM):
     """Bayesian GMM by blocked Gibbs sampling (backend ``"gibbs"``; not Serket's sampler: that is
     :class:`CollapsedGibbsGMM`).
 
@@ -251,27 +282,13 @@ class GibbsGMM:
     def __init__(self, n_components: int = 10, n_sweeps: int = 100, s0: float = 0.1, r0: float = 1.0,
                  nu0: Optional[float] = None, dirichlet: float = 1.0, init: str = "random",
                  warm_start: bool = False, random_state=None, n_init: int = 1):
-        self.n_components = n_components
-        self.init = init
-        self.n_init = n_init  # independent chains; the one whose last sample has the highest log p(z, c) is kept
-        self.n_sweeps = n_sweeps
-        self.s0 = s0
-        self.r0 = r0
-        self.nu0 = nu0
+        # n_init: independent chains; the one whose last sample has the highest log p(z, c) is kept
+        super().__init__(n_components, n_sweeps, s0, r0, nu0, init, n_init, warm_start, random_state)
         self.dirichlet = dirichlet
-        self.warm_start = warm_start
-        self.random_state = random_state
 
-    def _validate(self) -> None:
-        _check_params(self.n_components, self.random_state)
-        _check_count("n_sweeps", self.n_sweeps)
-        _check_count("n_init", self.n_init)
-        if self.init not in GMM_INITS:
-            raise ValueError(f"init must be 'random' (Serket) or 'kmeans++', got {self.init!r}")
-        for name in ("s0", "r0", "dirichlet"):
-            v = getattr(self, name)
-            if not (isinstance(v, (int, float)) and np.isfinite(v) and v > 0):
-                raise ValueError(f"{name} must be a finite number > 0, got {v!r}")
+    def _check_parameters(self) -> None:
+        super()._check_parameters()
+        _check_positive("dirichlet", self.dirichlet)
 
     def fit(self, z, init_labels: Optional[np.ndarray] = None, checkpoint=None) -> "GibbsGMM":
         """Sample ``n_sweeps`` sweeps on ``z (N, D)``. Initial labels: ``init_labels``, else the previous fit's
@@ -295,8 +312,7 @@ class GibbsGMM:
             if int(self.n_init) == 1:
                 return self._fit_chain(z, init_labels, checkpoint)
             # one generator for all chains, so that an int seed does not give n_init identical chains
-            rng = self.random_state if isinstance(self.random_state, np.random.Generator) \
-                else np.random.default_rng(self.random_state)
+            rng = _rng_of(self.random_state)
             best = None
             for i in range(int(self.n_init)):
                 if i > 0:  # later chains never reuse the caller's or the previous fit's labels
@@ -312,23 +328,12 @@ class GibbsGMM:
         z = _check_data(z, self.n_components)
         n, d = z.shape
         k = int(self.n_components)
-        nu0 = float(d + 2 if self.nu0 is None else self.nu0)
-        if nu0 <= d - 1:
-            raise ValueError(f"nu0 must be > D - 1 = {d - 1}, got {nu0!r}")
-        if rng is None:
-            rng = self.random_state if isinstance(self.random_state, np.random.Generator) \
-                else np.random.default_rng(self.random_state)
+        nu0 = self._nu0(d)
+        rng = _rng_of(self.random_state) if rng is None else rng
         m0 = z.mean(axis=0)
         s0 = np.eye(d) * self.s0
         r0 = float(self.r0)
-        if init_labels is not None:
-            labels = _check_labels("init_labels", init_labels, n, k).copy()
-        elif not fresh and self.warm_start and getattr(self, "labels_", None) is not None and len(self.labels_) == n:
-            labels = self.labels_.copy()
-        elif self.init == "kmeans++":
-            labels = kmeanspp_labels(z, k, rng)
-        else:
-            labels = rng.integers(0, k, size=n)
+        labels = self._start_labels(z, rng, init_labels, None if fresh else getattr(self, "labels_", None))
         zz = (z[:, :, None] * z[:, None, :]).reshape(n, d * d)  # (N, D*D) second moments, once
         log2pi = d * np.log(2 * np.pi)
         tri = np.tril_indices(d, -1)
@@ -368,8 +373,6 @@ class GibbsGMM:
                                                              np.log((counts + a) / (n + k * a)))
         return self
 
-    predict_proba = _predict_proba
-    predict = _predict
 
     def log_joint(self, z, labels) -> float:
         """Collapsed log joint ``log p(z, c)`` of ``z (N, D)`` and labels ``c (N,)`` under this model's prior
@@ -379,7 +382,7 @@ class GibbsGMM:
         n, d = z.shape
         k = int(self.n_components)
         labels = _check_labels("labels", labels, n, k)
-        nu0 = float(d + 2 if self.nu0 is None else self.nu0)
+        nu0 = self._nu0(d)
         zz = (z[:, :, None] * z[:, None, :]).reshape(n, d * d)
         return self._log_joint(z, zz, labels, k, z.mean(axis=0), np.eye(d) * self.s0, float(self.r0), nu0)
 
@@ -430,7 +433,7 @@ def kmeanspp_labels(z: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarr
     return d2.argmin(axis=1)
 
 
-class EMGMM:
+class EMGMM(BaseGMM):
     """scikit-learn ``GaussianMixture`` (EM, full covariance) behind the same interface; with ``warm_start`` the
     next fit starts from the previous fit's means.
 
@@ -449,18 +452,13 @@ class EMGMM:
     def __init__(self, n_components: int = 10, n_init: int = 1, max_iter: int = 200, reg_covar: float = 1e-6,
                  warm_start: bool = False, random_state=None, select: str = "likelihood",
                  keep_previous: bool = False):
-        self.n_components = n_components
-        self.n_init = n_init
+        super().__init__(n_components, n_init, warm_start, random_state)
         self.max_iter = max_iter
         self.reg_covar = reg_covar
-        self.warm_start = warm_start
-        self.random_state = random_state
         self.select = select
         self.keep_previous = keep_previous
 
-    def _validate(self) -> None:
-        _check_params(self.n_components, self.random_state)
-        _check_count("n_init", self.n_init)
+    def _check_parameters(self) -> None:
         if isinstance(self.reg_covar, bool) or not isinstance(self.reg_covar, (int, float)) \
                 or not np.isfinite(self.reg_covar) or self.reg_covar < 0:
             raise ValueError(f"reg_covar must be a finite number >= 0, got {self.reg_covar!r}")
@@ -530,8 +528,6 @@ class EMGMM:
         self.posterior_ = predictive.gaussian_posterior(gm.weights_, gm.means_, gm.precisions_cholesky_)
         return self
 
-    predict_proba = _predict_proba
-    predict = _predict
 
     def _previous_fit(self, em, z: np.ndarray, previous: Optional[np.ndarray], seed):
         """With ``keep_previous``: EM started from the previous partition's class means on ``z`` (None when there

@@ -1,10 +1,11 @@
-"""One vocabulary for a run's settings: the dashboard's sidebar, its URL, the sweep grid and the CLI's ``--grid``.
+"""One vocabulary for a run's settings: the dashboard's sidebar, its URL, the sweep grid, the CLI's ``--grid`` and
+the flags of ``python -m vaegmm run`` (built from :data:`FIELDS` in :mod:`vaegmm.cli`).
 
 A *settings* dict is flat: ``{"preset": ..., "n": 3000, "digits": [0, ..., 9], "k": 10, "latent": 18, "alpha":
 1.0, ...}``. Its keys are the dashboard's widget keys and URL query parameters. This module (pure Python, no
 Streamlit) turns settings into a :class:`~vaegmm.model.config.RunConfig` and back, formats and parses single values
 (``alpha=0.5``, ``digits=0123``, ``feedback=off``) with their limits, and reads a query string with one warning
-per ignored parameter. ``dashboard/settings.py`` re-exports it for the pages.
+per ignored parameter. The pages, the CLI and the sweeps import it from here.
 """
 from __future__ import annotations
 

@@ -39,14 +39,13 @@ from vaegmm.model.config import RunConfig
 from vaegmm.model.mutual import IterationResult
 from vaegmm.model.projection import Projection2D
 from vaegmm.runs.snapshots import SnapshotLog, to_half
-from vaegmm.runs.state import Progress, Snapshot
+from vaegmm.runs.state import ENDED, FAILED, Progress, Snapshot
 from vaegmm.store import RunStore, StoreError
 from vaegmm.views.export import write_run
 from vaegmm.views.latent2d import RunViews
 
 CAP_ENV = "VAEGMM_RUNS_CAP_MB"
 DEFAULT_CAP_MB = 2000.0
-TERMINAL_STATES = ("finished", "failed", "stopped", "interrupted")
 
 
 def open_store(path=None):
@@ -210,7 +209,7 @@ class RunRecorder:
         """The run ended in ``state``; ``seconds`` its training time (default: since :meth:`begin`)."""
         if self.run_id is None:
             return
-        status = state if state in TERMINAL_STATES else "failed"
+        status = state if state in ENDED else FAILED
         self._safe("status", self.store.finish_run, self.run_id, status, message or "",
                    time.monotonic() - self._t0 if seconds is None else seconds,
                    {"heldout": self._heldout} if self._heldout is not None else None)
@@ -327,7 +326,7 @@ def enforce_cap(store, limit_mb: Optional[float] = None) -> list[int]:
         removed = []
         if total <= limit:
             return removed
-        ended = {r["id"] for r in store.list_runs(status=list(TERMINAL_STATES))}
+        ended = {r["id"] for r in store.list_runs(status=sorted(ENDED))}
         for run_id in sorted(folders):  # oldest first: ids grow with time
             if total <= limit:
                 break

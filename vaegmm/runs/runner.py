@@ -32,18 +32,13 @@ from vaegmm.core.process import start_fork_server, worker_nice
 from vaegmm.core.singleton import process_singleton
 from vaegmm.model.config import RunConfig
 from vaegmm.model.mutual import IterationResult
-from vaegmm.runs.channel import STOP_GRACE, WorkerChannel  # noqa: F401 (STOP_GRACE re-exported)
-from vaegmm.runs.slots import (MAX_RUNS_ENV, SlotManager, default_slots, max_runs_from_env,  # noqa: F401
-                               threads_per_run)
+from vaegmm.runs.channel import WorkerChannel
+from vaegmm.runs.slots import SlotManager, default_slots, threads_per_run
 from vaegmm.runs.snapshots import SnapshotLog, replay_frame
-from vaegmm.runs.state import (ACTIVE, FAILED, FINISHED, IDLE, PAUSED, QUEUED, RUNNING, STATES,  # noqa: F401
-                               STOPPED, TERMINAL, Progress, RunState, Snapshot)
+from vaegmm.runs.state import FAILED, QUEUED, RUNNING, STOPPED, TERMINAL, RunState, Snapshot
 from vaegmm.runs.train import Loader
 from vaegmm.runs.worker import Job
 from vaegmm.views.latent2d import RunViews
-
-# The names above marked F401 are imported from here by the dashboard and the tests: this module is the run's
-# public face; their homes are the modules they come from.
 
 _ids = itertools.count(1)
 
@@ -112,6 +107,17 @@ def start_watchdog(run: "TrainingRun") -> Callable[[], None]:
     return end
 
 
+def keep_snapshot(run: RunState, replay_log: SnapshotLog, views: RunViews, snap) -> None:
+    """Keep an in-update snapshot as ``run``'s live picture, and its 2-D pictures in ``replay_log``."""
+    history = run.on_live(snap)
+    if history is None:  # late: its iteration has already finished
+        return
+    if not replay_log.wants_next():
+        replay_log.skip()
+        return
+    replay_log.add(replay_frame(snap, views, history))
+
+
 class TrainingRun:
     """One mutual-learning run, trained in its own worker process (:mod:`vaegmm.runs.worker`). Thread-safe; every
     public method returns at once.
@@ -122,8 +128,7 @@ class TrainingRun:
 
     ``slots``: the :class:`SlotManager` to queue on (default :func:`default_slots`). ``loader``: the data loader,
     ``load_mnist`` by default; it runs in the worker, so it must be picklable (a module-level function).
-    ``keep_images``: keep a uint8 copy of the images for the latent explorer.
-    """
+    ``keep_images``: keep a uint8 copy of the images for the latent explorer."""
 
     def __init__(self, config: RunConfig, slots: Optional[SlotManager] = None, loader: Optional[Loader] = None,
                  name: str = "", keep_images: bool = True, snapshot_every: Optional[float] = None):
@@ -212,6 +217,16 @@ class TrainingRun:
     def thread_alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
+    @property
+    def ended(self) -> bool:
+        """Ended, and its pump is done: its record in the run library is final too (written after the state)."""
+        return self.state in TERMINAL and not self.thread_alive
+
+    @property
+    def library_id(self) -> Optional[int]:
+        """Its run library id (the share link's ``?run=``) from when it takes its slot; None without a recorder."""
+        return getattr(self.recorder, "run_id", None)
+
     def snapshot(self) -> Snapshot:
         snap = self._run.snapshot(self.id, self.name, self.config)
         if snap.state == QUEUED and self._slots is not None:
@@ -225,9 +240,6 @@ class TrainingRun:
         if channel is not None:
             channel.send(*msg)
 
-    def _record(self, what: str, *args) -> None:
-        tell_recorder(self.recorder, what, *args)
-
     def _pump(self) -> None:
         slots, run = self.slots, self._run
         if not slots.acquire(self, run.cancel, entry=self._queue_entry):
@@ -235,7 +247,7 @@ class TrainingRun:
             return
         run.slot_taken()
         run.mark("slot")
-        self._record("begin")
+        tell_recorder(self.recorder, "begin")
         end_watchdog = start_watchdog(self) if self.time_limit is not None else (lambda: None)
         try:
             self._run_worker(slots.capacity)
@@ -246,12 +258,7 @@ class TrainingRun:
             slots.release(self)
         with run.lock:
             state, message = run.state, run.message
-        self._record("end", state, message)  # after the slot is free: the export must not hold up the queue
-
-    def _job(self, capacity: int, paused: bool, pause_after: Optional[int]) -> Job:
-        return Job(self.config.to_dict(), threads=threads_per_run(capacity), nice=worker_nice(), loader=self._loader,
-                   keep_images=self._keep_images, paused=paused, pause_after=pause_after,
-                   snapshots={} if self._snapshot_every is None else {"every": self._snapshot_every})
+        tell_recorder(self.recorder, "end", state, message)  # after the slot is freed: the export holds up no queue
 
     def _run_worker(self, capacity: int) -> None:
         run = self._run
@@ -259,7 +266,10 @@ class TrainingRun:
         if options is None:  # stopped before the worker started
             return
         paused, pause_after = options
-        channel = WorkerChannel(self._job(capacity, paused, pause_after), name=f"vaegmm-worker-{self.id}")
+        job = Job(self.config.to_dict(), threads=threads_per_run(capacity), nice=worker_nice(), loader=self._loader,
+                  keep_images=self._keep_images, paused=paused, pause_after=pause_after,
+                  snapshots={} if self._snapshot_every is None else {"every": self._snapshot_every})
+        channel = WorkerChannel(job, name=f"vaegmm-worker-{self.id}")
         try:
             self.worker_pid = channel.start()
             with run.lock:
@@ -284,31 +294,21 @@ class TrainingRun:
         if kind == "progress":
             run.on_progress(msg[1], msg[2], msg[3])
         elif kind == "snapshot":
-            self._on_snapshot(msg[1])
+            keep_snapshot(run, self.replay_log, self.views, msg[1])
         elif kind == "result":
             run.on_result(msg[1], msg[2])
-            self._record("iteration", msg[1])
+            tell_recorder(self.recorder, "iteration", msg[1])
         elif kind == "paused":
             run.on_paused(msg[1])
         elif kind == "data":
             self.labels, self.images_u8 = msg[1], msg[2]
-            self._record("data", msg[1], msg[2])
+            tell_recorder(self.recorder, "data", msg[1], msg[2])
         elif kind == "heldout":
             self.heldout = msg[1]
-            self._record("heldout", msg[1])
+            tell_recorder(self.recorder, "heldout", msg[1])
         elif kind == "mark":
             run.mark(msg[1])
         elif kind == "end":
             run.finish(msg[1], msg[2] or (run.stop_message() if msg[1] == STOPPED else ""))
             return True
         return False
-
-    def _on_snapshot(self, snap) -> None:
-        """Keep the latest snapshot for the live picture, and its 2-D pictures in the replay log."""
-        history = self._run.on_live(snap)
-        if history is None:  # late: its iteration has already finished
-            return
-        if not self.replay_log.wants_next():
-            self.replay_log.skip()
-            return
-        self.replay_log.add(replay_frame(snap, self.views, history))

@@ -20,6 +20,8 @@ IDLE, QUEUED, RUNNING, PAUSED, FINISHED, STOPPED, FAILED = (
 STATES = (IDLE, QUEUED, RUNNING, PAUSED, FINISHED, STOPPED, FAILED)
 TERMINAL = frozenset({FINISHED, STOPPED, FAILED})
 ACTIVE = frozenset({QUEUED, RUNNING, PAUSED})  # a worker thread exists
+INTERRUPTED = "interrupted"  # a saved run whose server died while it trained (the run library's, never a live run's)
+ENDED = TERMINAL | {INTERRUPTED}  # a saved run in one of these no longer changes
 
 Send = Callable[..., None]  # send(*command) to the worker, if one runs
 
@@ -74,6 +76,17 @@ class Snapshot:
     @property
     def is_terminal(self) -> bool:
         return self.state in TERMINAL
+
+
+def live_picture(snap: Snapshot):
+    """The codes to draw as the run's picture right now: the latest in-update snapshot (a
+    :class:`~vaegmm.runs.snapshots.CodeSnapshot`) while a worker trains the iteration after the last finished one
+    (running, or paused inside it), else None: draw the last finished iteration. The owner's page and the
+    followers' frames both ask here, so they show the same picture."""
+    h, live = snap.history, snap.live
+    if live is None or not h or snap.state not in (RUNNING, PAUSED) or live.iteration != h[-1].iteration + 1:
+        return None
+    return live
 
 
 class RunState:

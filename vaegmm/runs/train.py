@@ -23,15 +23,15 @@ from vaegmm.model.config import RunConfig
 from vaegmm.model.control import RunControl, StopRequested
 from vaegmm.model.data import DataSplit, HeldOut, heldout_summary, load_mnist, load_split
 from vaegmm.model.mutual import IterationResult, MutualLearner
+from vaegmm.runs.state import FAILED, FINISHED, STOPPED
 
 Loader = Callable[..., tuple]  # (n, digits, seed, source) -> (images (N, 784) float32 in [0, 1], labels (N,))
-FINISHED, STOPPED, FAILED = "finished", "stopped", "failed"
 AUTO = "auto"  # train_run's heldout: the config's own held-out set (vaegmm.model.data.load_split)
 
 
 @dataclass
 class TrainedRun:
-    """The outcome of :func:`train_run`. ``status`` is "finished", "stopped" or "failed"; on a failure
+    """The outcome of :func:`train_run`. ``status`` is FINISHED, STOPPED or FAILED (:mod:`vaegmm.runs.state`); on a failure
     ``error`` is the exception, ``failed_loading`` tells whether the data could not be loaded, and ``iteration``
     is the iteration that was in progress (0 = the untrained picture; None before the learner existed)."""
 

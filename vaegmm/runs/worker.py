@@ -1,10 +1,10 @@
 """Training in a worker process: the child side of a :class:`~vaegmm.runs.runner.TrainingRun`.
 
-Why a process and not a thread (measured, ``python bench/script_latency.py``; issue 8): six runs training as
-threads inside the Streamlit server made one script run of the live page 4x slower at the median and up to 10x
-at the 90th percentile (the training loop's Python holds the GIL), and under that load the browser pages fell
-apart. Six runs in processes at ``nice 10`` left the script runs as fast as on an idle server, because the OS
-schedules the server first and there is no shared GIL.
+Why a process and not a thread (measured in issue 8 by ``bench/script_latency.py``, in git history since issue 27):
+six runs training as threads inside the Streamlit server made one script run of the live page 4x slower at the
+median and up to 10x at the 90th percentile (the training loop's Python holds the GIL), and under that load the
+browser pages fell apart. Six runs in processes at ``nice 10`` left the script runs as fast as on an idle server,
+because the OS schedules the server first and there is no shared GIL.
 
 Each run gets a fresh process forked from a *fork server* (``multiprocessing``'s ``forkserver`` context) that has
 already imported torch, scikit-learn and this package and built one optimiser, so a worker is ready in tens of
@@ -37,7 +37,8 @@ from vaegmm.core.env import vaegmm_environment
 from vaegmm.core.process import DEFAULT_NICE
 from vaegmm.model.control import RunControl
 from vaegmm.runs.snapshots import SnapshotTaker
-from vaegmm.runs.train import FAILED, STOPPED, train_run
+from vaegmm.runs.state import FAILED, FINISHED, STOPPED
+from vaegmm.runs.train import train_run
 
 PROGRESS_EVERY = 0.1  # seconds between progress messages (the epochs in between travel together)
 
@@ -131,16 +132,16 @@ def _train(job: Job, control, steps: dict, send) -> tuple[str, str]:
                         on_data=on_data, on_learner=on_learner, on_result=on_result,
                         on_heldout=lambda summary: send("heldout", summary))
     if trained.status == STOPPED:
-        return "stopped", ""
+        return STOPPED, ""
     if trained.status == FAILED:
         text = trained.error_text()
         if trained.failed_loading:
-            return "failed", f"could not load the data: {text}"
+            return FAILED, f"could not load the data: {text}"
         iteration = trained.iteration or 0
         if not text.startswith(f"iteration {iteration}"):
             text = f"iteration {iteration}: {type(trained.error).__name__}: {text}"
-        return "failed", f"failed in {text}"
-    return "finished", ""
+        return FAILED, f"failed in {text}"
+    return FINISHED, ""
 
 
 class _ProgressSender:

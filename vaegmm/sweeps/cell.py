@@ -7,7 +7,8 @@ import socket
 import time
 from typing import Any, Mapping
 
-from vaegmm.runs.train import FAILED, STOPPED, train_run
+from vaegmm.runs.state import FAILED, STOPPED
+from vaegmm.runs.train import train_run
 
 
 class WorkerDied(RuntimeError):

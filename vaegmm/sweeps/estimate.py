@@ -97,6 +97,13 @@ class Calibration:
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
+    def join(self, timeout: Optional[float] = None) -> bool:
+        """Wait for a calibration under way to end; True when none is running any more."""
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+        return not self.running
+
 
 @process_singleton
 def server_calibration() -> Calibration:

@@ -8,7 +8,8 @@
   and it cannot end a task in flight: here a dead worker is attributed to its run (which is retried once on a
   fresh worker), and Stop ends a run within a second by ending its process.
 * :class:`RayExecutor`: the same function as a Ray task (``num_cpus=1``, or ``num_gpus`` when asked) on an
-  existing cluster (``address="host:port"`` or ``"auto"``) or a local instance; ``ray`` is imported here only.
+  existing cluster (``address="host:port"`` or ``"auto"``; with Ray's token authentication:
+  :mod:`vaegmm.sweeps.ray_auth`) or a local instance; ``ray`` is imported here only.
 
 An executor's :meth:`run` blocks until the task ends and returns ``run_one``'s result dict; it raises
 :class:`~vaegmm.sweeps.cell.WorkerDied` when the process running it died, and returns a ``stopped`` result when the
@@ -29,6 +30,7 @@ from typing import Any, Mapping, Optional
 from vaegmm.core.env import env_str
 from vaegmm.core.threads import cpu_count
 from vaegmm.model.data import IDX_ENV
+from vaegmm.sweeps import ray_auth
 from vaegmm.sweeps.cell import WorkerDied, run_one
 from vaegmm.sweeps.pool_worker import warm_up
 
@@ -256,12 +258,16 @@ class RayExecutor(Executor):
         Raises :class:`ExecutorError` with one line for an unreachable address or a missing ``ray``."""
         if self._remote is not None:
             return
+        explicit = self.address not in (None, "", "local", "auto")
+        ray_was_imported = "ray" in sys.modules
+        if explicit:  # before the first import of ray, which reads RAY_AUTH_MODE
+            ray_auth.use_token_when_at_hand()
         try:
             import ray
         except ImportError:
             raise ExecutorError("the Ray executor needs the 'ray' package: pip install -r requirements-ray.txt") from None
         t0 = time.perf_counter()
-        if self.address not in (None, "", "local", "auto"):
+        if explicit:
             _check_reachable(self.address, self.connect_timeout)
         if not ray.is_initialized():
             address = self.address
@@ -277,12 +283,16 @@ class RayExecutor(Executor):
                 kwargs["num_cpus"] = self.num_cpus or cpu_count()
                 if self.gpus_per_run == 0:
                     kwargs["num_gpus"] = 0
-                address = None
+                address = "local"  # a new instance, even where `ray start` runs a cluster on this machine
             try:
                 ray.init(address=address, **kwargs)
             except Exception as e:  # ConnectionError, RuntimeError...: one line
+                where = self.address or "a local instance"
+                if ray_auth.is_auth_failure(e):
+                    raise ExecutorError(f"cannot connect to Ray: {ray_auth.auth_failure_text(where, ray_was_imported)}"
+                                        ) from None
                 text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-                raise ExecutorError(f"cannot connect to Ray at {self.address or 'a local instance'}: {text}") from None
+                raise ExecutorError(f"cannot connect to Ray at {where}: {text}") from None
             self._owns_session = True
         self.init_seconds = time.perf_counter() - t0
         self._remote = ray.remote(**self._task_options())(run_one)

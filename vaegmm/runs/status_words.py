@@ -1,5 +1,5 @@
-"""A run's status in words, one place for every page that shows it (pure Python): the owner's status line
-(:func:`dashboard.components.status.status_line`) and a follower's frame (:mod:`dashboard.state.follow_frames`)
+"""A run's status in words, from its :class:`~vaegmm.runs.state.Snapshot`, one place for every page that shows it:
+the owner's status line (``dashboard/components/status.py``) and a follower's frame (``dashboard/follow/frames.py``)
 say the same thing in the same words, e.g. ``"run 3 · iteration 2 of 5 · 1.2 s per iteration"``, with the
 progress bar's ``(fraction, text)`` beside it.
 

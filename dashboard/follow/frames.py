@@ -1,17 +1,19 @@
 """What a follower of a live run sees, as one JSON frame (issue 18 part 1: "Share a live run"). Pure Python.
 
 A frame is built from a run's :class:`~vaegmm.runs.state.Snapshot` and its digit labels, **encoded once** and
-sent as the same bytes to every follower (:mod:`dashboard.state.follow_hub`). Its content (keys of the JSON
-object):
+sent as the same bytes to every follower (:mod:`dashboard.follow.hub`). Its content (keys of the JSON object):
 
 - ``v``: the frame's number for this run (1, 2, ...); ``t``: the server's ``time.time()`` when it was encoded.
 - ``run``: the run's library id (the share link's ``?run=``); ``state``: ``queued``, ``running``, ``paused``,
-  ``finished``, ``stopped`` or ``failed``; ``terminal``: whether the run has ended.
+  ``finished``, ``stopped`` or ``failed``; ``terminal``: whether the run has ended and its saved record is final
+  (the follower's page then becomes the saved run's page).
 - ``status``: the owner's status line in the same words (``"run 3 · iteration 2 of 5 · 1.2 s per iteration"``,
-  :func:`dashboard.state.status_words.status_text`: the run named by its library id, as the follower's title),
-  ``message``: the stop or error reason; ``progress``: ``[fraction 0..1, text]`` as the owner's progress bar.
-- ``picture``: ``None`` or ``{"title", "x", "y", "label", "range"}``: the 2-D PCA view of the codes right now
-  (during a VAE update: the latest in-update snapshot) or of the last finished iteration; ``x``, ``y``: ``(P,)``
+  :func:`vaegmm.runs.status_words.status_text`: the run named by its library id, as the follower's title),
+  ``message``: the stop or error reason; ``progress``: ``[fraction 0..1, text]``, the owner's progress bar and
+  its one line of progress.
+- ``picture``: ``None`` or ``{"title", "x", "y", "label", "range"}``: the 2-D PCA view of the codes the owner's
+  page draws now (:func:`vaegmm.runs.state.live_picture`: during a VAE update the latest in-update snapshot, else
+  the last finished iteration); ``title`` says which, without repeating the progress line; ``x``, ``y``: ``(P,)``
   rounded to 3 decimals, ``label``: ``(P,)`` digits, ``P <= MAX_POINTS`` (an evenly strided subset of the ``N``
   images, the same subset in every frame), ``range``: ``[x0, x1, y0, y1]``.
 - ``accuracy``: ``[[iteration, accuracy], ...]`` of the finished iterations.
@@ -24,8 +26,8 @@ from typing import Optional
 
 import numpy as np
 
-from dashboard.state.status_words import progress_of, status_text
-from vaegmm.runs.state import FAILED, PAUSED, RUNNING, TERMINAL
+from vaegmm.runs.state import FAILED, TERMINAL, live_picture
+from vaegmm.runs.status_words import progress_of, status_text
 
 MAX_POINTS = 2000  # points per picture: a phone draws them in a few ms; a frame is about 40 kB
 
@@ -37,14 +39,15 @@ def subset(n: int, max_points: int = MAX_POINTS) -> np.ndarray:
 
 
 def live_xy(snap) -> tuple[Optional[np.ndarray], str]:
-    """``((N, 2) PCA coordinates, title)`` of what the owner's big scatter shows in PCA with "latest": the
-    in-update snapshot while the VAE trains, else the last finished iteration; ``(None, "")`` before iteration 0."""
-    h, live = snap.history, snap.live
+    """``((N, 2) PCA coordinates, title)`` of what the owner's big scatter shows in PCA with "latest"
+    (:func:`~vaegmm.runs.state.live_picture`); ``(None, "")`` before iteration 0. The title names the picture, not
+    the epoch: the frame's one progress line says how far the VAE update is (the snapshot is a little older)."""
+    h = snap.history
     if not h:
         return None, ""
-    if live is not None and snap.state in (RUNNING, PAUSED) and live.iteration == h[-1].iteration + 1:
-        return (np.asarray(live.projection, dtype=np.float32),
-                f"iteration {live.iteration}: the VAE is training (epoch {live.epoch} of {live.epochs})")
+    live = live_picture(snap)
+    if live is not None:
+        return np.asarray(live.projection, dtype=np.float32), "the codes right now, during the VAE update"
     last = h[-1]
     return np.asarray(last.projection, dtype=np.float32), f"iteration {last.iteration}: accuracy {last.accuracy:.3f}"
 
@@ -74,11 +77,13 @@ def frame_key(snap) -> tuple:
             id(live) if live is not None else None, snap.seconds_per_iteration is None, snap.message)
 
 
-def frame(snap, labels: Optional[np.ndarray], run_id: int, version: int) -> dict:
-    """The frame of ``snap`` as a dict (see the module docstring)."""
+def frame(snap, labels: Optional[np.ndarray], run_id: int, version: int, ended: Optional[bool] = None) -> dict:
+    """The frame of ``snap`` as a dict (see the module docstring); ``ended``: the run's record is final (default:
+    its state is terminal)."""
     frac, text = progress_of(snap)
+    terminal = snap.state in TERMINAL if ended is None else bool(ended)
     return {"v": version, "t": round(time.time(), 3), "run": run_id, "state": snap.state,
-            "terminal": snap.state in TERMINAL, "failed": snap.state == FAILED, "status": status_text(snap, run_id),
+            "terminal": terminal, "failed": snap.state == FAILED, "status": status_text(snap, run_id),
             "message": snap.message or "", "progress": [round(frac, 4), text], "picture": picture(snap, labels),
             "accuracy": [[r.iteration, round(float(r.accuracy), 4)] for r in snap.history]}
 

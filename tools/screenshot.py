@@ -1,9 +1,9 @@
-"""Take the README's screenshot of a finished run in a real browser.
+"""Take the README's screenshot of a finished run in a real browser (a tool for the docs, not part of the app).
 
-    python -m dashboard.screenshot --preset quick-demo --out docs/screenshot.png
+    python tools/screenshot.py --preset quick-demo --out docs/screenshot.png
 
-Starts `streamlit run app.py` on a free port, opens it in Debian's Chromium (Playwright, never `playwright
-install`), presses Start, waits for the finished state and saves a screenshot of the whole page; with
+Starts `streamlit run app.py` on a free port and opens it in Debian's Chromium (Playwright, never `playwright
+install`; the suite's tests/browser_support.py does both), presses Start, waits for the finished state and saves a screenshot of the whole page; with
 ``--explorer`` also one of the Latent explorer after clicking a point of the scatter. With ``--live`` it first
 saves the top of the page in the middle of a late VAE update (``--live-iteration``), in the LDA view coloured by
 GMM class (the codes
@@ -13,23 +13,15 @@ saves one frame of it (``--gif`` keeps the whole GIF).
 from __future__ import annotations
 
 import argparse
-import socket
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking"]
-STATUS = '[data-testid="vaegmm-status"]'
+sys.path.insert(0, str(ROOT / "tests"))
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from browser_support import STATUS, launch_chromium, streamlit_server  # noqa: E402
 
 
 def _full(page, path: str, width: int) -> None:
@@ -52,26 +44,13 @@ def main(argv=None) -> int:
     ap.add_argument("--gif", default="", help="also keep the downloaded GIF here")
     ap.add_argument("--width", type=int, default=1400)
     ap.add_argument("--timeout", type=float, default=3600, help="seconds to wait for the run to finish")
-    ap.add_argument("--chromium", default="/usr/bin/chromium")
     a = ap.parse_args(argv)
     params = {"preset": a.preset, **dict(kv.split("=", 1) for kv in a.set)}
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-                             "--server.port", str(port), "--server.address", "127.0.0.1",
-                             "--server.fileWatcherType", "none"], cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):
-            try:
-                with urllib.request.urlopen(url + "/_stcore/health", timeout=2):
-                    break
-            except OSError:
-                time.sleep(0.3)
-        from playwright.sync_api import sync_playwright
+    from playwright.sync_api import sync_playwright
 
+    with streamlit_server(log_name="screenshot.log") as (url, _proc):
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=a.chromium, args=CHROMIUM_ARGS)
+            browser = launch_chromium(p)  # $VAEGMM_CHROMIUM, default /usr/bin/chromium
             page = browser.new_page(viewport={"width": a.width, "height": 1000})
             page.goto(f"{url}/?{urlencode(params)}")
             start = page.locator('.st-key-btn_start button').first
@@ -132,12 +111,6 @@ def main(argv=None) -> int:
                 _full(page, a.explorer, a.width)
                 print(f"saved {a.explorer}")
             browser.close()
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
     return 0
 
 

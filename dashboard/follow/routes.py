@@ -7,7 +7,7 @@ encoded once for every follower):
   would leave a seventh tab (and every other request to the server from that browser) waiting; WebSockets do not
   count against that limit.
 - ``GET /_vaegmm/runs/<id>/events``, a Server-Sent Events stream (``text/event-stream``) for plain HTTP clients
-  (``curl``, bench/follow_load.py): each event is ``id: <v>``, ``event: frame`` and one ``data:`` line of JSON,
+  (``curl``, ``bench/load.py --followers``): each event is ``id: <v>``, ``event: frame`` and one ``data:`` line of JSON,
   then a blank line; a line starting with ``:`` is a keep-alive comment.
 
 Both end after the frame whose ``terminal`` is true. An id this server does not follow answers 404 (the
@@ -21,7 +21,7 @@ from starlette.responses import PlainTextResponse, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from dashboard.state.follow_hub import follow_hub
+from dashboard.follow.hub import follow_hub
 
 EVENTS_PATH = "/_vaegmm/runs/{run_id:int}/events"
 SOCKET_PATH = "/_vaegmm/runs/{run_id:int}/socket"
