@@ -67,7 +67,7 @@ FIELDS: dict[str, Field] = {f.key: f for f in (
                "others (emulated). auto: bf16 where the CPU or GPU multiplies it natively, else fp32.",
           path="vae__precision"),
     Field("source", "Data source", "source",
-          help="The images: auto (MNIST: the bundled copy, else $VAEGMM_MNIST_DIR, else OpenML), bundled, openml, "
+          help="auto (MNIST: the bundled copy, else $VAEGMM_MNIST_DIR, else OpenML), bundled, openml, "
                "idx:<folder>, serket:<folder> (a Serket tutorial folder: data.txt, category.txt) or upload:<id> "
                "(a file uploaded on the dashboard).", path="data__source"),
 )}
