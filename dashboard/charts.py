@@ -72,19 +72,23 @@ def view_scatter(xy: np.ndarray, labels: np.ndarray, classes: np.ndarray, colour
                  webgl: bool = True, max_points: Optional[int] = None, ranges: Optional[tuple] = None,
                  uirevision: Optional[str] = None) -> go.Figure:
     """The latent scatter of ``xy (N, 2)``: see :func:`latent_scatter`. ``customdata`` carries (image index,
-    digit, class) in every view, so a click finds its image whatever the view."""
+    digit, class) in every view, so a click finds its image whatever the view. ``labels`` None (unlabelled
+    data): the points are coloured by GMM class and their digit is -1."""
     # WebGL pays off for thousands of points; below that SVG is lighter (Chromium without a GPU draws WebGL in
     # software, which a classroom of tabs on one machine feels)
     gl = webgl and len(xy) > WEBGL_FROM
     kind = "scattergl" if gl else "scatter"
     xy = np.asarray(xy, dtype=np.float32)
-    labels = np.asarray(labels)
     classes = np.asarray(classes)
+    unlabelled = labels is None  # coloured by GMM class; -1 stands for "no digit" in customdata
+    labels = np.full(len(xy), -1, dtype=np.int32) if unlabelled else np.asarray(labels)
     idx = np.arange(len(xy), dtype=np.int32)
     if max_points is not None and len(xy) > max_points:
         keep = np.linspace(0, len(xy) - 1, max_points).round().astype(np.int64)
         xy, labels, classes, idx = xy[keep], labels[keep], classes[keep], idx[keep]
+    colour_by = "class" if unlabelled else colour_by
     groups = scatter.groups_of(labels, classes, colour_by)
+    hover = "image %{customdata[0]}" + ("" if unlabelled else "<br>digit %{customdata[1]}")
     data = []
     for g in np.unique(groups):
         m = groups == g
@@ -92,8 +96,7 @@ def view_scatter(xy: np.ndarray, labels: np.ndarray, classes: np.ndarray, colour
             type=kind, x=typed_array(xy[m, 0]), y=typed_array(xy[m, 1]), mode="markers",
             name=scatter.group_name(g, colour_by), meta="points", marker=scatter.plotly_points_marker(g),
             customdata=typed_array(np.stack([idx[m], labels[m], classes[m]], axis=1).astype(np.int32)),
-            hovertemplate="image %{customdata[0]}<br>digit %{customdata[1]}<br>class %{customdata[2]}"
-                          "<extra></extra>"))
+            hovertemplate=hover + "<br>class %{customdata[2]}<extra></extra>"))
     if means is not None and len(means):
         means = np.asarray(means, dtype=np.float32)
         counts = np.zeros(len(means), dtype=np.int64) if counts is None else np.asarray(counts)
@@ -187,14 +190,22 @@ def replay_figure(replay, height: int = 560, webgl: bool = True, frame_ms: int =
 
 
 def metrics_chart(history: Sequence, height: int = 320) -> go.Figure:
-    """Accuracy, NMI and ARI per finished iteration (one point each, iteration 0 included)."""
-    its = [r.iteration for r in history]
+    """Accuracy, NMI and ARI per finished iteration (one point each, iteration 0 included), and the held-out
+    accuracy and NMI as dashed lines of the same colours (traces named "held-out ..."), when the run scored a
+    held-out set. A metric the data had no labels for (None at every iteration) has no trace."""
+    its = np.asarray([r.iteration for r in history], dtype=np.int32)
     fig = go.Figure()
-    for name, attr in (("accuracy", "accuracy"), ("NMI", "nmi"), ("ARI", "ari")):
-        fig.add_trace(go.Scatter(x=np.asarray(its, dtype=np.int32),
-                                 y=np.asarray([getattr(r, attr) for r in history], dtype=np.float32),
+    for name, attr, colour, dash in (("accuracy", "accuracy", "accuracy", "solid"),
+                                     ("held-out accuracy", "heldout_accuracy", "accuracy", "dash"),
+                                     ("NMI", "nmi", "NMI", "solid"), ("held-out NMI", "heldout_nmi", "NMI", "dash"),
+                                     ("ARI", "ari", "ARI", "solid")):
+        values = [getattr(r, attr, None) for r in history]
+        if all(v is None for v in values):
+            continue
+        fig.add_trace(go.Scatter(x=its, y=np.asarray([np.nan if v is None else v for v in values], dtype=np.float32),
                                  mode="lines+markers", name=name, meta="metric",
-                                 line=dict(color=METRIC_COLOURS[name])))
+                                 line=dict(color=METRIC_COLOURS[colour], dash=dash),
+                                 marker=dict(symbol="circle-open" if dash == "dash" else "circle")))
     fig.update_xaxes(title_text="iteration", dtick=1, rangemode="tozero")
     fig.update_yaxes(range=[0, 1.02])
     fig.update_layout(legend=dict(orientation="h", y=1.12, x=0))

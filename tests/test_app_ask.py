@@ -263,3 +263,101 @@ def test_how_it_works_explains_asking_the_model():
     text = "\n".join(m.value for m in at.markdown)
     for words in ("held-out", "draw a 7 and see which class it joins", "Decode any point", "no labels"):
         assert words in text, words
+
+
+# ---------------------------------------------------------------------------------------------- held-out scores
+def metric_values(at) -> dict:
+    """The metric cards as {label: value}."""
+    return {m.label: m.value for m in at.metric}
+
+
+def page_text(at) -> str:
+    """Every caption, info, warning and Markdown text of the page, as a reader sees it."""
+    return "\n".join(shown(e.value) for kind in (at.caption, at.info, at.warning, at.markdown) for e in kind)
+
+
+def test_held_out_accuracy_stands_beside_the_training_one_in_cards_chart_saved_run_and_library():
+    at = app(RUN)
+    at.button(key="btn_start").click().run()
+    run = finish(at)
+    last = run.history[-1]
+    assert run.heldout["images"] > 0 and last.heldout_accuracy is not None
+    cards = metric_values(at)
+    assert cards["held-out accuracy"] == f"{last.heldout_accuracy:.3f}"
+    assert cards["held-out NMI"] == f"{last.heldout_nmi:.3f}" and cards["accuracy"] == f"{last.accuracy:.3f}"
+    help_text = next(m.help for m in at.metric if m.label == "held-out accuracy")
+    assert "never saw" in help_text and "matching" in help_text
+    assert "no held-out set" not in page_text(at)
+    # the chart: the training accuracy solid, the held-out accuracy dashed in the same colour, per iteration
+    traces = {t["name"]: t for t in by_meta(plotly_specs(at), "metrics")[0]["data"]}
+    accuracy = [traces[n] for n in traces if "accuracy" in n]
+    assert [t["name"] for t in accuracy] == ["accuracy", "held-out accuracy"]
+    held = traces["held-out accuracy"]
+    assert held["line"]["dash"] == "dash" and held["line"]["color"] == traces["accuracy"]["line"]["color"]
+    np.testing.assert_allclose(held["y"], [r.heldout_accuracy for r in run.history], atol=1e-6)
+    assert "dashed: held-out images" in page_text(at)
+    # the saved run's page shows the same cards, and the run library's table the final held-out scores
+    saved = app({"run": str(run.library_id)})
+    assert not saved.exception
+    assert metric_values(saved)["held-out accuracy"] == f"{last.heldout_accuracy:.3f}"
+    compare = app({})
+    compare.switch_page("pages/1_Compare_runs.py").run()
+    compare.segmented_control(key="compare_mode").set_value("all saved runs").run()
+    assert not compare.exception, compare.exception
+    row = compare.dataframe[0].value.set_index("run").loc[run.library_id]
+    assert row["held-out accuracy"] == pytest.approx(last.heldout_accuracy, abs=1e-4)
+    assert row["held-out NMI"] == pytest.approx(last.heldout_nmi, abs=1e-4)
+
+
+def test_a_run_on_all_5000_bundled_images_says_once_that_it_has_no_held_out_set(monkeypatch, tmp_path):
+    from vaegmm.model import data
+
+    monkeypatch.delenv(data.IDX_ENV, raising=False)
+    monkeypatch.setenv(data.CACHE_ENV, str(tmp_path / "cache"))  # no OpenML copy: no MNIST test split
+    at = app({**TINY, "n": "5000", "latent": "2", "epochs": "1", "iterations": "1", "batch": "1000", "gmm": "em"})
+    at.button(key="btn_start").click().run()
+    run = finish(at)
+    assert run.heldout["images"] == 0 and all(r.heldout_accuracy is None for r in run.history)
+    cards = metric_values(at)
+    assert "held-out accuracy" not in cards and cards["accuracy"] == f"{run.history[-1].accuracy:.3f}"
+    text = page_text(at)
+    assert text.count("no held-out set") == 1, text
+    assert ("no held-out set: all 500 bundled images per digit are used for training and this machine has no "
+            "MNIST test split") in text
+    traces = by_meta(plotly_specs(at), "metrics")[0]["data"]
+    assert [t["name"] for t in traces] == ["accuracy", "NMI", "ARI"]
+
+
+def test_an_unlabelled_upload_says_no_labels_in_the_cards(own_cache):
+    images, _ = load_mnist(200, seed=3, source="bundled")
+    at = app(TINY)
+    at.radio(key="data_kind").set_value("upload").run()
+    at.file_uploader(key="upload_images").set_value(("digits.npy", _npy(images), "application/octet-stream"))
+    at.run()
+    assert not at.exception and not at.sidebar.error
+    at.button(key="btn_start").click().run()
+    run = finish(at)
+    assert run.labels is None and run.heldout["images"] > 0 and not run.heldout["labelled"]
+    cards = metric_values(at)
+    for label in ("accuracy", "held-out accuracy", "NMI", "held-out NMI", "ARI"):
+        assert cards[label] == "no labels", (label, cards)
+    assert not by_meta(plotly_specs(at), "metrics")
+    assert "No labels: this data has no digits to score the classes against" in page_text(at)
+    # the views colour by GMM class: one trace per class of the last iteration, titled "no labels"
+    last = run.history[-1]
+
+    def coloured_by_class(page) -> None:
+        spec = by_meta(plotly_specs(page), "latent")[0]
+        names = sorted(t["name"] for t in spec["data"] if t.get("meta") == "points")
+        assert names == sorted(f"class {k}" for k in np.unique(last.classes)), names
+        assert "no labels" in spec["layout"]["title"]["text"]
+
+    coloured_by_class(at)
+    assert "No labels: the points are coloured by GMM class." in page_text(at)
+    # the saved run's page and the explorer show it too
+    saved = app({"run": str(run.library_id)})
+    assert metric_values(saved)["accuracy"] == "no labels" and "no longer on disk" not in page_text(saved)
+    coloured_by_class(saved)
+    at.switch_page(EXPLORER).run()
+    assert not at.exception, at.exception
+    assert "the points are coloured by GMM class" in page_text(at)

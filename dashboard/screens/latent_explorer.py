@@ -50,7 +50,7 @@ def explorer_page(runs: SessionRuns) -> None:
             if run is None:
                 st.error(escape_markdown(problem), icon=":material/error:")
                 return
-            if not run.history or run.labels is None:
+            if not run.history:
                 st.warning(f"Saved run #{saved_id} has no latent codes on disk (its folder was cleaned up to keep "
                            "the library under its size cap, or it ended before iteration 0); its metrics are on "
                            "the Compare page.", icon=":material/info:")
