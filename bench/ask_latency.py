@@ -5,7 +5,9 @@ epochs), then draws ``--drawings`` different 7s with the mouse on its canvas (af
 Clear between them. Per drawing, from the page's WebSocket (Playwright's frame events, this machine's clock):
 
 * server: the drawing's rerun request sent (the first frame after the stroke carrying the canvas's PNG) to the
-  last of the answer's messages received (the latent picture with the star, drawn after the canvas row);
+  first message received that holds the star: the latent picture, the answer's last element (its container is
+  made before the canvas row and filled after the pictures). Not the last such message: a rerun of the page's
+  polling fragment sends the same picture again, up to a second later;
 * browser: the mouse button released to the star, the class-probability bars and the 7 pictures shown;
 * sent: the mouse button released to the request with the drawing (the canvas's own PNG and message).
 
@@ -52,11 +54,11 @@ class Frames:
         self.log.append((time.monotonic(), way, payload if isinstance(payload, bytes) else payload.encode()))
 
     def times(self, released: float) -> tuple[float, float]:
-        """``(ms from the mouse's release to the request with the drawing, ms from that request to the last frame
+        """``(ms from the mouse's release to the request with the drawing, ms from that request to the first frame
         holding the star picture)``."""
         sent = next(t for t, way, p in self.log if t >= released and way == "sent" and b"data:image/png" in p)
-        got = [t for t, way, p in self.log if t >= sent and way == "received" and b'"star"' in p]
-        return (sent - released) * 1000, (got[-1] - sent) * 1000
+        got = next(t for t, way, p in self.log if t >= sent and way == "received" and b'"star"' in p)
+        return (sent - released) * 1000, (got - sent) * 1000
 
 
 def one_drawing(page, frames: Frames, i: int) -> dict:
@@ -72,7 +74,11 @@ def one_drawing(page, frames: Frames, i: int) -> dict:
     sent, server = frames.times(released)
     out = {"browser_ms": round(shown, 1), "server_ms": round(server, 1), "sent_ms": round(sent, 1)}
     button(page, "Clear").click()
-    page.wait_for_function(GONE, timeout=30000)
+    try:
+        page.wait_for_function(GONE, timeout=30000)
+    except Exception:
+        page.screenshot(path=str(ROOT / "artifacts" / "browser" / "ask_latency_not_cleared.png"), full_page=True)
+        raise RuntimeError(f"drawing {i}: Clear did not empty the canvas: {page.evaluate(ANSWER_JS)}") from None
     page.wait_for_timeout(300)
     return out
 
