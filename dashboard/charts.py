@@ -18,6 +18,7 @@ from vaegmm.views import scatter
 from vaegmm.views.latent2d import AXES, PCA
 
 WEBGL_FROM = 1000  # points from which the latent scatter uses WebGL
+TITLE_MARGIN = 66  # px above a titled latent scatter: Plotly's tool bar (about 30 px), then the title
 METRIC_COLOURS = {"accuracy": "#1f77b4", "NMI": "#ff7f0e", "ARI": "#2ca02c"}
 _TYPED_ARRAY_DTYPES = {"float32": "f4", "float64": "f8", "int32": "i4", "int16": "i2", "int8": "i1", "uint8": "u1"}
 
@@ -113,10 +114,13 @@ def view_scatter(xy: np.ndarray, labels: np.ndarray, classes: np.ndarray, colour
     xaxis = scatter.plotly_axis(axes[0], None if ranges is None else ranges[0])
     yaxis = scatter.plotly_axis(axes[1], None if ranges is None else ranges[1])
     layout = dict(template="none", meta="latent", height=height, xaxis=xaxis, yaxis=yaxis,
-                  margin=dict(l=10, r=10, t=40 if title else 10, b=10), legend=dict(itemsizing="constant"),
+                  margin=dict(l=10, r=10, t=TITLE_MARGIN if title else 10, b=10), legend=dict(itemsizing="constant"),
                   uirevision=uirevision or "latent")
     if title:
-        layout["title"] = dict(text=title, x=0.01, font=dict(size=14))
+        # just above the plot, below Plotly's tool bar: on a phone (touch) the bar is always shown, and over a
+        # title at the top of the margin it hid the words ("click a point or an empty spot")
+        layout["title"] = dict(text=title, x=0.01, font=dict(size=14), y=1, yref="paper", yanchor="bottom",
+                               pad=dict(b=8))
     if not webgl:  # the small side-by-side copies: the big plot above carries the legend
         layout["showlegend"] = False
     if not gl and webgl:  # SVG: points glide to their new place between refreshes
@@ -208,8 +212,10 @@ def metrics_chart(history: Sequence, height: int = 320) -> go.Figure:
                                  marker=dict(symbol="circle-open" if dash == "dash" else "circle")))
     fig.update_xaxes(title_text="iteration", dtick=1, rangemode="tozero")
     fig.update_yaxes(range=[0, 1.02])
-    fig.update_layout(legend=dict(orientation="h", y=1.12, x=0))
-    return base_layout(fig, "metrics", "", height)
+    base_layout(fig, "metrics", "", height)
+    # the legend above the plot, growing upward: with the held-out lines it takes two rows in half a page
+    return fig.update_layout(legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
+                             margin=dict(t=56 if len(fig.data) > 3 else 30))
 
 
 def loss_chart(history: Sequence, alpha: float, live_recon: Sequence[float] = (), live_kl: Sequence[float] = (),

@@ -139,7 +139,7 @@ def _pictures(run, image: np.ndarray, answer: Answer) -> str:
         for rank, i in enumerate(answer.nearest[0]):
             tag = f"digit {int(run.labels[i])}" if run.labels is not None else f"image {int(i)}"
             items.append((run.images_u8[i] / 255.0, f"nearest {rank + 1}: {tag}"))
-    figures = "".join(f'<div style="width:92px">{figure_html(enlarged(img, 3), cap)}</div>' for img, cap in items)
+    figures = "".join(f'<div style="width:108px">{figure_html(enlarged(img, 3), cap)}</div>' for img, cap in items)
     return f'<div data-testid="vaegmm-asked" style="display:flex;flex-wrap:wrap;gap:0.6rem">{figures}</div>'
 
 

@@ -1,5 +1,6 @@
-"""The metric cards: accuracy and NMI on the training images and on the held-out images, ARI (with their change
-since iteration 0), iterations done, time per iteration."""
+"""The metric cards: accuracy and NMI on the training images and on the held-out images, and ARI, with their change
+since iteration 0. (Iterations done and the time per iteration are in the status line just above: seven cards
+left too little room for these, at 1400 px their labels and changes were cut off.)"""
 from __future__ import annotations
 
 from typing import Optional
@@ -8,7 +9,6 @@ import streamlit as st
 
 from dashboard.components.formatting import metric_text
 from vaegmm.runs.ask import heldout_words
-from vaegmm.runs.status_words import seconds_text
 
 HELP = {
     "accuracy": "Hungarian accuracy on the training images: the best one-to-one matching of GMM classes to digits.",
@@ -32,20 +32,18 @@ def has_heldout(history: list, heldout: Optional[dict]) -> bool:
 
 
 def metric_cards(snap, heldout: Optional[dict] = None) -> None:
-    """Accuracy, held-out accuracy, NMI, held-out NMI, ARI (with their change since iteration 0), iterations
-    done, time per iteration; dashes before a run has results (``snap`` None or without history). ``heldout``:
-    the run's held-out summary (:func:`vaegmm.model.data.heldout_summary`, None when unknown). A run without a
-    held-out set has no held-out cards, and one caption says why; a score the data had no labels for reads
-    "no labels"."""
+    """Accuracy, held-out accuracy, NMI, held-out NMI, ARI (with their change since iteration 0); dashes before
+    a run has results (``snap`` None or without history). ``heldout``: the run's held-out summary
+    (:func:`vaegmm.model.data.heldout_summary`, None when unknown). A run without a held-out set has no held-out
+    cards, and one caption says why; a score the data had no labels for reads "no labels"."""
     h = snap.history if snap is not None else []
     if not h:
-        c = st.columns(7)
-        for col, label in zip(c, (*LABELS.values(), "iterations done", "time / iteration")):
+        for col, label in zip(st.columns(len(LABELS)), LABELS.values()):
             col.metric(label, "–")
         return
     held = has_heldout(h, heldout)
     names = [n for n in LABELS if held or not n.startswith("heldout")]
-    c = st.columns(len(names) + 2)
+    c = st.columns(len(LABELS))  # the same widths with or without the held-out cards
     last, first = h[-1], h[0]
 
     def delta(attr):
@@ -54,7 +52,5 @@ def metric_cards(snap, heldout: Optional[dict] = None) -> None:
 
     for col, name in zip(c, names):
         col.metric(LABELS[name], metric_text(getattr(last, name, None)), delta=delta(name), help=HELP[name])
-    c[-2].metric("iterations done", f"{snap.iterations_done} / {snap.config.iterations}")
-    c[-1].metric("time / iteration", seconds_text(snap.seconds_per_iteration))
     if not held and heldout is not None:
         st.caption(heldout_words(heldout) + "; only the training images are scored.")
