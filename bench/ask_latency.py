@@ -1,17 +1,10 @@
 """From the end of a stroke to the answer on the page (issue 25: target p95 under 300 ms of server time).
 
-Starts `streamlit run app.py`, trains one run on the live page (``--n`` images, the quick demo's model with fewer
-epochs), then draws ``--drawings`` different 7s with the mouse on its canvas (after one warm-up drawing), pressing
-Clear between them. Per drawing, from the page's WebSocket (Playwright's frame events, this machine's clock):
-
-* server: the drawing's rerun request sent (the first frame after the stroke carrying the canvas's PNG) to the
-  first message received that holds the star: the latent picture, the answer's last element (its container is
-  made before the canvas row and filled after the pictures). Not the last such message: a rerun of the page's
-  polling fragment sends the same picture again, up to a second later;
-* browser: the mouse button released to the star, the class-probability bars and the 7 pictures shown;
-* sent: the mouse button released to the request with the drawing (the canvas's own PNG and message).
-
-Prints the milliseconds per drawing and their p50 / p95 as JSON. Run it alone (the CPU lock, exclusive).
+Starts `streamlit run app.py`, trains one run on the live page, then draws ``--drawings`` different 7s on its canvas
+(after a warm-up drawing), pressing Clear between them. Per drawing, from the page's WebSocket frames: server = the
+rerun request carrying the drawing to the first received message holding the star (not the last: the polling
+fragment may resend it a second later); browser = mouse released to the star, the bars and the 7 pictures shown;
+sent = mouse released to that request. Prints each drawing's ms and p50 / p95 as JSON; run it alone (exclusive lock).
 
     python bench/ask_latency.py [--n 2000] [--drawings 20]
 """

@@ -9,16 +9,13 @@ Parts (each part's results are kept in ``bench/results/speed.json``; the section
 * ``machine``: CPU model and flags (AVX512-BF16, AMX), cores, torch, C++ compiler, GPU.
 * ``gemm``: GFLOP/s of each matrix multiply of one training step (batch 500) in fp32 and bf16, 1 and 2 threads;
   the floor: one classic update's 627 GFLOP at the fastest native precision.
-* ``update``: one classic VAE update (3000 images, batch 500; ``--epochs`` timed, scaled to 200) in a fresh
-  process per variant, 1 and 2 threads, interleaved, medians: the naive fp32 loop with torch's defaults, this
-  code's hand-written step, and issue 26's candidate (``--candidate``: main with the readable path merged, then
-  reverted): model + ``negative_elbo`` + autograd + fused Adam, eager and compiled, fp32 and bf16, and compiled
-  without its fused ``BernoulliNLL``.
-* ``runs``: whole commands from the shell (``/usr/bin/time python -m vaegmm run --preset P ... --no-store``),
-  this code and ``--candidate`` interleaved; and ``python -m vaegmm --help``.
+* ``update``: one classic VAE update (``--epochs`` timed, scaled to 200) in a fresh process per variant, 1 and 2
+  threads, interleaved, medians: the naive fp32 loop, this code's hand-written step, and issue 26's candidate
+  (``--candidate``, reverted): model + ``negative_elbo`` + autograd + fused Adam, eager and compiled, fp32 and bf16.
+* ``runs``: whole commands (``python -m vaegmm run --preset P ...``, ``--help``), this code and ``--candidate``.
 * ``load``: two classic runs side by side, and one next to a busy process, this code and ``--candidate``.
-* ``precision``: the paired check of ``precision=auto`` against fp32, from sweep stores (``--precision-db``) made
-  by ``python -m vaegmm sweep --preset P --grid precision=fp32,auto --seeds 0-29 --name precision-P --db FILE``.
+* ``precision``: the paired check of ``precision=auto`` against fp32, from sweep stores (``--precision-db``) of
+  ``python -m vaegmm sweep --preset P --grid precision=fp32,auto --seeds A-B --db FILE`` (chunks of 10 seeds).
 
 BENCHMARKS.md's "GMM speed" and "Live snapshots" were written by this script's ``--gmm-only`` and
 ``--snapshots-only`` until commit 7974002 (``git show 7974002:bench/speed.py``); settled, they left the bench.
@@ -40,8 +37,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-# a child timing the candidate's readable step imports the package of the --candidate checkout
-sys.path[:0] = [os.environ.get("VAEGMM_BENCH_CODE", str(ROOT)), str(HERE), str(ROOT / "tests")]  # tests/gibbs_reference.py
+sys.path[:0] = [os.environ.get("VAEGMM_BENCH_CODE", str(ROOT)), str(HERE)]  # a child: this code or --candidate's
 
 # issue 26's candidate: main with the readable, compiled training path merged (7c01492), reverted after this
 # benchmark measured whole runs slower with it on a Zen 4 (BENCHMARKS.md "Speed")
