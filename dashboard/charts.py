@@ -18,7 +18,6 @@ from vaegmm.views import scatter
 from vaegmm.views.latent2d import AXES, PCA
 
 WEBGL_FROM = 1000  # points from which the latent scatter uses WebGL
-TITLE_MARGIN = 66  # px above a titled latent scatter: Plotly's tool bar (about 30 px), then the title
 METRIC_COLOURS = {"accuracy": "#1f77b4", "NMI": "#ff7f0e", "ARI": "#2ca02c"}
 _TYPED_ARRAY_DTYPES = {"float32": "f4", "float64": "f8", "int32": "i4", "int16": "i2", "int8": "i1", "uint8": "u1"}
 
@@ -73,23 +72,19 @@ def view_scatter(xy: np.ndarray, labels: np.ndarray, classes: np.ndarray, colour
                  webgl: bool = True, max_points: Optional[int] = None, ranges: Optional[tuple] = None,
                  uirevision: Optional[str] = None) -> go.Figure:
     """The latent scatter of ``xy (N, 2)``: see :func:`latent_scatter`. ``customdata`` carries (image index,
-    digit, class) in every view, so a click finds its image whatever the view. ``labels`` None (unlabelled
-    data): the points are coloured by GMM class and their digit is -1."""
+    digit, class) in every view, so a click finds its image whatever the view."""
     # WebGL pays off for thousands of points; below that SVG is lighter (Chromium without a GPU draws WebGL in
     # software, which a classroom of tabs on one machine feels)
     gl = webgl and len(xy) > WEBGL_FROM
     kind = "scattergl" if gl else "scatter"
     xy = np.asarray(xy, dtype=np.float32)
+    labels = np.asarray(labels)
     classes = np.asarray(classes)
-    unlabelled = labels is None  # coloured by GMM class; -1 stands for "no digit" in customdata
-    labels = np.full(len(xy), -1, dtype=np.int32) if unlabelled else np.asarray(labels)
     idx = np.arange(len(xy), dtype=np.int32)
     if max_points is not None and len(xy) > max_points:
         keep = np.linspace(0, len(xy) - 1, max_points).round().astype(np.int64)
         xy, labels, classes, idx = xy[keep], labels[keep], classes[keep], idx[keep]
-    colour_by = "class" if unlabelled else colour_by
     groups = scatter.groups_of(labels, classes, colour_by)
-    hover = "image %{customdata[0]}" + ("" if unlabelled else "<br>digit %{customdata[1]}")
     data = []
     for g in np.unique(groups):
         m = groups == g
@@ -97,7 +92,8 @@ def view_scatter(xy: np.ndarray, labels: np.ndarray, classes: np.ndarray, colour
             type=kind, x=typed_array(xy[m, 0]), y=typed_array(xy[m, 1]), mode="markers",
             name=scatter.group_name(g, colour_by), meta="points", marker=scatter.plotly_points_marker(g),
             customdata=typed_array(np.stack([idx[m], labels[m], classes[m]], axis=1).astype(np.int32)),
-            hovertemplate=hover + "<br>class %{customdata[2]}<extra></extra>"))
+            hovertemplate="image %{customdata[0]}<br>digit %{customdata[1]}<br>class %{customdata[2]}"
+                          "<extra></extra>"))
     if means is not None and len(means):
         means = np.asarray(means, dtype=np.float32)
         counts = np.zeros(len(means), dtype=np.int64) if counts is None else np.asarray(counts)
@@ -114,13 +110,10 @@ def view_scatter(xy: np.ndarray, labels: np.ndarray, classes: np.ndarray, colour
     xaxis = scatter.plotly_axis(axes[0], None if ranges is None else ranges[0])
     yaxis = scatter.plotly_axis(axes[1], None if ranges is None else ranges[1])
     layout = dict(template="none", meta="latent", height=height, xaxis=xaxis, yaxis=yaxis,
-                  margin=dict(l=10, r=10, t=TITLE_MARGIN if title else 10, b=10), legend=dict(itemsizing="constant"),
+                  margin=dict(l=10, r=10, t=40 if title else 10, b=10), legend=dict(itemsizing="constant"),
                   uirevision=uirevision or "latent")
     if title:
-        # just above the plot, below Plotly's tool bar: on a phone (touch) the bar is always shown, and over a
-        # title at the top of the margin it hid the words ("click a point or an empty spot")
-        layout["title"] = dict(text=title, x=0.01, font=dict(size=14), y=1, yref="paper", yanchor="bottom",
-                               pad=dict(b=8))
+        layout["title"] = dict(text=title, x=0.01, font=dict(size=14))
     if not webgl:  # the small side-by-side copies: the big plot above carries the legend
         layout["showlegend"] = False
     if not gl and webgl:  # SVG: points glide to their new place between refreshes
@@ -194,28 +187,18 @@ def replay_figure(replay, height: int = 560, webgl: bool = True, frame_ms: int =
 
 
 def metrics_chart(history: Sequence, height: int = 320) -> go.Figure:
-    """Accuracy, NMI and ARI per finished iteration (one point each, iteration 0 included), and the held-out
-    accuracy and NMI as dashed lines of the same colours (traces named "held-out ..."), when the run scored a
-    held-out set. A metric the data had no labels for (None at every iteration) has no trace."""
-    its = np.asarray([r.iteration for r in history], dtype=np.int32)
+    """Accuracy, NMI and ARI per finished iteration (one point each, iteration 0 included)."""
+    its = [r.iteration for r in history]
     fig = go.Figure()
-    for name, attr, colour, dash in (("accuracy", "accuracy", "accuracy", "solid"),
-                                     ("held-out accuracy", "heldout_accuracy", "accuracy", "dash"),
-                                     ("NMI", "nmi", "NMI", "solid"), ("held-out NMI", "heldout_nmi", "NMI", "dash"),
-                                     ("ARI", "ari", "ARI", "solid")):
-        values = [getattr(r, attr, None) for r in history]
-        if all(v is None for v in values):
-            continue
-        fig.add_trace(go.Scatter(x=its, y=np.asarray([np.nan if v is None else v for v in values], dtype=np.float32),
+    for name, attr in (("accuracy", "accuracy"), ("NMI", "nmi"), ("ARI", "ari")):
+        fig.add_trace(go.Scatter(x=np.asarray(its, dtype=np.int32),
+                                 y=np.asarray([getattr(r, attr) for r in history], dtype=np.float32),
                                  mode="lines+markers", name=name, meta="metric",
-                                 line=dict(color=METRIC_COLOURS[colour], dash=dash),
-                                 marker=dict(symbol="circle-open" if dash == "dash" else "circle")))
+                                 line=dict(color=METRIC_COLOURS[name])))
     fig.update_xaxes(title_text="iteration", dtick=1, rangemode="tozero")
     fig.update_yaxes(range=[0, 1.02])
-    base_layout(fig, "metrics", "", height)
-    # the legend above the plot, growing upward: with the held-out lines it takes two rows in half a page
-    return fig.update_layout(legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
-                             margin=dict(t=56 if len(fig.data) > 3 else 30))
+    fig.update_layout(legend=dict(orientation="h", y=1.12, x=0))
+    return base_layout(fig, "metrics", "", height)
 
 
 def loss_chart(history: Sequence, alpha: float, live_recon: Sequence[float] = (), live_kl: Sequence[float] = (),
@@ -291,63 +274,3 @@ def placeholder(height: int = 360) -> go.Figure:
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
     return base_layout(fig, "placeholder", "", height)
-
-
-# ---------------------------------------------------------------------------------------------- asking the model
-STAR_MARKER = dict(symbol="star", size=30, color="#ffd400", line=dict(width=2, color="black"))
-DECODED_MARKER = dict(symbol="diamond-open", size=18, color="black", line=dict(width=3, color="black"))
-CLICK_GRID = 41  # the PCA view's invisible clickable points per axis (a click on empty space picks the nearest)
-
-
-def marked(fig: go.Figure, xy, what: str = "star", name: str = "your drawing") -> go.Figure:
-    """``fig`` (a latent scatter) with one more marker at ``xy (2,)``: a large star (``what="star"``, meta "star":
-    a drawn digit's place) or an open diamond (``"decoded"``: the point decoded). The axis ranges grow to show
-    it. A new frozen figure; ``fig`` is unchanged."""
-    d = fig.to_dict()
-    layout = dict(d["layout"])
-    x, y = float(xy[0]), float(xy[1])
-    for axis, v in (("xaxis", x), ("yaxis", y)):
-        span = (layout.get(axis) or {}).get("range")
-        if span is not None and not span[0] <= v <= span[1]:
-            pad = 0.06 * (span[1] - span[0])
-            layout[axis] = {**layout[axis], "range": [min(span[0], v - pad), max(span[1], v + pad)]}
-    kind = d["data"][0].get("type", "scatter") if d["data"] else "scatter"
-    marker = STAR_MARKER if what == "star" else DECODED_MARKER
-    trace = dict(type=kind, x=[x], y=[y], mode="markers", name=name, meta=what, marker=marker,
-                 hovertemplate=f"{name}<extra></extra>")
-    return FrozenFigure(data=list(d["data"]) + [trace], layout=layout)
-
-
-def click_grid(ranges: tuple, n: int = CLICK_GRID) -> dict:
-    """An invisible ``n x n`` grid of points over ``ranges ((x0, x1), (y0, y1))`` (meta "grid"): Plotly reports
-    clicks on points only, so a click on empty space picks the nearest grid point. ``customdata`` is ``-1``
-    (no image)."""
-    gx, gy = np.meshgrid(np.linspace(*ranges[0], n, dtype=np.float32), np.linspace(*ranges[1], n, dtype=np.float32))
-    return dict(type="scattergl", x=typed_array(gx.ravel()), y=typed_array(gy.ravel()), mode="markers",
-                name="decode a point", meta="grid", showlegend=False, hoverinfo="none",
-                marker=dict(size=10, color="rgba(0,0,0,0)"),
-                customdata=typed_array(np.full((n * n, 1), -1, dtype=np.int32)))
-
-
-def with_click_grid(fig: go.Figure, ranges: tuple) -> go.Figure:
-    """``fig`` (a PCA latent scatter with fixed ``ranges``) with :func:`click_grid` as its last trace."""
-    d = fig.to_dict()
-    return FrozenFigure(data=list(d["data"]) + [click_grid(ranges)], layout=d["layout"])
-
-
-def class_probability_chart(proba: np.ndarray, names: Sequence[str], height: int = 260) -> go.Figure:
-    """The GMM's class probabilities of one asked image ``proba (K,)`` as horizontal bars, one per class named by
-    ``names`` (e.g. "class 3 · mostly 7s"), in the classes' colours; the most probable class full, the others
-    pale (meta "proba")."""
-    p = np.asarray(proba, dtype=np.float64)
-    best = int(p.argmax())
-    colours = [scatter.group_colour(k) for k in range(len(p))]
-    fig = go.Figure(go.Bar(
-        x=p, y=list(names), orientation="h", meta="proba", marker=dict(color=colours, opacity=[
-            1.0 if k == best else 0.45 for k in range(len(p))]),
-        text=[f"{v:.2f}" if v >= 0.005 else "" for v in p], textposition="outside", cliponaxis=False,
-        hovertemplate="%{y}: %{x:.3f}<extra></extra>"))
-    fig.update_xaxes(range=[0, 1.15], title_text="probability", tickvals=[0, 0.5, 1])
-    fig.update_yaxes(autorange="reversed", tickfont=dict(size=11))
-    fig.update_layout(showlegend=False, bargap=0.25)
-    return base_layout(fig, "proba", "", height)

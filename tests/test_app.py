@@ -154,7 +154,7 @@ def test_tiny_run_from_the_page_finishes_with_full_charts():
     metrics = by_meta(specs, "metrics")
     assert len(metrics) == 1
     traces = metrics[0]["data"]
-    assert [t["name"] for t in traces] == ["accuracy", "held-out accuracy", "NMI", "held-out NMI", "ARI"]
+    assert [t["name"] for t in traces] == ["accuracy", "NMI", "ARI"]
     assert all(len(t["y"]) == 3 for t in traces)  # iterations + 1, iteration 0 included
     latent = by_meta(specs, "latent")
     assert len(latent) == 3  # selected iteration, before, after

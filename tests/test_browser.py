@@ -86,7 +86,7 @@ def test_tiny_run_finishes_with_all_points(browser, server):
     found = charts(page)
     metrics = [c for c in found if c["meta"] == "metrics"]
     assert len(metrics) == 1
-    assert [t["n"] for t in metrics[0]["traces"]] == [TINY["iterations"] + 1] * 5  # with the held-out lines
+    assert [t["n"] for t in metrics[0]["traces"]] == [TINY["iterations"] + 1] * 3
     latent = [c for c in found if c["meta"] == "latent"]
     assert len(latent) == 3
     for c in latent:

@@ -181,39 +181,3 @@ def test_websocket_text_is_the_same_frame_as_the_event():
     event = asyncio.run(first(False))
     assert isinstance(texts, str) and texts is channel.latest_text  # encoded once, not per follower
     assert event == ff.sse_event(1, texts) and json.loads(texts)["v"] == 1
-
-
-def test_a_frame_carries_the_held_out_accuracy_beside_the_training_one():
-    run = FakeRun()
-    for i in range(3):  # iterations 0..2, each recognising 2000 held-out images
-        r = result(i, seed=i)
-        r.nmi, r.heldout_accuracy, r.heldout_nmi = 0.05 + 0.1 * i, 0.12 + 0.1 * i, 0.04 + 0.1 * i
-        run._run.on_result(r, 1.0)
-    channel = FrameChannel(6, run)
-    assert channel.refresh()
-    f = json.loads(channel.latest_text)
-    assert f["heldout_accuracy"] == [[0, 0.12], [1, 0.22], [2, 0.32]] and f["accuracy"][-1] == [2, 0.3]
-    assert f["scores"] == "training: accuracy 0.300, NMI 0.250 · held-out: accuracy 0.320, NMI 0.240"
-    run.heldout = {"images": 2000, "labelled": True, "origin": "the bundled images outside the training subset",
-                   "reason": ""}
-    assert channel.refresh()  # the summary arrived: a new frame, with the held-out set's size
-    f = json.loads(channel.latest_text)
-    assert f["scores"] == "training: accuracy 0.300, NMI 0.250 · held-out (2000 images): accuracy 0.320, NMI 0.240"
-
-
-def test_a_frame_of_a_run_without_held_out_set_or_labels_says_so():
-    run = FakeRun()
-    run.finish_iterations(2)  # no held-out scores
-    none = {"images": 0, "labelled": False, "origin": "", "reason": "every image of the source is used for training"}
-    f = ff.frame(run.snapshot(), run.labels, run_id=1, version=1, heldout=none)
-    assert f["heldout_accuracy"] == []
-    assert f["scores"].endswith(" · no held-out set: every image of the source is used for training")
-    unlabelled = types.SimpleNamespace(iteration=0, projection=np.zeros((N, 2), np.float32), accuracy=None,
-                                       nmi=None, heldout_accuracy=None, heldout_nmi=None)
-    run = FakeRun()
-    run._run.on_result(unlabelled, 1.0)
-    f = ff.frame(run.snapshot(), None, run_id=1, version=1,
-                 heldout={"images": 40, "labelled": False, "origin": "the uploads", "reason": ""})
-    assert f["accuracy"] == [] and f["heldout_accuracy"] == [] and f["picture"] is None
-    assert f["scores"] == "training: no labels · held-out (40 images): no labels"
-    json.loads(ff.frame_json(f))  # valid JSON, no NaN

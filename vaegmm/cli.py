@@ -67,7 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     r = sub.add_parser("run", help="train and write a Serket-layout run folder")
     r.add_argument("--preset", choices=sorted(PRESETS), help="start from a named preset")
-    add_setting_flags(r)  # --source among them (FIELDS["source"])
+    add_setting_flags(r)
+    r.add_argument("--source", help="auto, bundled, openml, idx:<folder> (MNIST IDX files), serket:<folder> (a "
+                                    "Serket tutorial folder: data.txt, category.txt) or upload:<id>")
     r.add_argument("--device", choices=list(DEVICES), help="torch device")
     r.add_argument("--out", default="runs/latest", help="output folder (default runs/latest)")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -113,13 +115,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def config_from_args(a: argparse.Namespace) -> RunConfig:
     """The run's config: the preset (or the classic defaults), the settings given (``--digits`` without ``--k``
-    sets K to the number of digits, as in a link; ``--source`` is one of them) and ``--device``; validated."""
+    sets K to the number of digits, as in a link), ``--source`` and ``--device``; validated."""
     cfg = preset(a.preset) if a.preset else RunConfig()
     changes = {key: getattr(a, key) for key in FIELDS if getattr(a, key) is not None}
     if "digits" in changes and "k" not in changes:
         changes["k"] = len(changes["digits"])
     cfg = apply_settings(cfg, changes)
-    return (cfg.replace(vae__device=a.device) if a.device is not None else cfg).validate()
+    extra = {path: getattr(a, arg) for arg, path in (("source", "data__source"), ("device", "vae__device"))
+             if getattr(a, arg) is not None}
+    return (cfg.replace(**extra) if extra else cfg).validate()
 
 
 def _error(message) -> int:

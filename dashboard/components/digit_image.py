@@ -15,11 +15,6 @@ from PIL import Image
 from dashboard.components.markup import escape_html
 
 
-def enlarged(img: np.ndarray, scale: int = 5) -> np.ndarray:
-    """(784,) in [0, 1] -> (28*scale, 28*scale), nearest-neighbour, so a small digit stays crisp."""
-    return np.kron(np.asarray(img, dtype=np.float32).reshape(28, 28), np.ones((scale, scale), dtype=np.float32))
-
-
 def png_data_uri(img: np.ndarray) -> str:
     """``img``: (h, w) in [0, 1] (values outside are clipped) -> ``data:image/png;base64,...`` of 8-bit grey."""
     grey = (np.clip(np.asarray(img, dtype=np.float32), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)

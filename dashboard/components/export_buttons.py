@@ -86,12 +86,12 @@ def export_buttons(entry: RunEntry, snap, kind: str, by: str, shown, live, resul
         base_it = next(r for r in snap.history if r.iteration == live.iteration - 1)
         frame = animation.Frame(live.iteration, live.epoch, live.epochs, False, view.xy,
                                 np.asarray(base_it.classes if by == "class" else labels), view.means,
-                                base_it.accuracy)
+                                float(base_it.accuracy))
         key = ("png", view.kind, by, "live", live.iteration)  # one PNG per update: it stays downloadable
     else:
         frame = animation.Frame(result.iteration, len(result.recon), len(result.recon), True, view.xy,
                                 np.asarray(result.classes if by == "class" else labels), view.means,
-                                result.accuracy)
+                                float(result.accuracy))
         key = ("png", view.kind, by, result.iteration)
     groups = np.unique(frame.groups)
     rp = animation.Replay([frame], view.kind, by,

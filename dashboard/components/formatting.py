@@ -1,4 +1,4 @@
-"""Durations and scores as the pages write them."""
+"""Durations as the pages write them."""
 from __future__ import annotations
 
 from typing import Optional
@@ -13,12 +13,3 @@ def fmt_duration(s: Optional[float]) -> str:
     if s < 5400:
         return f"{s / 60:.0f} min"
     return f"{s / 3600:.1f} h"
-
-
-NO_LABELS = "no labels"
-
-
-def metric_text(value: Optional[float], missing: str = NO_LABELS) -> str:
-    """A score as the pages write it, ``"0.791"``; ``missing`` (default "no labels") when it is None: the data
-    had no labels to score against."""
-    return missing if value is None else f"{value:.3f}"

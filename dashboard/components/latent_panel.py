@@ -8,14 +8,12 @@ import streamlit as st
 
 from dashboard import charts
 from dashboard.components import view_fallback
-from dashboard.components.ask_panel import Asked, ask_row, askable, marked_figure
 from dashboard.components.export_buttons import export_buttons
 from dashboard.components.figure_cache import cached_figure, live_picture_key
 from dashboard.components.replay_panel import replay_panel
 from dashboard.components.view_selector import COLOUR_BY, view_selector
 from dashboard.state.session import RunEntry
 from vaegmm.runs.state import TERMINAL, live_picture
-from vaegmm.views.scatter import accuracy_text
 
 SMALL_POINTS = 600  # points in the small "before vs after" copies (SVG, redrawn at every refresh)
 
@@ -25,17 +23,13 @@ def charts_panel(entry: RunEntry, snap) -> None:
     finished run) in the chosen 2-D view, the export buttons, and before vs after."""
     run = entry.run
     h = snap.history
-    if not h:
+    labels = run.labels
+    if not h or labels is None:
         st.info("Iteration 0 (the untrained encoder) appears here as soon as the run starts.",
                 icon=":material/hourglass_top:")
         return
     c1, c2, c3 = st.columns([1, 1.15, 1])
-    if run.labels is None:  # nothing to choose: the points can only be coloured by GMM class
-        colour = "GMM class"
-        c1.caption(":material/label_off: No labels: the points are coloured by GMM class.")
-    else:
-        colour = c1.segmented_control("Colour by", COLOUR_BY, default="digit", key="colour_by",
-                                      required=True) or "digit"
+    colour = c1.segmented_control("Colour by", COLOUR_BY, default="digit", key="colour_by", required=True) or "digit"
     kind = view_selector(c2, "view_kind")
     done = {r.iteration: r for r in h}
     # fixed options (every planned iteration), so the choice survives while more iterations finish
@@ -57,7 +51,7 @@ def charts_panel(entry: RunEntry, snap) -> None:
     if replay:
         replay_panel(entry, snap, kind, by)
     else:
-        _scatter(entry, done, shown, live, result, by, ask=askable(snap))
+        _scatter(entry, done, shown, live, result, by)
     before_after(entry, h, by)
 
 
@@ -78,17 +72,12 @@ def picture(run, snap, kind: str, result=None, latest: bool = True) -> tuple:
     return shown, live
 
 
-def _scatter(entry: RunEntry, done: dict, shown: view_fallback.Shown, live, result, by: str,
-             ask: bool = False) -> None:
+def _scatter(entry: RunEntry, done: dict, shown: view_fallback.Shown, live, result, by: str) -> None:
     """The big scatter: the codes right now (``live``, a snapshot of the VAE update in progress) in the axes of
-    the last finished iteration, or finished iteration ``result``. ``ask``: the drawing canvas below it (a paused
-    or ended run), whose star is drawn into the scatter (issue 25)."""
+    the last finished iteration, or finished iteration ``result``."""
     view_fallback.explain(shown)
-    picture = st.container()  # made before the canvas, filled after it: the star of this run's drawing
-    asked = ask_row(entry, result, shown.view.kind, "ask_main") if ask else Asked()
-    fig = scatter_figure(entry, done, shown, live, result, by)
-    picture.plotly_chart(marked_figure(fig, asked.star), key="scatter_main",
-                         config={"displaylogo": False})
+    st.plotly_chart(scatter_figure(entry, done, shown, live, result, by), key="scatter_main",
+                    config={"displaylogo": False})
 
 
 def scatter_figure(entry: RunEntry, done: dict, shown: view_fallback.Shown, live, result, by: str,
@@ -105,21 +94,21 @@ def scatter_figure(entry: RunEntry, done: dict, shown: view_fallback.Shown, live
     name = view_fallback.LABELS[view.kind]
     if live is not None:
         base = done[live.iteration - 1]
-        colours = (f"colours: GMM classes of iteration {base.iteration} ({accuracy_text(base.accuracy)})"
-                   if by == "class" else f"colours: digits · {accuracy_text(base.accuracy)} so far")
+        colours = (f"colours: GMM classes of iteration {base.iteration} (accuracy {base.accuracy:.3f})"
+                   if by == "class" else f"colours: digits · accuracy so far {base.accuracy:.3f}")
         title = (f"Iteration {live.iteration} in progress, VAE epoch {live.epoch} of {live.epochs}: {name} of "
                  f"the codes right now · {colours}")
         if short is not None:
             title = (f"{short} · iteration {live.iteration}, epoch {live.epoch}/{live.epochs} · {name} · "
-                     f"{accuracy_text(base.accuracy)} so far")
+                     f"accuracy so far {base.accuracy:.3f}")
         key = live_picture_key(entry, ("live", live.iteration, live.epoch, by, view.kind, ranges, height),
-                               len(view.xy))
+                               len(labels))
         return cached_figure(entry, key, lambda: charts.latent_scatter(
             base, labels, by, title=title, view=view, ranges=ranges, uirevision=uirev, height=height))
-    title = (f"Latent space, iteration {result.iteration}: 2-D {name} of the codes · "
-             f"{accuracy_text(result.accuracy)}")
+    title = (f"Latent space, iteration {result.iteration}: 2-D {name} of the codes · accuracy "
+             f"{result.accuracy:.3f}")
     if short is not None:
-        title = f"{short} · iteration {result.iteration} · {name} · {accuracy_text(result.accuracy)}"
+        title = f"{short} · iteration {result.iteration} · {name} · accuracy {result.accuracy:.3f}"
     key = ("main", result.iteration, by, view.kind, ranges, height)
     return cached_figure(entry, key, lambda: charts.latent_scatter(
         result, labels, by, title=title, view=view, ranges=ranges, uirevision=uirev, height=height))
@@ -129,20 +118,20 @@ def before_after(entry: RunEntry, h: list, by: str) -> None:
     """Serket's tutorial figure: PCA of iteration 0 (the untrained encoder) next to the latest iteration, each
     with at most ``SMALL_POINTS`` points."""
     labels = entry.run.labels
-    n = len(h[0].classes)
+    n = len(labels)
     few = f" ({SMALL_POINTS} of the {n} points)" if n > SMALL_POINTS else ""
     st.markdown(f"**Before vs after** (PCA of iteration 0, the untrained encoder, and of the latest iteration{few})")
     b1, b2 = st.columns(2)
     first, last = h[0], h[-1]
     with b1:
         st.plotly_chart(cached_figure(entry, ("small", 0, by), lambda: charts.latent_scatter(
-            first, labels, by, title=f"before: iteration 0 · {accuracy_text(first.accuracy)}", height=340,
-            webgl=False, max_points=SMALL_POINTS)), key="scatter_before", config={"displaylogo": False})
+            first, labels, by, title=f"before: iteration 0 · acc {first.accuracy:.3f}", height=340, webgl=False,
+            max_points=SMALL_POINTS)), key="scatter_before", config={"displaylogo": False})
     with b2:
         if len(h) > 1:
             st.plotly_chart(cached_figure(entry, ("small", last.iteration, by), lambda: charts.latent_scatter(
                 last, labels, by, height=340, webgl=False, max_points=SMALL_POINTS,
-                title=f"after: iteration {last.iteration} · {accuracy_text(last.accuracy)}")),
+                title=f"after: iteration {last.iteration} · acc {last.accuracy:.3f}")),
                 key="scatter_after", config={"displaylogo": False})
         else:
             st.info("The “after” picture appears when iteration 1 finishes.")

@@ -1,5 +1,4 @@
-"""The run's curves: accuracy, NMI and ARI per iteration (training and held-out images), and the VAE's loss
-terms per epoch."""
+"""The run's curves: accuracy, NMI and ARI per iteration, and the VAE's loss terms per epoch."""
 from __future__ import annotations
 
 import streamlit as st
@@ -11,16 +10,10 @@ from vaegmm.runs.state import ACTIVE
 
 
 def metrics_panel(entry: RunEntry, snap) -> None:
-    """Accuracy, NMI and ARI of every finished iteration, the held-out ones dashed (rebuilt when an iteration
-    finishes); without labels, one line saying so."""
-    held = any(getattr(r, "heldout_accuracy", None) is not None for r in snap.history)
-    st.markdown("**Accuracy, NMI and ARI per iteration**" + (" (dashed: held-out images)" if held else ""))
+    """Accuracy, NMI and ARI of every finished iteration (rebuilt when an iteration finishes)."""
+    st.markdown("**Accuracy, NMI and ARI per iteration**")
     if snap.history:
         fig = cached_figure(entry, ("metrics", len(snap.history)), lambda: charts.metrics_chart(snap.history))
-        if not fig.data:
-            st.caption("No labels: this data has no digits to score the classes against, so there are no "
-                       "accuracy, NMI or ARI curves.")
-            return
         st.plotly_chart(fig, key="metrics_chart", config={"displaylogo": False})
 
 

@@ -12,7 +12,7 @@ from dashboard.state.session import RunEntry
 
 def run_view(entry: RunEntry, snap) -> None:
     """Metric cards, the latent panel, and accuracy / losses side by side."""
-    metric_cards(snap, getattr(entry.run, "heldout", None))
+    metric_cards(snap)
     charts_panel(entry, snap)
     m1, m2 = st.columns(2)
     with m1:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard.components.data_source import data_source
 from dashboard.components.markup import escape_markdown
 from dashboard.state.link import current_settings, init_settings, mirror_to_url, pending_link_warnings, widget_key
 from vaegmm.model.params import FIELDS, GMM_LABELS, PRESET_LABELS, preset_settings
@@ -14,8 +13,7 @@ _w = widget_key
 
 def _apply_preset() -> None:
     for key, value in preset_settings(st.session_state[_w("preset")]).items():
-        if key != "source":  # the images stay: a preset is how to train on them
-            st.session_state[_w(key)] = value
+        st.session_state[_w(key)] = value
 
 
 def _digits_changed() -> None:
@@ -30,8 +28,7 @@ def sidebar_settings(disabled: bool = False) -> dict:
     sb = st.sidebar
     sb.selectbox("Preset", list(PRESET_LABELS), format_func=PRESET_LABELS.get, key=_w("preset"),
                  on_change=_apply_preset, disabled=disabled,
-                 help="Fills every field below but the images; any field can then be changed.")
-    data_source(disabled)
+                 help="Fills every field below; any field can then be changed.")
     f = FIELDS
     sb.number_input(f["n"].label, int(f["n"].lo), int(f["n"].hi), step=100, key=_w("n"), help=f["n"].help,
                     disabled=disabled)

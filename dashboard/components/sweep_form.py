@@ -15,7 +15,7 @@ from vaegmm.sweeps.estimate import estimate_seconds, rate_or_calibration, second
 from vaegmm.sweeps.manager import get_manager
 from vaegmm.sweeps.spec import MAX_PAGE_AXES, SweepError, SweepSpec
 
-AXES = [k for k in FIELDS if k not in ("seed", "source")]  # a source axis: the CLI's --grid
+AXES = [k for k in FIELDS if k != "seed"]
 NONE = "(none)"
 DEFAULT_AXES = [("feedback", "on,off"), (NONE, ""), (NONE, "")]
 

@@ -16,10 +16,7 @@ sent as the same bytes to every follower (:mod:`dashboard.follow.hub`). Its cont
   the last finished iteration); ``title`` says which, without repeating the progress line; ``x``, ``y``: ``(P,)``
   rounded to 3 decimals, ``label``: ``(P,)`` digits, ``P <= MAX_POINTS`` (an evenly strided subset of the ``N``
   images, the same subset in every frame), ``range``: ``[x0, x1, y0, y1]``.
-- ``accuracy``: ``[[iteration, accuracy], ...]`` of the finished iterations (none without labels);
-  ``heldout_accuracy``: ``[[iteration, held-out accuracy], ...]``, the same on the images training never saw (none
-  without a labelled held-out set); ``scores``: one line of the last iteration's training and held-out accuracy
-  and NMI, or why there are none (``"no held-out set: ..."``, ``"no labels"``); "" before iteration 0.
+- ``accuracy``: ``[[iteration, accuracy], ...]`` of the finished iterations.
 """
 from __future__ import annotations
 
@@ -29,7 +26,6 @@ from typing import Optional
 
 import numpy as np
 
-from vaegmm.runs.ask import heldout_words
 from vaegmm.runs.state import FAILED, TERMINAL, live_picture
 from vaegmm.runs.status_words import progress_of, status_text
 
@@ -53,8 +49,7 @@ def live_xy(snap) -> tuple[Optional[np.ndarray], str]:
     if live is not None:
         return np.asarray(live.projection, dtype=np.float32), "the codes right now, during the VAE update"
     last = h[-1]
-    acc = "no labels" if last.accuracy is None else f"accuracy {last.accuracy:.3f}"
-    return np.asarray(last.projection, dtype=np.float32), f"iteration {last.iteration}: {acc}"
+    return np.asarray(last.projection, dtype=np.float32), f"iteration {last.iteration}: accuracy {last.accuracy:.3f}"
 
 
 def picture(snap, labels: Optional[np.ndarray], max_points: int = MAX_POINTS) -> Optional[dict]:
@@ -82,47 +77,15 @@ def frame_key(snap) -> tuple:
             id(live) if live is not None else None, snap.seconds_per_iteration is None, snap.message)
 
 
-def per_iteration(history: list, attr: str) -> list:
-    """``[[iteration, value rounded to 4 decimals], ...]`` of the iterations where ``attr`` has a value."""
-    return [[r.iteration, round(float(v), 4)] for r in history if (v := getattr(r, attr, None)) is not None]
-
-
-def scores_line(history: list, heldout: Optional[dict]) -> str:
-    """The frame's ``scores``: "training: accuracy 0.790, NMI 0.712 · held-out (2000 images): accuracy 0.791,
-    NMI 0.705", with "no labels" for a score the data could not give, or the training part and
-    :func:`~vaegmm.runs.ask.heldout_words` when there is no held-out set; "" before iteration 0."""
-    if not history:
-        return ""
-    last = history[-1]
-
-    def pair(acc, nmi) -> str:
-        if acc is None:
-            return "no labels"
-        return f"accuracy {acc:.3f}" + ("" if nmi is None else f", NMI {nmi:.3f}")
-
-    line = "training: " + pair(last.accuracy, getattr(last, "nmi", None))
-    held_acc = getattr(last, "heldout_accuracy", None)
-    if heldout is not None and not heldout.get("images"):
-        return f"{line} · {heldout_words(heldout)}"
-    if held_acc is not None or (heldout or {}).get("images"):
-        n = f" ({heldout['images']} images)" if heldout else ""
-        line += f" · held-out{n}: " + pair(held_acc, getattr(last, "heldout_nmi", None))
-    return line
-
-
-def frame(snap, labels: Optional[np.ndarray], run_id: int, version: int, ended: Optional[bool] = None,
-          heldout: Optional[dict] = None) -> dict:
+def frame(snap, labels: Optional[np.ndarray], run_id: int, version: int, ended: Optional[bool] = None) -> dict:
     """The frame of ``snap`` as a dict (see the module docstring); ``ended``: the run's record is final (default:
-    its state is terminal); ``heldout``: the run's held-out summary (:func:`vaegmm.model.data.heldout_summary`),
-    None while unknown."""
+    its state is terminal)."""
     frac, text = progress_of(snap)
     terminal = snap.state in TERMINAL if ended is None else bool(ended)
     return {"v": version, "t": round(time.time(), 3), "run": run_id, "state": snap.state,
             "terminal": terminal, "failed": snap.state == FAILED, "status": status_text(snap, run_id),
             "message": snap.message or "", "progress": [round(frac, 4), text], "picture": picture(snap, labels),
-            "accuracy": per_iteration(snap.history, "accuracy"),
-            "heldout_accuracy": per_iteration(snap.history, "heldout_accuracy"),
-            "scores": scores_line(snap.history, heldout)}
+            "accuracy": [[r.iteration, round(float(r.accuracy), 4)] for r in snap.history]}
 
 
 def frame_json(frame_dict: dict) -> str:

@@ -59,13 +59,12 @@ class FrameChannel:
         ended = has_ended(self.run)  # before the snapshot: an ended run's snapshot is its last
         snap = self.run.snapshot()
         labels = getattr(self.run, "labels", None)
-        heldout = getattr(self.run, "heldout", None)
-        key = frame_key(snap) + (labels is not None, ended, heldout is not None)
+        key = frame_key(snap) + (labels is not None, ended)
         if key == self._key:
             return False
         self._key = key
         self.version += 1
-        self.latest_text = frame_json(frame(snap, labels, self.run_id, self.version, ended, heldout))
+        self.latest_text = frame_json(frame(snap, labels, self.run_id, self.version, ended))
         self.latest = sse_event(self.version, self.latest_text)
         self.encodes += 1
         self.terminal = ended

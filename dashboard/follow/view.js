@@ -29,26 +29,19 @@ export default function (component) {
       g.fillRect(m + (p.x[i] - x0) * sx - rad, h - m - (p.y[i] - y0) * sy - rad, 2 * rad, 2 * rad);
     }
   }
-  function drawAccuracy(acc, held) {
+  function drawAccuracy(acc) {
     const [g, w, h] = sized(ac), l = 34, b = 18, t = 16;
-    g.fillStyle = "#555"; g.font = "12px sans-serif";
-    g.fillText(held.length ? "accuracy per iteration (dashed: held-out)" : "accuracy per iteration", l, 12);
+    g.fillStyle = "#555"; g.font = "12px sans-serif"; g.fillText("accuracy per iteration", l, 12);
     g.strokeStyle = "#ddd"; g.beginPath();
     [0, 0.5, 1].forEach(v => { const y = h - b - v * (h - b - t); g.moveTo(l, y); g.lineTo(w - 6, y);
                                g.fillText(v.toFixed(1), 4, y + 4); });
     g.stroke();
-    if (!acc.length && !held.length) return;
-    const n = Math.max(1, ...acc.concat(held).map(([i]) => i));
-    const X = i => l + (w - l - 10) * i / n, Y = a => h - b - a * (h - b - t);
-    const line = (pts, dash, dot) => {
-      g.strokeStyle = "#1f77b4"; g.lineWidth = 2; g.setLineDash(dash); g.beginPath();
-      pts.forEach(([i, a], k) => k ? g.lineTo(X(i), Y(a)) : g.moveTo(X(i), Y(a)));
-      g.stroke(); g.setLineDash([]);
-      pts.forEach(([i, a]) => { g.beginPath(); g.arc(X(i), Y(a), 3, 0, 7); dot(); });
-    };
-    line(acc, [], () => { g.fillStyle = "#1f77b4"; g.fill(); });
-    line(held, [6, 4], () => { g.fillStyle = "white"; g.fill(); g.stroke(); });
     if (!acc.length) return;
+    const n = Math.max(1, acc[acc.length - 1][0]), X = i => l + (w - l - 10) * i / n;
+    g.strokeStyle = "#1f77b4"; g.lineWidth = 2; g.beginPath();
+    acc.forEach(([i, a], k) => { const y = h - b - a * (h - b - t); k ? g.lineTo(X(i), y) : g.moveTo(X(i), y); });
+    g.stroke(); g.fillStyle = "#1f77b4";
+    acc.forEach(([i, a]) => { g.beginPath(); g.arc(X(i), h - b - a * (h - b - t), 3, 0, 7); g.fill(); });
     const [li, la] = acc[acc.length - 1]; g.fillStyle = "#555";
     g.fillText("iteration " + li + ": " + la.toFixed(3), Math.max(l, w - 150), h - 4);
   }
@@ -60,14 +53,13 @@ export default function (component) {
     $("fill").style.width = (100 * f.progress[0]).toFixed(1) + "%";
     $("ptext").textContent = f.progress[1];
     $("title").textContent = f.picture ? f.picture.title : "";
-    $("scores").textContent = f.scores || "";
     $("note").textContent = f.terminal
       ? (f.message ? f.state + ": " + f.message + ". " : "") + "The finished run's panels open now."
       : "Live and read-only: this page follows the run as it trains.";
     wrap.dataset.state = f.state; wrap.dataset.frames = String(frames);
     wrap.dataset.picture = f.picture ? f.picture.title + " | " + f.picture.x.slice(0, 5).join(",") : "";
-    wrap.dataset.status = f.status; wrap.dataset.scores = f.scores || "";
-    drawScatter(f.picture); drawAccuracy(f.accuracy, f.heldout_accuracy || []);
+    wrap.dataset.status = f.status;
+    drawScatter(f.picture); drawAccuracy(f.accuracy);
   }
   function ended() {
     if (gone) return;
@@ -89,8 +81,7 @@ export default function (component) {
       timer = setTimeout(connect, wait); wait = Math.min(2 * wait, 5000);
     };
   }
-  const redraw = () => { if (last) { drawScatter(last.picture);
-                                     drawAccuracy(last.accuracy, last.heldout_accuracy || []); } };
+  const redraw = () => { if (last) { drawScatter(last.picture); drawAccuracy(last.accuracy); } };
   window.addEventListener("resize", redraw);
   connect();
   return () => { gone = true; clearTimeout(timer); window.removeEventListener("resize", redraw); if (ws) ws.close(); };

@@ -26,7 +26,6 @@ def how_it_works_page() -> None:
     _messages()
     _what_to_look_for()
     _where_feedback_matters()
-    _asking()
     _controls()
 
 
@@ -153,41 +152,9 @@ def _where_feedback_matters() -> None:
     feedback_map_section()
 
 
-def _asking() -> None:
-    """Recognition, the canvas, decoding a point, the walk, and the images one can bring."""
-    st.header("6. Ask the trained model")
-    st.markdown("""
-    A trained model can be *asked* about images it never learned from. As in Serket's recognition mode, nothing
-    learns while it answers: the trained **encoder** turns the image into a code, and the fitted **GMM** gives the
-    probability of each class for that code. Which digit a class stands for was decided on the *training* images
-    (the same pairing the accuracy uses), never re-decided on the new ones.
-
-    * **Digits it never saw.** Every run sets aside a *held-out* set of images that training never touches (by
-      default the bundled MNIST images outside the run's subset, the same number of each digit). After every
-      iteration they are encoded and classified this way: the **held-out accuracy** says how well what the model
-      learned labels new digits, next to the training accuracy. When they are about equal, the model has learned
-      digits, not memorised its images.
-    * **Draw a digit.** On a finished or paused run, draw on the canvas under the latent picture (mouse or finger).
-      Your drawing is made to look like an MNIST image (the stroke's box shrunk into 20 x 20 pixels and centred in
-      28 x 28 by its centre of mass, as MNIST's digits were), then asked. A big ★ shows where it lands: PCA and
-      LDA place it exactly; t-SNE has no formula for new points, so the star goes where its 5 nearest training codes
-      are. The bars give the GMM's class probabilities, each class named after the digit most of its images show.
-      Try: draw a 7 and see which class it joins. Then draw a 7 with a bar through it, a 4 that is almost a 9, a
-      1 with a base, a letter: watch the star move and the bars spread out when the model is unsure.
-    * **Decode any point.** In the Latent explorer's PCA view, click an empty spot: the decoder draws the code at
-      that place. A 2-D picture of a D-dimensional code cannot say what the other D - 2 numbers are, so they are set
-      to their average; between two clouds you often see a digit half way between two shapes.
-    * **Walk between two classes.** Under the decoded class means, pick two classes: nine images decoded along the
-      straight line from one class mean to the other show how one typical digit turns into the other.
-    * **Your own images.** The sidebar's **Images** choice also takes a Serket tutorial folder (its `data.txt` and
-      `category.txt`) or an uploaded file of N x 784 pixel values, with labels or without. Without labels there is
-      no accuracy ("no labels"): the pictures are coloured by the GMM's classes instead.
-    """)
-
-
 def _controls() -> None:
     """What the buttons do."""
-    st.header("7. The controls")
+    st.header("6. The controls")
     st.markdown("""
     * **Start** trains in the background: the status, the progress bar, the loss chart and the latent scatter refresh
       about once a second; the metrics chart and the before/after pictures each time an iteration finishes.

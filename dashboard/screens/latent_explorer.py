@@ -8,9 +8,8 @@ import numpy as np
 import streamlit as st
 
 from dashboard import charts
-from dashboard.components import decode_view, view_fallback
-from dashboard.components.ask_panel import Asked, ask_row, askable, marked_figure
-from dashboard.components.digit_image import digit_image, enlarged
+from dashboard.components import view_fallback
+from dashboard.components.digit_image import digit_image
 from dashboard.components.figure_cache import cached_figure
 from dashboard.components.run_picker import pick_run
 from dashboard.components.view_selector import COLOUR_BY, view_selector
@@ -20,7 +19,11 @@ from dashboard.state.session import RunEntry, SessionRuns
 from dashboard.components.markup import escape_markdown
 from vaegmm.model.metrics import best_matching
 from vaegmm.model.vae import decode_numpy
-from vaegmm.views.latent2d import PCA
+
+
+def _big(img: np.ndarray, scale: int = 5) -> np.ndarray:
+    """(784,) in [0, 1] -> (28*scale, 28*scale), nearest-neighbour, so a small digit stays crisp."""
+    return np.kron(np.asarray(img, dtype=np.float32).reshape(28, 28), np.ones((scale, scale), dtype=np.float32))
 
 
 def _pick_iteration(container, history, planned: int, key: str) -> object:
@@ -33,9 +36,25 @@ def _pick_iteration(container, history, planned: int, key: str) -> object:
     return done.get(pick, history[-1])
 
 
-def _clickable(fig, kind: str, ranges):
-    """The PCA picture with its invisible click grid (a click on empty space decodes that place)."""
-    return charts.with_click_grid(fig, ranges) if kind == PCA and ranges is not None else fig
+def _selected_index(key: str) -> Optional[int]:
+    """The image index of a point clicked on the scatter (``customdata[0]``), once per new click."""
+    event = st.session_state.get(key)
+    try:
+        points = event["selection"]["points"]
+    except (KeyError, TypeError):
+        return None
+    if not points:
+        return None
+    stamp = tuple(sorted((p.get("curve_number"), p.get("point_index")) for p in points))
+    if st.session_state.get("_explore_last_click") == stamp:
+        return None
+    st.session_state["_explore_last_click"] = stamp
+    cd = points[0].get("customdata")
+    if isinstance(cd, dict):  # a row of a binary (typed) array reaches the server as {"0": index, "1": ...}
+        cd = [cd[k] for k in sorted(cd, key=int)] if all(str(k).isdigit() for k in cd) else None
+    if isinstance(cd, (list, tuple)) and cd:
+        return int(cd[0])
+    return None
 
 
 def explorer_page(runs: SessionRuns) -> None:
@@ -50,7 +69,7 @@ def explorer_page(runs: SessionRuns) -> None:
             if run is None:
                 st.error(escape_markdown(problem), icon=":material/error:")
                 return
-            if not run.history:
+            if not run.history or run.labels is None:
                 st.warning(f"Saved run #{saved_id} has no latent codes on disk (its folder was cleaned up to keep "
                            "the library under its size cap, or it ended before iteration 0); its metrics are on "
                            "the Compare page.", icon=":material/info:")
@@ -78,82 +97,59 @@ def explorer(entry: RunEntry) -> None:
     if snap.is_active:
         st.caption(f":material/autorenew: Run #{run.id} is still training ({snap.iterations_done} of "
                    f"{run.config.iterations} iterations done): this page shows each new iteration by itself.")
-    n = len(result.classes)
-    click = decode_view.clicked("explore_scatter")
-    if click is not None and click[0] == "point" and 0 <= click[1] < n:
-        st.session_state["explore_idx"] = click[1]
-        st.session_state.pop("_explore_spot", None)
-    elif click is not None and click[0] == "spot":
-        st.session_state["_explore_spot"] = (run.id, result.iteration, click[1])
+    n = len(labels)
+    clicked = _selected_index("explore_scatter")
+    if clicked is not None and 0 <= clicked < n:
+        st.session_state["explore_idx"] = clicked
     if st.session_state.get("explore_idx", 0) >= n:
         st.session_state["explore_idx"] = 0
     idx = int(st.session_state.get("explore_idx", 0))
-    spot = st.session_state.get("_explore_spot")
-    spot = spot[2] if spot is not None and spot[:2] == (run.id, result.iteration) else None
 
     left, right = st.columns([3, 2])
     with left:
-        by = "class" if colour == "GMM class" or labels is None else "digit"
+        by = "class" if colour == "GMM class" else "digit"
         shown = view_fallback.iteration_view(run, history, result.iteration, kind)
         view_fallback.explain(shown)
-        if labels is None:
-            st.caption(":material/label_off: This run's images have no labels: the points are coloured by GMM class.")
-        picture = st.container()  # filled after the canvas below: the star of this run's drawing
+        view = shown.view
+        ranges = run.views.ranges(view.kind, view.xy)
+        title = f"Iteration {result.iteration} ({view_fallback.LABELS[view.kind]}): click a point"
+        fig = cached_figure(entry, ("explore", result.iteration, by, idx, view.kind, ranges),
+                            lambda: charts.latent_scatter(
+                                result, labels, by, title=title, selected=idx, height=480, view=view, ranges=ranges,
+                                uirevision=f"explore{run.id}-{view.kind}"))
+        st.plotly_chart(fig, key="explore_scatter", on_select="rerun", selection_mode="points",
+                        config={"displaylogo": False})
     with right:
         st.number_input("Image index", 0, n - 1, step=1, key="explore_idx",
                         help="Or click a point on the scatter.")
-        cls = int(result.classes[idx])
-        match = best_matching(result.classes, labels) if labels is not None else {}
-        digit = f" · digit **{int(labels[idx])}**" if labels is not None else ""
-        st.markdown(f"**Image {idx}**{digit} · GMM class **{cls}**"
+        digit, cls = int(labels[idx]), int(result.classes[idx])
+        match = best_matching(result.classes, labels)
+        st.markdown(f"**Image {idx}** · digit **{digit}** · GMM class **{cls}**"
                     + (f" (class {cls} is matched to digit {match[cls]})" if cls in match else ""))
         recon = decode_numpy(result.decoder_state, result.encoder_mean[idx:idx + 1])[0]
         mean_img = decode_numpy(result.decoder_state, result.class_means[cls:cls + 1])[0]
         c1, c2, c3 = st.columns(3)
         if images is not None:
-            digit_image(c1, enlarged(images[idx] / 255.0), "the image")
-        digit_image(c2, enlarged(recon), "its reconstruction")
-        digit_image(c3, enlarged(mean_img), f"decoded mean of class {cls}")
+            digit_image(c1, _big(images[idx] / 255.0), "the image")
+        digit_image(c2, _big(recon), "its reconstruction")
+        digit_image(c3, _big(mean_img), f"decoded mean of class {cls}")
         st.caption("Reconstruction: the decoder of this iteration applied to the encoder's mean code of the image. "
                    "Early on it is a grey blur; after a few iterations it looks like the digit.")
-        st.markdown("**Decode a point**")
-        decode_view.decoded_point(run, result, shown.view.kind, spot)
-
-    if askable(snap):
-        asked = ask_row(entry, result, shown.view.kind, "ask_explore")
-    else:
-        asked = Asked()
-        st.caption(":material/draw: Draw a digit and ask the model: once the run is paused or has finished.")
-    view = shown.view
-    ranges = run.views.ranges(view.kind, view.xy)
-    title = f"Iteration {result.iteration} ({view_fallback.LABELS[view.kind]}): click a point" + (
-        " or an empty spot" if view.kind == PCA else "")
-    fig = cached_figure(entry, ("explore", result.iteration, by, idx, view.kind, ranges),
-                        lambda: _clickable(charts.latent_scatter(
-                            result, labels, by, title=title, selected=idx, height=480, view=view, ranges=ranges,
-                            uirevision=f"explore{run.id}-{view.kind}"), view.kind, ranges))
-    if view.kind == PCA:
-        fig = marked_figure(fig, spot, "decoded", "decoded point")
-    picture.plotly_chart(marked_figure(fig, asked.star), key="explore_scatter", on_select="rerun",
-                         selection_mode="points", config={"displaylogo": False})
 
     st.subheader(f"Decoded GMM class means, iteration {result.iteration}")
     st.caption("The decoder applied to each class mean: what the model thinks a typical member of each class looks "
                "like. Watch digits emerge from blur as the iterations go on.")
     k = len(result.class_means)
     means_img = decode_numpy(result.decoder_state, result.class_means)
+    match = best_matching(result.classes, labels)
     per_row = 10
     for start in range(0, k, per_row):
         cols = st.columns(per_row)
         for j, c in enumerate(range(start, min(k, start + per_row))):
             count = int(result.class_counts[c])
             tag = f" ↔ digit {match[c]}" if c in match and count else ""
-            digit_image(cols[j], enlarged(means_img[c], 3), f"class {c} ({count}){tag}")
-    st.markdown("**A walk between two class means**")
-    decode_view.class_walk(run, result, "explore_walk")
+            digit_image(cols[j], _big(means_img[c], 3), f"class {c} ({count}){tag}")
 
-    if labels is None:
-        return
     st.subheader("Confusion matrix: GMM classes against digits")
     st.caption("Rows are GMM classes (ordered by the digit they are matched to), columns the true digits. A good "
                "clustering has one large number per row and column.")

@@ -51,7 +51,7 @@ def saved_run_page(run_id: int) -> None:
         entry = saved_entries().setdefault((run_id, current.status, len(current.history)), saved_entry(current))
         snap = current.snapshot()
         status_line(snap, run_id)
-        if not current.history:
+        if not current.history or current.labels is None:
             st.warning("This run's latent codes are no longer on disk (the library keeps its folders under "
                        f"${library.CAP_ENV}); its metrics are on the Compare page.", icon=":material/info:")
             return

@@ -83,26 +83,16 @@ def saved_runs_table(limit: int = 500) -> Optional[pd.DataFrame]:
         out.append({
             "run": r["id"], "when": dt.datetime.fromtimestamp(r["created"]).strftime("%Y-%m-%d %H:%M"),
             "source": r["source"], "preset": r.get("preset") or "", "status": r["status"],
-            "final accuracy": _final(final, "accuracy"),
-            "held-out accuracy": _final(final, "heldout_accuracy"),
+            "final accuracy": round(float(final["accuracy"]), 4) if final is not None else None,
             "images": s["n"], "K": s["k"], "D": s["latent"], "alpha": s["alpha"], "GMM": s["gmm"],
             "codes": s["codes"], "feedback": "on" if s["feedback"] else "off", "seed": s["seed"],
             "iterations": int(final["iteration"]) if final is not None else 0,
-            "final NMI": _final(final, "nmi"),
-            "held-out NMI": _final(final, "heldout_nmi"),
-            "final ARI": _final(final, "ari"),
+            "final NMI": round(float(final["nmi"]), 4) if final is not None else None,
+            "final ARI": round(float(final["ari"]), 4) if final is not None else None,
             "seconds": round(r["seconds"], 1) if r.get("seconds") else None,
             "settings": describe(s),
         })
     return pd.DataFrame(out)
-
-
-def _final(final, column: str) -> Optional[float]:
-    """A last iteration's metric rounded to 4 decimals; None without one (no iteration, no labels, no held-out
-    set, or a run saved before the store had the column)."""
-    if final is None or column not in final.index or pd.isna(final[column]):
-        return None
-    return round(float(final[column]), 4)
 
 
 class _Row:

@@ -268,22 +268,6 @@ def load_upload(upload_id: str) -> tuple[np.ndarray, Optional[np.ndarray]]:
                               "again") from None
 
 
-TRAIN_SHARE = 0.8  # of images a user brings, the share trained on by default (the rest is the held-out set)
-
-
-def training_subset_for(labels: Optional[np.ndarray], rows: int, share: float = TRAIN_SHARE
-                        ) -> tuple[int, tuple[int, ...]]:
-    """``(n, digits)`` to train on a set of ``rows`` images a user brought: ``share`` of them, the same number per
-    digit over the digits its ``labels (rows,)`` hold (so the rest, also balanced, is the held-out set); without
-    labels ``share`` of the rows and the digits 0-9 (unused: such a subset is drawn at random). At least one
-    image per digit."""
-    if labels is None:
-        return max(1, int(rows * share)), tuple(range(10))
-    digits, counts = np.unique(np.asarray(labels), return_counts=True)
-    per_digit = max(1, int(counts.min() * share))
-    return per_digit * len(digits), tuple(int(d) for d in digits)
-
-
 # ---------------------------------------------------------------------------------------------- subset
 def per_digit_counts(n: int, digits) -> dict[int, int]:
     """``n`` split evenly over ``digits``; the remainder goes one each to the first digits."""

@@ -12,8 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Optional
 
-from vaegmm.model.config import (CODE_KINDS, DATA_SOURCE_PREFIXES, DATA_SOURCES, GMM_BACKENDS, PRECISIONS, RunConfig,
-                                 preset)
+from vaegmm.model.config import CODE_KINDS, GMM_BACKENDS, PRECISIONS, RunConfig, preset
 from vaegmm.model.data import BUNDLED_PER_DIGIT, per_digit_counts
 
 DEFAULT_PRESET = "quick-demo"
@@ -29,7 +28,7 @@ MNIST_MIN_PER_DIGIT = 6313  # the rarest digit (5) in the 70 000 MNIST images
 class Field:
     key: str
     label: str
-    kind: str  # "int", "float", "choice", "digits", "bool", "source"
+    kind: str  # "int", "float", "choice", "digits", "bool"
     lo: Optional[float] = None
     hi: Optional[float] = None
     choices: tuple = ()
@@ -66,10 +65,6 @@ FIELDS: dict[str, Field] = {f.key: f for f in (
                "(float32 master weights), about 2x faster on CPUs with AVX512-BF16 or AMX, many times slower on "
                "others (emulated). auto: bf16 where the CPU or GPU multiplies it natively, else fp32.",
           path="vae__precision"),
-    Field("source", "Data source", "source",
-          help="auto (MNIST: the bundled copy, else $VAEGMM_MNIST_DIR, else OpenML), bundled, openml, "
-               "idx:<folder>, serket:<folder> (a Serket tutorial folder: data.txt, category.txt) or upload:<id> "
-               "(a file uploaded on the dashboard).", path="data__source"),
 )}
 KEYS = ("preset",) + tuple(FIELDS)
 
@@ -79,8 +74,7 @@ def settings_from_config(cfg: RunConfig, preset_name: str = DEFAULT_PRESET) -> d
     return {"preset": preset_name, "n": cfg.data.n, "digits": list(cfg.data.digits), "k": cfg.gmm.n_classes,
             "latent": cfg.vae.latent_dim, "alpha": float(cfg.vae.alpha), "iterations": cfg.iterations,
             "epochs": cfg.vae.epochs, "batch": cfg.vae.batch_size, "gmm": cfg.gmm.backend, "codes": cfg.codes,
-            "feedback": bool(cfg.feedback), "seed": cfg.seed, "precision": cfg.vae.precision,
-            "source": cfg.data.source}
+            "feedback": bool(cfg.feedback), "seed": cfg.seed, "precision": cfg.vae.precision}
 
 
 def preset_settings(name: str) -> dict:
@@ -129,12 +123,6 @@ def _per_digit(s: Mapping[str, Any]) -> int:
     return max(per_digit_counts(int(s["n"]), s["digits"]).values())
 
 
-def is_mnist(s: Mapping[str, Any]) -> bool:
-    """Whether the settings' images are MNIST's (not a Serket folder or an upload, whose sizes their files
-    decide)."""
-    return not str(s.get("source", "auto")).startswith(("serket:", "upload:"))
-
-
 def check_settings(s: Mapping[str, Any]) -> list[str]:
     """Problems the widgets cannot prevent, as messages (empty when the settings can run)."""
     problems = []
@@ -143,7 +131,7 @@ def check_settings(s: Mapping[str, Any]) -> list[str]:
     if int(s["k"]) > int(s["n"]):
         problems.append(f"K = {s['k']} classes is more than the {s['n']} images.")
     per_digit = _per_digit(s)
-    if per_digit > MNIST_MIN_PER_DIGIT and is_mnist(s):
+    if per_digit > MNIST_MIN_PER_DIGIT:
         problems.append(f"{s['n']} images over {len(s['digits'])} digits needs {per_digit} per digit, but MNIST "
                         f"holds only {MNIST_MIN_PER_DIGIT} of its rarest digit: choose at most "
                         f"{MNIST_MIN_PER_DIGIT * len(s['digits'])} images for these digits.")
@@ -157,7 +145,7 @@ def check_settings(s: Mapping[str, Any]) -> list[str]:
 
 def data_note(s: Mapping[str, Any]) -> Optional[str]:
     """A hint when the settings need more images than the bundled copy holds."""
-    if not s["digits"] or not is_mnist(s):
+    if not s["digits"]:
         return None
     per_digit = _per_digit(s)
     if per_digit > BUNDLED_PER_DIGIT:
@@ -192,10 +180,6 @@ def parse_value(f: Field, raw: str) -> Any:
         if text.lower() not in f.choices:
             raise ValueError
         return text.lower()
-    elif f.kind == "source":
-        if not (text in DATA_SOURCES or any(text.startswith(p) and len(text) > len(p) for p in DATA_SOURCE_PREFIXES)):
-            raise ValueError
-        return text
     elif f.kind == "bool":
         t = text.lower()
         if t in ("on", "1", "true", "yes"):
@@ -225,8 +209,6 @@ def expected(f: Field) -> str:
         return " or ".join(f.choices)
     if f.kind == "bool":
         return "on or off"
-    if f.kind == "source":
-        return ", ".join(DATA_SOURCES) + ", " + ", ".join(f"{p}<...>" for p in DATA_SOURCE_PREFIXES)
     return "distinct digits 0-9, e.g. 0123"
 
 
@@ -304,10 +286,8 @@ def parse_query(params: Mapping[str, Any]) -> tuple[dict, list[str]]:
 def describe(s: Mapping[str, Any]) -> str:
     """One line for lists of runs: the settings that matter most."""
     digits = "all" if len(s["digits"]) == 10 else "".join(map(str, s["digits"]))
-    source = s.get("source", "auto")
     return (f"n={s['n']} digits={digits} K={s['k']} D={s['latent']} alpha={s['alpha']:g} "
-            f"{s['iterations']}x{s['epochs']} ep, {s['gmm']}, {s['codes']}, feedback {'on' if s['feedback'] else 'off'}"
-            + ("" if source == "auto" else f", data {source}"))
+            f"{s['iterations']}x{s['epochs']} ep, {s['gmm']}, {s['codes']}, feedback {'on' if s['feedback'] else 'off'}")
 
 
 def settings_equal(a: Mapping[str, Any], b: Mapping[str, Any], keys: Callable = lambda: FIELDS) -> bool:
