@@ -4,8 +4,8 @@ Trains the same settings and seed with 1 and 2 torch threads and with precision 
 (``train_run``), and prints the accuracies and a SHA-256 of the last iteration's codes. Measured on the AMD EPYC
 (AVX2 only, 2 cores) of issue 18: every line of a preset identical (bit-identical codes), so the key leaves the
 thread count out and uses the resolved precision (on a CPU with native bf16, ``auto`` is bf16 and differs from
-fp32 by design: the lines compare 1 and 2 threads at one precision). ``--full`` also trains Serket-classic and project-default at
-full size (3000 images, batch 500, 2 epochs, 1 iteration).
+fp32 by design: the lines compare 1 and 2 threads at one precision). ``--full`` also trains Serket-classic and
+project-default at full size (3000 images, batch 500, 2 epochs, 1 iteration).
 
     python bench/determinism.py [--full]
 """

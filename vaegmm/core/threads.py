@@ -1,8 +1,8 @@
 """CPU threads for torch: how many a run gets, decided per run from the cores that are free when it starts.
 
-Measured on the 2-core machine this project targets (issue 17; its table is in git history, ``git show 86603c0:BENCHMARKS.md``, section "Speed (issue 17)"): one classic
-VAE update takes 8.7 s on 1 thread; 2 threads with OpenMP's passive waiting 8.9 s (the second thread buys nothing,
-every small parallel region pays a wake-up); 2 threads whose idle threads spin a little before they sleep
+Measured on the 2-core machine this project targets (issue 17; its table is in git history: ``git show
+86603c0:BENCHMARKS.md``, section "Speed (issue 17)"): one classic VAE update takes 8.7 s on 1 thread; 2 threads
+with OpenMP's passive waiting 8.9 s (the second thread buys nothing, every small parallel region pays a wake-up); 2 threads whose idle threads spin a little before they sleep
 (``GOMP_SPINCOUNT=10000``, set in ``vaegmm/__init__.py`` unless the user chose a policy) 4.7 s. But with one core
 held by another process the same 2 spinning threads take 22.6 s, against 9.2 s on 1 thread: a second thread pays
 only when its core is free. So each run takes ``min(cores // capacity, free cores)`` threads (``capacity`` = runs

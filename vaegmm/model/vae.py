@@ -160,7 +160,8 @@ def precision_note(precision: str, device: torch.device | str = "cpu") -> Option
     """A warning for ``precision`` on ``device``, or None: ``"bf16"`` on a CPU without native bf16 multiplies
     (no AVX512-BF16/AMX, e.g. an AVX2-only AMD EPYC) is emulated by oneDNN and many times slower than float32
     (measured on a 2-core AMD EPYC (Zen 3): a Serket-classic run took over 10 CPU minutes in bf16 against ~2.8 in
-    float32; BENCHMARKS.md "Speed", past measurement; the full table is in git history, ``git show 86603c0:BENCHMARKS.md``). ``"auto"`` already falls back to float32 there."""
+    float32; BENCHMARKS.md "Speed", past measurement; the full table: ``git show 86603c0:BENCHMARKS.md``).
+    ``"auto"`` already falls back to float32 there."""
     device = torch.device(device)
     if precision == "bf16" and device.type == "cpu" and not _cpu_has_bf16_gemm():
         return ("this CPU has no native bf16 matrix multiplies (AVX512-BF16 or AMX): bf16 is emulated and many "

@@ -7,8 +7,8 @@ on 2 torch threads (quick-demo and Serket-classic shrunk to 300 images, and both
 batch 500, 2 epochs), and ``precision="auto"`` gives exactly what ``"fp32"`` gives, because ``auto`` resolves to
 fp32 on a CPU without native bf16. So the key is the config with ``precision`` replaced by the *resolved*
 precision (``fp32`` or ``bf16``: bf16 rounds differently), ``device`` by the resolved device type, and the seed;
-the thread count is left out (it does not change the numbers here). On a CPU with native bf16, ``auto`` resolves
-to bf16 and keys with ``bf16``. Measured again on a 2-core AMD EPYC Zen 4 with AVX512-BF16 (``python
+the thread count is left out (it does not change the accuracies, measured below). On a CPU with native bf16,
+``auto`` resolves to bf16 and keys with ``bf16``. Measured again on a 2-core AMD EPYC Zen 4 with AVX512-BF16 (``python
 bench/determinism.py``, 2026-12-07): 1 and 2 threads give bit-identical codes in bf16 and for serket-classic in
 fp32; quick-demo's fp32 codes differ in the last bits (MKL's fp32 multiplies split differently), its accuracies
 do not, so a replayed run may differ from a fresh one in the codes' last bits, not in what the page shows.
